@@ -1,0 +1,140 @@
+"""The on-disk activation cache: one memory-mapped matrix per site, plus the token index.
+
+Layout of a cache folder (fixed file names):
+    meta.json                 sites {name: d}, dtype, n_examples, n_tokens, model and split info
+    tokens.npz                example_index [n_tokens] int32, position [n_tokens] int32,
+                              token_id [n_tokens] int32, example_start [n_examples] int64,
+                              example_length [n_examples] int32
+    head_features.npy         [n_examples, d_head] float32: what the classifier's head reads
+    labels.npy                [n_examples] int64 (when labels were given)
+    sites/<site>.bin          [n_tokens, d] raw matrix in `dtype` (bfloat16 stored as uint16)
+Rows are non-pad tokens only; each example's tokens are contiguous, starting at example_start.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+CacheDtype = Literal["float32", "float16", "bfloat16"]
+_NUMPY_STORAGE = {"float32": np.float32, "float16": np.float16, "bfloat16": np.uint16}
+_TORCH_DTYPE = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+NOT_A_CACHE = "{path} is not a complete activation cache (meta.json missing)."
+UNKNOWN_CACHE_SITE = "The activation cache has no site {name!r}; it has {known}."
+
+
+def to_storage(hidden: torch.Tensor, dtype: CacheDtype) -> np.ndarray:
+    """A float tensor as the numpy array written to the cache."""
+    tensor = hidden.detach().to("cpu", _TORCH_DTYPE[dtype])
+    if dtype == "bfloat16":
+        return tensor.view(torch.int16).numpy().view(np.uint16)
+    return tensor.numpy()
+
+
+class SiteActivations:
+    """A read-only [n_tokens, d] view of one site that always yields float32 numpy arrays."""
+
+    def __init__(self, raw: np.ndarray, dtype: CacheDtype) -> None:
+        self._raw = raw
+        self._dtype = dtype
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self._raw.shape  # type: ignore[return-value]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(np.float32)
+
+    @property
+    def storage_dtype(self) -> CacheDtype:
+        return self._dtype
+
+    def __len__(self) -> int:
+        return self._raw.shape[0]
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        block = np.array(self._raw[index])
+        if self._dtype == "bfloat16":
+            return torch.from_numpy(block.view(np.int16)).view(torch.bfloat16).float().numpy()
+        return block.astype(np.float32, copy=False)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self[:]
+        return out if dtype is None else out.astype(dtype)
+
+
+@dataclass
+class ActivationCache:
+    """An opened cache folder (see the module docstring for its layout)."""
+
+    root: Path
+    meta: dict[str, Any]
+    example_index: np.ndarray
+    position: np.ndarray
+    token_id: np.ndarray
+    example_start: np.ndarray
+    example_length: np.ndarray
+    head_features: np.ndarray
+    labels: np.ndarray | None
+    _sites: dict[str, SiteActivations] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def open(cls, root: str | Path) -> ActivationCache:
+        root = Path(root)
+        if not (root / "meta.json").is_file():
+            raise FileNotFoundError(NOT_A_CACHE.format(path=root))
+        meta = json.loads((root / "meta.json").read_text())
+        tokens = np.load(root / "tokens.npz")
+        labels_path = root / "labels.npy"
+        return cls(
+            root=root,
+            meta=meta,
+            example_index=tokens["example_index"],
+            position=tokens["position"],
+            token_id=tokens["token_id"],
+            example_start=tokens["example_start"],
+            example_length=tokens["example_length"],
+            head_features=np.load(root / "head_features.npy"),
+            labels=np.load(labels_path) if labels_path.is_file() else None,
+        )
+
+    @property
+    def site_names(self) -> list[str]:
+        return list(self.meta["sites"])
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.meta["n_tokens"])
+
+    @property
+    def n_examples(self) -> int:
+        return int(self.meta["n_examples"])
+
+    def site(self, name: str) -> SiteActivations:
+        """The [n_tokens, d] activations of one site (memory-mapped)."""
+        if name not in self.meta["sites"]:
+            raise KeyError(UNKNOWN_CACHE_SITE.format(name=name, known=self.site_names))
+        if name not in self._sites:
+            dtype: CacheDtype = self.meta["dtype"]
+            raw = np.memmap(
+                site_path(self.root, name), mode="r", dtype=_NUMPY_STORAGE[dtype],
+                shape=(self.n_tokens, int(self.meta["sites"][name])),
+            )
+            self._sites[name] = SiteActivations(raw, dtype)
+        return self._sites[name]
+
+    def example_rows(self, example: int) -> slice:
+        """Rows of the site matrices that belong to one example."""
+        start = int(self.example_start[example])
+        return slice(start, start + int(self.example_length[example]))
+
+
+def site_path(root: Path, name: str) -> Path:
+    return root / "sites" / f"{name}.bin"

@@ -1,0 +1,129 @@
+"""Filling an activation cache with one forward pass over a list of texts."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from editing_service.activations.cache import (
+    _NUMPY_STORAGE,
+    ActivationCache,
+    CacheDtype,
+    site_path,
+    to_storage,
+)
+from editing_service.model.batching import length_sorted_batches, token_lengths
+from editing_service.model.classifier import TextClassifier
+from editing_service.model.hooks import capture
+from editing_service.model.sites import Site
+
+logger = logging.getLogger(__name__)
+
+NO_TEXTS = "Cannot cache activations of 0 texts."
+LABELS_LENGTH = "labels has {n_labels} entries but there are {n_texts} texts."
+
+
+@torch.inference_mode()
+def collect_activations(
+    classifier: TextClassifier,
+    texts: list[str],
+    *,
+    sites: list[Site],
+    out_dir: str | Path,
+    labels: np.ndarray | None = None,
+    dtype: CacheDtype = "float32",
+    batch_size: int = 32,
+    progress: bool = True,
+    on_progress: Callable[[float], None] | None = None,
+    info: dict[str, object] | None = None,
+) -> ActivationCache:
+    """Run the classifier once over `texts` and write the cache to `out_dir` (replaced if present).
+
+    Records every site's output at non-pad tokens and the features the head reads.
+    """
+    if not texts:
+        raise ValueError(NO_TEXTS)
+    if labels is not None and len(labels) != len(texts):
+        raise ValueError(LABELS_LENGTH.format(n_labels=len(labels), n_texts=len(texts)))
+    out = Path(out_dir)
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "sites").mkdir(parents=True)
+
+    lengths = token_lengths(classifier.tokenizer, texts, classifier.max_length)
+    n_tokens = int(lengths.sum())
+    # Rows are laid out in the batch order (sorted by length), each example contiguous.
+    order = np.argsort(lengths, kind="stable")
+    example_start = np.zeros(len(texts), dtype=np.int64)
+    example_start[order] = np.concatenate([[0], np.cumsum(lengths[order])[:-1]])
+    example_index = np.empty(n_tokens, dtype=np.int32)
+    position = np.empty(n_tokens, dtype=np.int32)
+    token_id = np.empty(n_tokens, dtype=np.int32)
+
+    d_model = int(classifier.backbone.config.hidden_size)
+    matrices: dict[str, np.memmap] = {}
+    head_features: np.ndarray | None = None
+
+    cursor = 0
+    bar = tqdm(total=len(texts), desc="activations", unit="text", disable=not progress)
+    for rows, batch in length_sorted_batches(
+        classifier.tokenizer, texts, batch_size=batch_size, max_length=classifier.max_length, lengths=lengths
+    ):
+        batch = batch.to(classifier.device)
+        mask = batch["attention_mask"].bool()
+        with capture(classifier.backbone, sites) as store:
+            features, _ = classifier.head_features(batch["input_ids"], batch["attention_mask"])
+        if head_features is None:
+            head_features = np.zeros((len(texts), features.shape[-1]), dtype=np.float32)
+        head_features[rows] = features.float().cpu().numpy()
+
+        n = int(mask.sum())
+        ex_local, pos = mask.nonzero(as_tuple=True)  # row-major: each example's tokens in order
+        example_index[cursor : cursor + n] = rows[ex_local.cpu().numpy()]
+        position[cursor : cursor + n] = pos.cpu().numpy()
+        token_id[cursor : cursor + n] = batch["input_ids"][mask].cpu().numpy()
+        for site in sites:
+            hidden = store[site.name][mask]  # [n, d]
+            if site.name not in matrices:
+                matrices[site.name] = np.memmap(
+                    site_path(out, site.name), mode="w+", dtype=_NUMPY_STORAGE[dtype],
+                    shape=(n_tokens, hidden.shape[-1]),
+                )
+            matrices[site.name][cursor : cursor + n] = to_storage(hidden, dtype)
+        cursor += n
+        bar.update(len(rows))
+        if on_progress is not None:
+            on_progress(bar.n / len(texts))
+    bar.close()
+    assert cursor == n_tokens, (cursor, n_tokens)
+
+    for matrix in matrices.values():
+        matrix.flush()
+    np.savez(
+        out / "tokens.npz", example_index=example_index, position=position, token_id=token_id,
+        example_start=example_start, example_length=lengths.astype(np.int32),
+    )
+    assert head_features is not None
+    np.save(out / "head_features.npy", head_features)
+    if labels is not None:
+        np.save(out / "labels.npy", np.asarray(labels, dtype=np.int64))
+    meta = {
+        "sites": {name: int(m.shape[1]) for name, m in matrices.items()},
+        "dtype": dtype,
+        "n_examples": len(texts),
+        "n_tokens": n_tokens,
+        "d_model": d_model,
+        "model": classifier.source.name_or_path,
+        "model_sha256": classifier.source.weights_sha256,
+        **(info or {}),
+    }
+    (out / "meta.json").write_text(json.dumps(meta, indent=2))  # written last: marks the cache complete
+    logger.info("Cached %d tokens of %d texts at %d sites in %s", n_tokens, len(texts), len(sites), out)
+    return ActivationCache.open(out)

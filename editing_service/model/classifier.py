@@ -1,0 +1,201 @@
+"""`TextClassifier`: a Hugging Face transformer whose decision is a final linear layer, the head.
+
+Two kinds:
+- "probe": a base model plus a linear head on the attention-mask mean-pooled output of one block
+  (the SHIFT setting); the head is fitted by the service.
+- "sequence_classification": an `AutoModelForSequenceClassification`; its head is the last
+  `nn.Linear` of its classification module, and the features it reads are captured with a pre-hook.
+
+Everything downstream (activation caching, attribution, the edit) sees a classifier through this
+one interface: `sites()`, `head_features()`, `forward()`, `predict_proba()`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from editing_service.model.batching import length_sorted_batches
+from editing_service.model.head import fit_linear_head
+from editing_service.model.hooks import capture, capture_input
+from editing_service.model.sites import Site, SiteKind, find_sites, resolve_sites
+
+ClassifierKind = Literal["probe", "sequence_classification"]
+
+NOT_FITTED = "This classifier's head is not fitted yet: call fit_head(features, labels) first."
+HEAD_NOT_FOUND = (
+    "Cannot find the classification head of {arch}: expected a final nn.Linear at one of {paths}."
+)
+_HEAD_PATHS = ("classifier.out_proj", "classifier", "score", "classifier.dense", "logits_proj")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where the backbone came from, for provenance."""
+
+    path: str
+    name_or_path: str
+    weights_sha256: str
+    embedded_default: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mean over non-pad positions: [B, T, d] -> [B, d]."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+def last_token(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The last non-pad position of right-padded sequences: [B, T, d] -> [B, d]."""
+    last = attention_mask.sum(1).long() - 1
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+
+
+def find_head(model: nn.Module) -> tuple[str, nn.Linear]:
+    """The final linear layer of a sequence-classification model."""
+    for path in _HEAD_PATHS:
+        try:
+            module = model.get_submodule(path)
+        except AttributeError:
+            continue
+        if isinstance(module, nn.Linear):
+            return path, module
+    raise ValueError(HEAD_NOT_FOUND.format(arch=type(model).__name__, paths=list(_HEAD_PATHS)))
+
+
+class TextClassifier(nn.Module):
+    """A transformer classifier with an identifiable linear head and hookable sites."""
+
+    def __init__(
+        self,
+        *,
+        backbone: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        classes: list[str],
+        kind: ClassifierKind,
+        source: ModelSource,
+        head: nn.Linear | None = None,
+        probe_layer: int | None = None,
+        max_length: int = 256,
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone.eval()
+        self.tokenizer = tokenizer
+        self.classes = list(classes)
+        self.kind: ClassifierKind = kind
+        self.source = source
+        self.max_length = max_length
+        self.probe_layer = probe_layer
+        self._head_path: str | None = None
+        if kind == "probe":
+            if probe_layer is None:
+                raise ValueError("A probe classifier needs probe_layer.")
+            if not 0 <= probe_layer < self.n_layers:
+                raise ValueError(f"probe_layer must be in [0, {self.n_layers}), got {probe_layer}.")
+            self.probe_head = head
+            self.probe_site: Site | None = find_sites(backbone)[probe_layer]
+        else:
+            self._head_path, _ = find_head(backbone)
+            self.probe_site = None
+            self.probe_head = None
+
+    # ---- structure -------------------------------------------------------------------------
+    @property
+    def head(self) -> nn.Linear | None:
+        if self.kind == "probe":
+            return self.probe_head
+        return self.backbone.get_submodule(self._head_path)  # type: ignore[arg-type, return-value]
+
+    @property
+    def is_fitted(self) -> bool:
+        return self.head is not None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.backbone.parameters()).device
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.backbone.config.num_hidden_layers)
+
+    def sites(self, kinds: tuple[SiteKind, ...] = ("block",)) -> list[Site]:
+        return find_sites(self.backbone, kinds=kinds)
+
+    def resolve_sites(self, names: list[str] | None) -> list[Site]:
+        return resolve_sites(self.backbone, names)
+
+    def set_head(self, head: nn.Linear) -> None:
+        """Replace the head's weights (the module object of a sequence classifier stays in place)."""
+        head = head.to(self.device)
+        if self.kind == "probe":
+            self.probe_head = head
+            return
+        current = self.head
+        assert current is not None
+        if current.weight.shape != head.weight.shape:
+            raise ValueError(
+                f"New head has shape {tuple(head.weight.shape)}, the model's head {tuple(current.weight.shape)}."
+            )
+        with torch.no_grad():
+            current.weight.copy_(head.weight)
+            current.bias.copy_(head.bias)
+
+    def fit_head(self, features: np.ndarray, labels: np.ndarray, **kwargs: float) -> TextClassifier:
+        """Fit the head on precomputed head features; returns self."""
+        self.set_head(fit_linear_head(features, labels, n_classes=len(self.classes), **kwargs))
+        return self
+
+    # ---- computation -----------------------------------------------------------------------
+    def head_features(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(features the head reads [B, d], logits [B, C] or None when the head is not fitted)."""
+        if self.kind == "probe":
+            site = self.probe_site
+            assert site is not None
+            with capture(self.backbone, [site], detach=False) as store:
+                self.backbone(input_ids=input_ids, attention_mask=attention_mask)
+            features = mean_pool(store[site.name], attention_mask)
+            head = self.probe_head
+            return features, (head(features) if head is not None else None)
+        head = self.head
+        assert head is not None
+        with capture_input(head) as store:
+            logits = self.backbone(input_ids=input_ids, attention_mask=attention_mask).logits
+        features = store["input"]
+        if features.dim() == 3:  # decoder classifiers score the last non-pad token
+            features = last_token(features, attention_mask)
+        return features, logits
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Class logits [B, C]."""
+        if not self.is_fitted:
+            raise ValueError(NOT_FITTED)
+        _, logits = self.head_features(input_ids, attention_mask)
+        assert logits is not None
+        return logits
+
+    @torch.inference_mode()
+    def predict_proba(self, texts: list[str], *, batch_size: int = 32) -> np.ndarray:
+        """Class probabilities [n, C] in the order of `self.classes`."""
+        if not self.is_fitted:
+            raise ValueError(NOT_FITTED)
+        out = np.zeros((len(texts), len(self.classes)), dtype=np.float32)
+        for rows, batch in length_sorted_batches(
+            self.tokenizer, texts, batch_size=batch_size, max_length=self.max_length
+        ):
+            batch = batch.to(self.device)
+            logits = self(batch["input_ids"], batch["attention_mask"])
+            out[rows] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+        return out
+
+    def predict(self, texts: list[str], *, batch_size: int = 32) -> list[str]:
+        """Predicted class names."""
+        proba = self.predict_proba(texts, batch_size=batch_size)
+        return [self.classes[i] for i in proba.argmax(axis=1)]

@@ -1,0 +1,84 @@
+"""Forward hooks attached in context managers: read or replace a site's output.
+
+Hooks are removed in `finally`, so an intervention never leaks into the next call. Module outputs
+may be a tensor or a tuple whose first element is the hidden state (DeBERTa layers, attention
+modules); both are handled here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+
+from editing_service.model.sites import Site
+
+HiddenFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def hidden_of(output: Any) -> torch.Tensor:
+    """The hidden-state tensor inside a module output."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, tuple) and output and isinstance(output[0], torch.Tensor):
+        return output[0]
+    raise TypeError(f"Cannot find a hidden-state tensor in a module output of type {type(output).__name__}.")
+
+
+def with_hidden(output: Any, hidden: torch.Tensor) -> Any:
+    """`output` with its hidden-state tensor replaced by `hidden`."""
+    if isinstance(output, torch.Tensor):
+        return hidden
+    return (hidden, *output[1:])
+
+
+@contextmanager
+def intervene(model: nn.Module, fns: Mapping[Site, HiddenFn]) -> Iterator[None]:
+    """Replace each site's hidden output `h` with `fn(h)` while the context is open."""
+    handles = []
+    try:
+        for site, fn in fns.items():
+            module = model.get_submodule(site.module_path)
+
+            def hook(_mod: nn.Module, _args: Any, output: Any, fn: HiddenFn = fn) -> Any:
+                return with_hidden(output, fn(hidden_of(output)))
+
+            handles.append(module.register_forward_hook(hook))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
+def capture(model: nn.Module, sites: list[Site], *, detach: bool = True) -> Iterator[dict[str, torch.Tensor]]:
+    """Record each site's hidden output (the last forward call's) into the yielded dict."""
+    store: dict[str, torch.Tensor] = {}
+
+    def reader(site: Site) -> HiddenFn:
+        def read(hidden: torch.Tensor) -> torch.Tensor:
+            store[site.name] = hidden.detach() if detach else hidden
+            return hidden
+
+        return read
+
+    with intervene(model, {site: reader(site) for site in sites}):
+        yield store
+
+
+@contextmanager
+def capture_input(module: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
+    """Record the first positional input of `module` (the features a linear head reads)."""
+    store: dict[str, torch.Tensor] = {}
+
+    def pre_hook(_mod: nn.Module, args: tuple[Any, ...]) -> None:
+        store["input"] = args[0]
+
+    handle = module.register_forward_pre_hook(pre_hook)
+    try:
+        yield store
+    finally:
+        handle.remove()

@@ -1,0 +1,105 @@
+"""Loading classifiers (probe and sequence-classification), the head, and bad model folders."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from factories import make_model_folder
+
+from editing_service.model import TextClassifier, fit_linear_head, load_classifier, mean_pool
+from editing_service.model.classifier import NOT_FITTED
+from editing_service.model.load import CLASSES_MISMATCH, NO_CONFIG, NO_SAFETENSORS
+
+CLASSES = ["nurse", "surgeon"]
+TEXTS = ["she works as a nurse in the ward", "he is a surgeon", "the hospital team", "a nurse"]
+
+
+def test_probe_reads_the_mean_pooled_output_of_its_block(tmp_path) -> None:
+    clf = load_classifier(make_model_folder(tmp_path, "bert"), classes=CLASSES, probe_layer=0)
+    batch = clf.tokenizer(TEXTS, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = clf.backbone(**{k: batch[k] for k in ("input_ids", "attention_mask")},
+                              output_hidden_states=True).hidden_states[1]
+        features, logits = clf.head_features(batch["input_ids"], batch["attention_mask"])
+    mask = batch["attention_mask"][..., None].float()
+    torch.testing.assert_close(features, (hidden * mask).sum(1) / mask.sum(1))
+    assert logits is None and not clf.is_fitted
+    with pytest.raises(ValueError, match="not fitted yet"):
+        clf.predict(TEXTS)
+    assert NOT_FITTED.startswith("This classifier's head is not fitted")
+
+
+def test_mean_pool_ignores_padding() -> None:
+    hidden = torch.tensor([[[1.0], [3.0], [100.0]]])
+    assert mean_pool(hidden, torch.tensor([[1, 1, 0]])).item() == 2.0
+
+
+def test_fitted_head_predicts_and_probabilities_match_logits(tmp_path) -> None:
+    clf = load_classifier(make_model_folder(tmp_path, "gpt2"), classes=CLASSES)
+    batch = clf.tokenizer(TEXTS, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        features, _ = clf.head_features(batch["input_ids"], batch["attention_mask"])
+    labels = np.array([0, 1, 1, 0])
+    clf.fit_head(features.numpy(), labels)
+    proba = clf.predict_proba(TEXTS, batch_size=3)
+    with torch.no_grad():
+        expected = torch.softmax(clf(batch["input_ids"], batch["attention_mask"]), -1).numpy()
+    np.testing.assert_allclose(proba, expected, atol=1e-6)
+    assert clf.predict(TEXTS) == [CLASSES[i] for i in expected.argmax(1)]
+
+
+def test_linear_head_matches_sklearn_decisions() -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 5)) * np.array([1, 10, 0.1, 1, 3]) + 2.0
+    score = x[:, 0] + 0.1 * x[:, 1] - 5 * x[:, 2] + rng.normal(size=200)
+    y = (score > np.median(score)).astype(int)
+    head = fit_linear_head(x, y, n_classes=2)
+    ref = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=0)).fit(x, y)
+    with torch.no_grad():
+        logits = head(torch.tensor(x, dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(logits[:, 1] - logits[:, 0], ref.decision_function(x), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("arch", ["bert", "distilbert", "roberta", "gpt2", "llama"])
+def test_sequence_classifier_head_is_its_final_linear(tmp_path, arch: str) -> None:
+    folder = make_model_folder(tmp_path, arch, sequence_classification=True)
+    clf = load_classifier(folder, classes=CLASSES)
+    assert clf.kind == "sequence_classification" and clf.is_fitted
+    batch = clf.tokenizer(TEXTS, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        features, logits = clf.head_features(batch["input_ids"], batch["attention_mask"])
+        expected = clf.backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    torch.testing.assert_close(logits, expected)
+    torch.testing.assert_close(clf.head(features), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_sequence_classifier_with_other_labels_is_refused(tmp_path) -> None:
+    folder = make_model_folder(tmp_path, "bert", sequence_classification=True, labels=["neg", "pos"])
+    with pytest.raises(ValueError) as err:
+        load_classifier(folder, classes=CLASSES)
+    assert str(err.value) == CLASSES_MISMATCH.format(model_classes=["neg", "pos"], classes=CLASSES)
+
+
+def test_bad_model_folders(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_classifier(tmp_path / "missing", classes=CLASSES)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError) as err:
+        load_classifier(tmp_path / "empty", classes=CLASSES)
+    assert str(err.value) == NO_CONFIG.format(path=(tmp_path / "empty").resolve())
+    folder = make_model_folder(tmp_path, "bert")
+    (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
+    with pytest.raises(ValueError) as err:
+        load_classifier(folder, classes=CLASSES)
+    assert str(err.value).startswith(NO_SAFETENSORS.split("{found}")[0].format(path=folder.resolve()))
+
+
+def test_embedded_default_loads_offline() -> None:
+    clf = load_classifier(None, classes=CLASSES)
+    assert isinstance(clf, TextClassifier) and clf.kind == "probe" and clf.probe_layer == 5
+    assert clf.source.embedded_default and len(clf.sites()) == 6

@@ -1,0 +1,93 @@
+"""Site discovery and hooks on tiny random models of every supported architecture."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from factories import ARCHITECTURES, make_model_folder
+from torch import nn
+
+from editing_service.model import capture, find_sites, intervene, load_classifier, resolve_sites
+from editing_service.model.sites import UNSUPPORTED_LAYOUT, parse_site_name
+
+CLASSES = ["nurse", "surgeon"]
+TEXTS = ["she works as a nurse in the ward", "he is a surgeon", "the hospital team"]
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    root = tmp_path_factory.mktemp("models")
+    return {arch: make_model_folder(root, arch) for arch in ARCHITECTURES}
+
+
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_every_architecture_has_block_attn_and_mlp_sites(arch: str, folders: dict) -> None:
+    clf = load_classifier(folders[arch], classes=CLASSES)
+    sites = clf.sites(("block", "attn", "mlp"))
+    assert [s.name for s in sites] == [
+        "blocks.0.attn", "blocks.0.mlp", "blocks.0.out", "blocks.1.attn", "blocks.1.mlp", "blocks.1.out",
+    ]
+    for site in sites:
+        clf.backbone.get_submodule(site.module_path)  # resolves
+
+
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_capture_reads_each_block_output_and_replacing_with_itself_is_exact(arch: str, folders: dict) -> None:
+    clf = load_classifier(folders[arch], classes=CLASSES)
+    batch = clf.tokenizer(TEXTS, padding=True, return_tensors="pt")
+    sites = clf.sites(("block", "attn", "mlp"))
+    with torch.no_grad():
+        base = clf.backbone(**{k: batch[k] for k in ("input_ids", "attention_mask")}).last_hidden_state
+        with capture(clf.backbone, sites) as store:
+            clf.backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        with intervene(clf.backbone, {s: (lambda h: h.clone()) for s in sites}):
+            again = clf.backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    assert set(store) == {s.name for s in sites}
+    for hidden in store.values():
+        assert hidden.shape[:2] == batch["input_ids"].shape and hidden.shape[-1] == 32
+    torch.testing.assert_close(again.last_hidden_state, base, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_zeroing_a_block_output_changes_the_model_output(arch: str, folders: dict) -> None:
+    clf = load_classifier(folders[arch], classes=CLASSES)
+    batch = clf.tokenizer(TEXTS, padding=True, return_tensors="pt")
+    site = clf.sites()[0]
+    with torch.no_grad():
+        base = clf.backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        with intervene(clf.backbone, {site: torch.zeros_like}):
+            zeroed = clf.backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    assert not torch.allclose(base.last_hidden_state, zeroed.last_hidden_state)
+
+
+def test_hooks_are_removed_after_the_context_even_on_error(folders: dict) -> None:
+    clf = load_classifier(folders["bert"], classes=CLASSES)
+    site = clf.sites()[0]
+    module = clf.backbone.get_submodule(site.module_path)
+    with pytest.raises(RuntimeError), intervene(clf.backbone, {site: torch.zeros_like}):
+        assert len(module._forward_hooks) == 1
+        raise RuntimeError("boom")
+    assert len(module._forward_hooks) == 0
+
+
+def test_unsupported_layout_names_the_expected_module_list() -> None:
+    class Flat(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.config = type("C", (), {"num_hidden_layers": 3})()
+            self.layers = nn.ModuleList([nn.Linear(2, 2) for _ in range(2)])
+
+    with pytest.raises(ValueError) as err:
+        find_sites(Flat())
+    assert str(err.value) == UNSUPPORTED_LAYOUT.format(arch="Flat", n=3, found=["layers (len 2)"])
+
+
+def test_resolve_sites_by_name_and_unknown_names(folders: dict) -> None:
+    clf = load_classifier(folders["gpt2"], classes=CLASSES)
+    assert [s.name for s in resolve_sites(clf.backbone, ["blocks.1.out", "blocks.0.mlp"])] == [
+        "blocks.0.mlp", "blocks.1.out",
+    ]
+    with pytest.raises(ValueError, match=r"Unknown site 'blocks.7.out'"):
+        resolve_sites(clf.backbone, ["blocks.7.out"])
+    with pytest.raises(ValueError, match=r"Bad site name 'layer3'"):
+        parse_site_name("layer3")

@@ -37,39 +37,6 @@ def to_storage(hidden: torch.Tensor, dtype: CacheDtype) -> np.ndarray:
     return tensor.numpy()
 
 
-class SiteActivations:
-    """A read-only [n_tokens, d] view of one site that always yields float32 numpy arrays."""
-
-    def __init__(self, raw: np.ndarray, dtype: CacheDtype) -> None:
-        self._raw = raw
-        self._dtype = dtype
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self._raw.shape  # type: ignore[return-value]
-
-    @property
-    def dtype(self) -> np.dtype:
-        return np.dtype(np.float32)
-
-    @property
-    def storage_dtype(self) -> CacheDtype:
-        return self._dtype
-
-    def __len__(self) -> int:
-        return self._raw.shape[0]
-
-    def __getitem__(self, index: Any) -> np.ndarray:
-        block = np.array(self._raw[index])
-        if self._dtype == "bfloat16":
-            return torch.from_numpy(block.view(np.int16)).view(torch.bfloat16).float().numpy()
-        return block.astype(np.float32, copy=False)
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        out = self[:]
-        return out if dtype is None else out.astype(dtype)
-
-
 @dataclass
 class ActivationCache:
     """An opened cache folder (see the module docstring for its layout)."""
@@ -83,7 +50,7 @@ class ActivationCache:
     example_length: np.ndarray
     head_features: np.ndarray
     labels: np.ndarray | None
-    _sites: dict[str, SiteActivations] = field(default_factory=dict, repr=False)
+    _sites: dict[str, np.memmap | torch.Tensor] = field(default_factory=dict, repr=False)
 
     @classmethod
     def open(cls, root: str | Path) -> ActivationCache:
@@ -117,18 +84,28 @@ class ActivationCache:
     def n_examples(self) -> int:
         return int(self.meta["n_examples"])
 
-    def site(self, name: str) -> SiteActivations:
-        """The [n_tokens, d] activations of one site (memory-mapped)."""
+    def site(self, name: str) -> np.memmap | torch.Tensor:
+        """The [n_tokens, d] activations of one site, memory-mapped: an `np.memmap` for float32 and
+        float16 caches, a file-backed `torch.Tensor` for bfloat16 (numpy has no bfloat16)."""
         if name not in self.meta["sites"]:
             raise KeyError(UNKNOWN_CACHE_SITE.format(name=name, known=self.site_names))
         if name not in self._sites:
             dtype: CacheDtype = self.meta["dtype"]
-            raw = np.memmap(
-                site_path(self.root, name), mode="r", dtype=_NUMPY_STORAGE[dtype],
-                shape=(self.n_tokens, int(self.meta["sites"][name])),
-            )
-            self._sites[name] = SiteActivations(raw, dtype)
+            shape = (self.n_tokens, int(self.meta["sites"][name]))
+            path = site_path(self.root, name)
+            if dtype == "bfloat16":
+                flat = torch.from_file(str(path), shared=False, size=shape[0] * shape[1], dtype=torch.bfloat16)
+                self._sites[name] = flat.view(shape)
+            else:
+                self._sites[name] = np.memmap(path, mode="r", dtype=_NUMPY_STORAGE[dtype], shape=shape)
         return self._sites[name]
+
+    def read(self, name: str, index: Any = slice(None)) -> np.ndarray:
+        """Rows of one site as a float32 numpy array."""
+        block = self.site(name)[index]
+        if isinstance(block, torch.Tensor):
+            return block.float().numpy()
+        return np.asarray(block, dtype=np.float32)
 
     def example_rows(self, example: int) -> slice:
         """Rows of the site matrices that belong to one example."""

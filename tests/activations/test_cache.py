@@ -36,9 +36,9 @@ def test_cache_rows_equal_a_direct_forward(tmp_path, dtype: str, atol: float) ->
         assert (reopened.example_index[rows] == i).all()
         np.testing.assert_allclose(reopened.head_features[i], features[0].numpy(), atol=1e-5)
         for site in sites:
-            np.testing.assert_allclose(reopened.site(site.name)[rows], store[site.name][0].numpy(), atol=atol,
+            np.testing.assert_allclose(reopened.read(site.name, rows), store[site.name][0].numpy(), atol=atol,
                                        rtol=atol)
-    assert cache.site("blocks.0.out").dtype == np.float32
+    assert cache.read("blocks.0.out").dtype == np.float32
 
 
 def test_opening_an_incomplete_cache_fails_clearly(tmp_path) -> None:

@@ -1,0 +1,110 @@
+"""The `editing-service` command line: thin wrappers over `editing_service.pipeline`.
+
+Bad input ends with a one-line `editing-service: error: ...` message and exit status 2, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from editing_service import __version__
+
+logger = logging.getLogger("editing_service.cli")
+
+
+def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None, help="model folder (default: the embedded MiniLM)")
+    parser.add_argument("--probe-layer", type=int, default=-1, help="block a probe head reads (default: last)")
+    parser.add_argument("--max-length", type=int, default=256, help="tokens per text (truncation)")
+    parser.add_argument("--batch-size", type=int, default=32, help="texts per forward pass")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+
+
+def _add_sae_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sites", nargs="+", default=None, help="site names, e.g. blocks.0.out (default: every block output)")
+    parser.add_argument("--architecture", choices=["topk", "relu", "jumprelu"], default="topk")
+    parser.add_argument("--d-sae", type=int, default=2048, help="features per SAE")
+    parser.add_argument("--k", type=int, default=32, help="active features per token (topk)")
+    parser.add_argument("--epochs", type=int, default=4, help="passes over the cached training tokens")
+    parser.add_argument("--cache-dtype", choices=["float32", "float16", "bfloat16"], default="float32")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="editing-service", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    saes = commands.add_parser("saes", help="train the SAEs of every site and write their quality report")
+    saes.add_argument("--spec", required=True, help="a shipped spec name or a YAML file")
+    saes.add_argument("--out", required=True, help="output folder")
+    _add_model_args(saes)
+    _add_sae_args(saes)
+    saes.add_argument("--no-splice-check", action="store_true", help="skip the spliced-accuracy check")
+    return parser
+
+
+def _model_settings(args: argparse.Namespace) -> dict[str, object]:
+    return {"path": args.model, "probe_layer": args.probe_layer, "max_length": args.max_length,
+            "batch_size": args.batch_size, "device": args.device}
+
+
+def _sae_settings(args: argparse.Namespace) -> dict[str, object]:
+    return {"architecture": args.architecture, "d_sae": args.d_sae, "k": args.k, "n_epochs": args.epochs,
+            "seed": args.seed}
+
+
+def _print_sae_report(report: dict) -> None:
+    original = report["original"]
+    print(f"original (validate): group-balanced accuracy {original['group_balanced_accuracy']:.3f}")
+    print(f"{'site':<16}{'FVU':>8}{'L0':>8}{'dead':>8}{'gbal acc (no err)':>20}{'with err same':>15}")
+    for name, entry in report["sites"].items():
+        val = entry["validate"]
+        spliced = entry.get("spliced_without_error", {}).get("group_balanced_accuracy", float("nan"))
+        same = entry.get("spliced_with_error", {}).get("same_predictions", "-")
+        dead = entry["train"]["dead_fraction"]
+        print(f"{name:<16}{val['fvu']:>8.3f}{val['l0']:>8.1f}{dead:>8.3f}{spliced:>20.3f}{str(same):>15}")
+
+
+def _cmd_saes(args: argparse.Namespace) -> None:
+    from editing_service.pipeline import run_saes
+    from editing_service.settings import SAERunSettings
+
+    settings = SAERunSettings(
+        spec=args.spec, model=_model_settings(args), sites=args.sites, sae=_sae_settings(args),
+        cache_dtype=args.cache_dtype, splice_check=not args.no_splice_check,
+    )
+    report = run_saes(settings, args.out)
+    _print_sae_report(report)
+    print(f"SAEs and quality.json written to {args.out}/saes")
+
+
+COMMANDS = {"saes": _cmd_saes}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        COMMANDS[args.command](args)
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        parser.exit(2, f"editing-service: error: {problems}\n")
+    except (ValueError, FileNotFoundError, KeyError, TypeError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        parser.exit(2, f"editing-service: error: {message}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Settings of a run, shared by the CLI, the pipeline and the API (pydantic, validated when built)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from editing_service.activations import CacheDtype
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SAESettings(_Settings):
+    """How the SAEs of every site are trained."""
+
+    architecture: Literal["topk", "relu", "jumprelu"] = "topk"
+    d_sae: int = Field(2048, ge=1)
+    k: int = Field(32, ge=1, description="active features per token (topk)")
+    l1_coefficient: float = Field(5.0, ge=0, description="sparsity penalty (relu)")
+    l0_coefficient: float = Field(1.0, ge=0, description="sparsity penalty (jumprelu)")
+    n_epochs: float = Field(4.0, gt=0, description="passes over the cached training tokens")
+    batch_size: int = Field(4096, ge=1)
+    lr: float | None = Field(None, gt=0, description="None: scaled with d_sae (Gao et al. 2024)")
+    seed: int = 0
+
+    def trainer_kwargs(self) -> dict[str, object]:
+        """Keyword arguments for `editing_service.sae.SAETrainer`."""
+        return self.model_dump()
+
+
+class ModelSettings(_Settings):
+    """Which classifier to load and how to run it."""
+
+    path: str | None = Field(None, description="model folder; None for the embedded default (MiniLM)")
+    probe_layer: int = Field(-1, description="block whose mean-pooled output a probe head reads")
+    max_length: int = Field(256, ge=8)
+    batch_size: int = Field(32, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class SAERunSettings(_Settings):
+    """Everything the `saes` step needs."""
+
+    spec: str
+    model: ModelSettings = ModelSettings()
+    sites: list[str] | None = Field(None, description="site names; None for every block output")
+    sae: SAESettings = SAESettings()
+    cache_dtype: CacheDtype = "float32"
+    splice_check: bool = Field(True, description="accuracy with each SAE spliced in, on the validate role")

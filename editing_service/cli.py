@@ -7,7 +7,6 @@ traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -90,11 +89,26 @@ def _cmd_saes(args: argparse.Namespace) -> None:
 COMMANDS = {"saes": _cmd_saes}
 
 
+def _silence_progress_bars() -> None:
+    import os
+
+    os.environ["TQDM_DISABLE"] = "1"  # tqdm >= 4.66 reads its defaults from TQDM_* variables
+    import datasets
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+    datasets.utils.logging.set_verbosity_error()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.quiet:
+        _silence_progress_bars()
     try:
         COMMANDS[args.command](args)
     except ValidationError as err:

@@ -22,7 +22,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from editing_service.model.batching import length_sorted_batches
 from editing_service.model.head import fit_linear_head
-from editing_service.model.hooks import capture, capture_input
+from editing_service.model.hooks import capture, capture_input, intervene
 from editing_service.model.sites import Site, SiteKind, find_sites, resolve_sites
 
 ClassifierKind = Literal["probe", "sequence_classification"]
@@ -69,8 +69,17 @@ def find_head(model: nn.Module) -> tuple[str, nn.Linear]:
     raise ValueError(HEAD_NOT_FOUND.format(arch=type(model).__name__, paths=list(_HEAD_PATHS)))
 
 
+class SiteIntervention(nn.Module):
+    """A module that rewrites one site's hidden output: `forward(hidden) -> hidden`."""
+
+    site: Site
+
+
 class TextClassifier(nn.Module):
-    """A transformer classifier with an identifiable linear head and hookable sites."""
+    """A transformer classifier with an identifiable linear head and hookable sites.
+
+    `interventions` (for example the SHIFT ablation) are applied on every forward pass.
+    """
 
     def __init__(
         self,
@@ -93,6 +102,7 @@ class TextClassifier(nn.Module):
         self.max_length = max_length
         self.probe_layer = probe_layer
         self._head_path: str | None = None
+        self.interventions = nn.ModuleList()
         if kind == "probe":
             if probe_layer is None:
                 raise ValueError("A probe classifier needs probe_layer.")
@@ -151,11 +161,21 @@ class TextClassifier(nn.Module):
         self.set_head(fit_linear_head(features, labels, n_classes=len(self.classes), **kwargs))
         return self
 
+    def set_interventions(self, interventions: list[SiteIntervention]) -> None:
+        """Interventions applied on every forward pass from now on (replacing any earlier ones)."""
+        self.interventions = nn.ModuleList(interventions).to(self.device)
+
     # ---- computation -----------------------------------------------------------------------
     def head_features(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(features the head reads [B, d], logits [B, C] or None when the head is not fitted)."""
+        with intervene(self.backbone, {m.site: m for m in self.interventions}):
+            return self._head_features(input_ids, attention_mask)
+
+    def _head_features(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.kind == "probe":
             site = self.probe_site
             assert site is not None

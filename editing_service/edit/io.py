@@ -1,0 +1,141 @@
+"""Saving and loading classifiers, original or edited, as folders (a `save_pretrained`-style layout).
+
+    config.json          format, kind, classes, probe layer, max length, the base model reference
+                         (path, name, weights sha256, embedded default or copied), the edits, provenance
+    head.safetensors     weight [C, d], bias [C]
+    edits.safetensors    per edit i: edit{i}.W_enc [d_in, n], .b_enc, .threshold, .W_dec [n, d_in], .b_dec, .mean
+    base_model/          a copy of the base model folder (only with copy_base=True)
+
+`load_model(path)` returns a `TextClassifier` with `.classes`, `.predict(texts)` and
+`.predict_proba(texts)`; the base model's weights hash is checked so a changed base is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from editing_service.edit.ablation import FeatureAblation
+from editing_service.model.classifier import TextClassifier
+from editing_service.model.load import embedded_default_path, load_classifier, weights_sha256
+
+FORMAT = "editing-service/classifier"
+FORMAT_VERSION = 1
+
+NOT_A_MODEL = "{path} is not a saved classifier (no config.json with format {format!r})."
+UNFITTED = "Cannot save a classifier whose head is not fitted."
+BASE_CHANGED = (
+    "The base model at {path} has changed since this classifier was saved: its weights sha256 is "
+    "{found}, the saved classifier expects {expected}."
+)
+BASE_MISSING = "The base model of this classifier is missing: {path} does not exist."
+_BASE_FILES = ("*.json", "*.safetensors", "*.txt", "*.model", "tokenizer*")
+
+
+def _copy_base(source: Path, target: Path) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    for pattern in _BASE_FILES:
+        for file in source.glob(pattern):
+            if file.is_file():
+                shutil.copy2(file, target / file.name)
+
+
+def save_model(
+    classifier: TextClassifier, path: str | Path, *, copy_base: bool = False,
+    provenance: dict[str, Any] | None = None,
+) -> Path:
+    """Write `classifier` (its head and interventions) to the folder `path`; returns the folder."""
+    head = classifier.head
+    if head is None:
+        raise ValueError(UNFITTED)
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    source = classifier.source
+    copied = copy_base and not source.embedded_default
+    if copied:
+        _copy_base(Path(source.path), folder / "base_model")
+    save_file({"weight": head.weight.detach().cpu().contiguous(), "bias": head.bias.detach().cpu().contiguous()},
+              folder / "head.safetensors")
+    edits, tensors = [], {}
+    for i, edit in enumerate(classifier.interventions):
+        if not isinstance(edit, FeatureAblation):
+            raise TypeError(f"Cannot save an intervention of type {type(edit).__name__}.")
+        edits.append({"key": f"edit{i}", "site": edit.site.name, "features": edit.features, "mode": edit.mode})
+        for name, tensor in edit.named_buffers():
+            tensors[f"edit{i}.{name}"] = tensor.detach().cpu().contiguous()
+    if tensors:
+        save_file(tensors, folder / "edits.safetensors")
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kind": classifier.kind,
+        "classes": classifier.classes,
+        "probe_layer": classifier.probe_layer,
+        "max_length": classifier.max_length,
+        "base_model": {
+            "path": "base_model" if copied else source.path,
+            "name_or_path": source.name_or_path,
+            "weights_sha256": source.weights_sha256,
+            "embedded_default": source.embedded_default,
+            "copied": copied,
+        },
+        "edits": edits,
+        "provenance": provenance or {},
+    }
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    return folder
+
+
+def read_model_config(path: str | Path) -> dict[str, Any]:
+    """The config.json of a saved classifier (refusing other folders with a clear message)."""
+    file = Path(path) / "config.json"
+    config = json.loads(file.read_text()) if file.is_file() else {}
+    if config.get("format") != FORMAT:
+        raise ValueError(NOT_A_MODEL.format(path=path, format=FORMAT))
+    return config
+
+
+def _base_folder(folder: Path, base: dict[str, Any]) -> Path:
+    if base["embedded_default"]:
+        return embedded_default_path()
+    location = folder / base["path"] if base["copied"] else Path(base["path"])
+    if not location.is_dir():
+        raise FileNotFoundError(BASE_MISSING.format(path=location))
+    return location
+
+
+def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> TextClassifier:
+    """Load a classifier saved with `save_model`, with its head and edits, on `device`."""
+    folder = Path(path)
+    config = read_model_config(folder)
+    base = config["base_model"]
+    location = _base_folder(folder, base)
+    found = weights_sha256(location)
+    if found != base["weights_sha256"]:
+        raise ValueError(BASE_CHANGED.format(path=location, found=found, expected=base["weights_sha256"]))
+    classifier = load_classifier(
+        None if base["embedded_default"] else location, classes=config["classes"],
+        probe_layer=config["probe_layer"] if config["probe_layer"] is not None else -1,
+        max_length=config["max_length"], device=device,
+    )
+    head_tensors = load_file(folder / "head.safetensors")
+    head = torch.nn.Linear(head_tensors["weight"].shape[1], head_tensors["weight"].shape[0])
+    with torch.no_grad():
+        head.weight.copy_(head_tensors["weight"])
+        head.bias.copy_(head_tensors["bias"])
+    classifier.set_head(head)
+    if config["edits"]:
+        tensors = load_file(folder / "edits.safetensors")
+        sites = {s.name: s for s in classifier.resolve_sites([e["site"] for e in config["edits"]])}
+        edits = []
+        for entry in config["edits"]:
+            buffers = {name: tensors[f"{entry['key']}.{name}"]
+                       for name in ("W_enc", "b_enc", "threshold", "W_dec", "b_dec", "mean")}
+            edits.append(FeatureAblation(sites[entry["site"]], entry["features"], mode=entry["mode"], **buffers))
+        classifier.set_interventions(edits)
+    return classifier.to(device)

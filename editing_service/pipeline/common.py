@@ -1,0 +1,73 @@
+"""What every pipeline step shares: device choice, loading inputs, caching a role, the progress type."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from editing_service.activations import ActivationCache, collect_activations
+from editing_service.artifacts import ArtifactDir
+from editing_service.data import DatasetSpec, TextSplit, load_role, load_spec
+from editing_service.model import Site, TextClassifier, load_classifier
+from editing_service.settings import ModelSettings
+
+ProgressFn = Callable[[str, float], None]
+CUDA_UNAVAILABLE = "Device 'cuda' was asked for but torch sees no CUDA device."
+
+
+def quiet(_step: str, _fraction: float) -> None:
+    """A progress callback that reports nothing."""
+    return None
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA when torch sees a GPU, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError(CUDA_UNAVAILABLE)
+    return torch.device(name)
+
+
+def load_inputs(spec_ref: str, model: ModelSettings) -> tuple[DatasetSpec, TextClassifier]:
+    """The dataset spec (a shipped name or a YAML path) and the classifier for its labels."""
+    spec = load_spec(spec_ref)
+    classifier = load_classifier(
+        model.path, classes=list(spec.labels), probe_layer=model.probe_layer, max_length=model.max_length,
+        device=resolve_device(model.device),
+    )
+    return spec, classifier
+
+
+def group_attribute(spec: DatasetSpec) -> str | None:
+    """The protected attribute reports group by: the spec's first one, if any."""
+    return spec.protected[0].name if spec.protected else None
+
+
+def cache_role(
+    classifier: TextClassifier,
+    spec: DatasetSpec,
+    role: str,
+    *,
+    sites: list[Site],
+    artifacts: ArtifactDir,
+    dtype: str = "float32",
+    batch_size: int = 32,
+    progress: ProgressFn = quiet,
+) -> tuple[TextSplit, ActivationCache]:
+    """Load the subset playing `role` and cache its activations (one forward pass)."""
+    split = load_role(spec, role)
+    cache = collect_activations(
+        classifier, split.texts, sites=sites, out_dir=artifacts.cache(role), labels=split.labels,
+        dtype=dtype, batch_size=batch_size, on_progress=lambda f: progress(f"activations:{role}", f),
+        info={"role": role, "subset": split.name, "spec": spec.name},
+    )
+    return split, cache
+
+
+def fit_original_head(classifier: TextClassifier, train_cache: ActivationCache) -> None:
+    """Fit a probe classifier's head on the cached training features (sequence classifiers keep theirs)."""
+    if classifier.kind == "probe":
+        assert train_cache.labels is not None
+        classifier.fit_head(train_cache.head_features, train_cache.labels)

@@ -1,0 +1,76 @@
+"""The `saes` step: activation caches, one SAE per site, and the SAEs' quality report."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import torch
+
+from editing_service.activations import ActivationCache
+from editing_service.artifacts import ArtifactDir
+from editing_service.model import Site
+from editing_service.pipeline.common import (
+    ProgressFn,
+    cache_role,
+    fit_original_head,
+    group_attribute,
+    load_inputs,
+    quiet,
+)
+from editing_service.report.sae_quality import sae_quality_report
+from editing_service.sae import SAE, SAETrainer, save_sae
+from editing_service.settings import SAERunSettings, SAESettings
+
+logger = logging.getLogger(__name__)
+
+def train_site_saes(
+    cache: ActivationCache,
+    sites: list[Site],
+    settings: SAESettings,
+    *,
+    device: torch.device,
+    artifacts: ArtifactDir,
+    model_name: str,
+    progress: ProgressFn = quiet,
+) -> dict[str, SAE]:
+    """Train one SAE per site from the cache and save each in the SAELens layout."""
+    saes: dict[str, SAE] = {}
+    for i, site in enumerate(sites):
+        trainer = SAETrainer(
+            **settings.trainer_kwargs(), device=device, hook_name=site.name, model_name=model_name
+        )
+        trainer.fit(cache.site(site.name), progress=lambda f, i=i: progress("saes", (i + f) / len(sites)))
+        saes[site.name] = trainer.sae_
+        save_sae(trainer.sae_, artifacts.sae(site.name))
+    progress("saes", 1.0)
+    return saes
+
+
+def run_saes(settings: SAERunSettings, out: str | Path, *, progress: ProgressFn = quiet) -> dict[str, object]:
+    """The `saes` command: cache train and validate, fit the head, train SAEs, write the quality report."""
+    started = time.perf_counter()
+    artifacts = ArtifactDir(Path(out))
+    artifacts.root.mkdir(parents=True, exist_ok=True)
+    spec, classifier = load_inputs(settings.spec, settings.model)
+    sites = classifier.resolve_sites(settings.sites)
+    batch = settings.model.batch_size
+    _, train_cache = cache_role(classifier, spec, "train", sites=sites, artifacts=artifacts,
+                                dtype=settings.cache_dtype, batch_size=batch, progress=progress)
+    fit_original_head(classifier, train_cache)
+    validate, validate_cache = cache_role(classifier, spec, "validate", sites=sites, artifacts=artifacts,
+                                          dtype=settings.cache_dtype, batch_size=batch, progress=progress)
+    saes = train_site_saes(train_cache, sites, settings.sae, device=classifier.device, artifacts=artifacts,
+                           model_name=classifier.source.name_or_path, progress=progress)
+    report = sae_quality_report(
+        classifier, {site: saes[site.name] for site in sites}, train_cache=train_cache,
+        validate=validate, validate_cache=validate_cache, attribute=group_attribute(spec),
+        batch_size=batch, splice_check=settings.splice_check, progress=progress,
+    )
+    report["settings"] = settings.model_dump(mode="json")
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    artifacts.sae_quality.write_text(json.dumps(report, indent=2))
+    logger.info("SAE quality report written to %s", artifacts.sae_quality)
+    return report

@@ -1,0 +1,144 @@
+"""build_report: row order, flag policy, findings against the baselines, limitations, warnings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from report_factories import DATASET, FLAGS, MODEL, balanced_cells, report_of, row_from_cells
+
+from editing_service.report import ROW_ORDER, build_report, compare_rows
+from editing_service.report.build import (
+    DUPLICATE_ROW,
+    FLAG_MISSING,
+    FLAGS_ON_EVALUATION,
+    NO_ROWS,
+    ROWS_DIFFER,
+)
+
+CELLS = [("nurse", "F"), ("nurse", "M"), ("surgeon", "F"), ("surgeon", "M")]
+
+
+def row(name: str, *accuracies: float) -> dict:
+    return row_from_cells(name, balanced_cells(dict(zip(CELLS, accuracies, strict=True))))
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[dict]:
+    return [
+        row("oracle", 0.92, 0.88, 0.86, 0.93),
+        row("token_deletion", 0.95, 0.80, 0.78, 0.96),
+        row("random_ablation", 0.99, 0.20, 0.15, 0.99),
+        row("shift_retrained", 0.93, 0.85, 0.84, 0.94),
+        row("original", 0.99, 0.21, 0.12, 0.99),
+    ]
+
+
+def test_report_orders_rows_and_is_json(rows) -> None:
+    report = report_of(rows)
+    assert [r["name"] for r in report["rows"]] == [n for n in ROW_ORDER if n in {r["name"] for r in rows}]
+    json.dumps(report, allow_nan=False)
+    assert report["dataset"]["sha256"] == "fca18329" and report["model"]["classifier_kind"] == "probe"
+
+
+def test_flags_and_policy_say_who_why_and_how(rows) -> None:
+    report = report_of(rows)
+    assert report["flags"][1]["why"] == "80% of its mass on gendered words"  # `rationale` read as `why`
+    policy = report["flag_policy"]
+    assert policy["sources"] == {"lexicon": 1, "person": 1}
+    assert "a person" in policy["statement"] and "lexicon" in policy["statement"]
+    assert "'validate'" in policy["statement"] and policy["chosen_on_evaluation_split"] is False
+    custom = report_of(rows, flag_policy="Chosen by two reviewers on the validation split.")
+    assert custom["flag_policy"]["statement"] == "Chosen by two reviewers on the validation split."
+
+
+def test_flags_chosen_on_the_evaluation_split_are_warned_about(rows) -> None:
+    report = report_of(rows, flag_selection_subset="test")
+    assert report["flag_policy"]["chosen_on_evaluation_split"] is True
+    assert FLAGS_ON_EVALUATION.format(subset="test") in report["warnings"]
+
+
+def test_comparison_says_plainly_when_shift_does_not_beat_a_baseline(rows) -> None:
+    comparison = report_of(rows)["comparison"]
+    assert comparison["shift_row"] == "shift_retrained"
+    versus = comparison["versus"]
+    assert versus["random_ablation"]["group_balanced_accuracy"]["verdict"] == "better"
+    # worst group: SHIFT + retrain 0.84 vs token deletion 0.78 -> better; group-balanced 0.89 vs 0.8725
+    assert versus["token_deletion"]["worst_group_accuracy"]["verdict"] == "better"
+    assert comparison["shift_beats_baselines"] is True
+    assert versus["token_deletion"]["worst_group_accuracy"]["intervals_overlap"] is not None
+    weaker = [r for r in rows if r["name"] != "shift_retrained"] + [
+        row("shift_retrained", 0.9, 0.7, 0.7, 0.9)
+    ]
+    comparison = report_of(weaker)["comparison"]
+    assert comparison["shift_beats_baselines"] is False
+    text = " ".join(comparison["findings"])
+    assert "does NOT beat deletion of the concept's tokens on worst-group accuracy (0.700 vs 0.780" in text
+
+
+def test_missing_baselines_are_named(rows) -> None:
+    only = [r for r in rows if r["name"] in ("original", "shift_retrained")]
+    report = report_of(only)
+    assert report["comparison"]["shift_beats_baselines"] is None
+    assert any(
+        "No deletion of the concept's tokens baseline was run" in f for f in report["comparison"]["findings"]
+    )
+    assert any(lim.startswith("Not run in this report:") and "LEACE" in lim for lim in report["limitations"])
+
+
+def test_single_attribute_trap_is_a_finding() -> None:
+    trap = row("original", 0.95, 0.75, 0.75, 0.95)  # by gender 0.85 vs 0.85, cells 0.75 to 0.95
+    findings = report_of([trap])["comparison"]["findings"]
+    assert any("a single protected column hides the bias" in f for f in findings)
+
+
+def test_limitations_cover_binary_gender_and_english(rows) -> None:
+    limitations = " ".join(report_of(rows, limitations=["Only surgeons and nurses."])["limitations"])
+    assert "binary" in limitations and "pronouns" in limitations and "Bias in Bios" in limitations
+    assert "English" in limitations and "Only surgeons and nurses." in limitations
+
+
+def test_small_cells_reach_the_report_warnings() -> None:
+    small = row_from_cells("original", {c: (10, 8) for c in CELLS})
+    report = report_of([small])
+    assert sum(w.startswith("[original] Cell (") for w in report["warnings"]) == 4
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda rows: [], NO_ROWS),
+        (lambda rows: rows + rows[:1], DUPLICATE_ROW.format(name="oracle")),
+        (
+            lambda rows: [*rows[:1], {**rows[1], "attribute": "race"}],
+            ROWS_DIFFER.format(name="oracle", got="gender", expected="race"),
+        ),
+    ],
+)
+def test_bad_rows_are_refused(rows, mutate, message) -> None:
+    with pytest.raises(ValueError) as err:
+        report_of(mutate(rows))
+    assert str(err.value) == message
+
+
+def test_flags_need_site_and_feature(rows) -> None:
+    with pytest.raises(ValueError) as err:
+        report_of(rows, flags=[{"site": "layer0.resid"}])
+    assert str(err.value) == FLAG_MISSING.format(index=0, field="feature")
+
+
+def test_leakage_finding_when_only_the_mlp_recovers_the_attribute(rows) -> None:
+    leaky = {
+        **rows[3],
+        "leakage": {
+            "majority_baseline": 0.5,
+            "probes": {"linear": {"accuracy": 0.51}, "mlp": {"accuracy": 0.71}},
+        },
+    }
+    findings = compare_rows([leaky])["findings"]
+    assert any("an MLP probe still recovers gender (0.710)" in f for f in findings)
+
+
+def test_build_report_is_keyword_only(rows) -> None:
+    with pytest.raises(TypeError):
+        build_report("title", DATASET, MODEL, rows, FLAGS)  # type: ignore[misc]

@@ -48,6 +48,31 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(saes)
     _add_sae_args(saes)
     saes.add_argument("--no-splice-check", action="store_true", help="skip the spliced-accuracy check")
+
+    run = commands.add_parser("run", help="the whole SHIFT pipeline: discover, flag, edit, report")
+    discover = commands.add_parser("discover", help="SAEs, attribution, the circuit and its feature cards")
+    for sub in (run, discover):
+        sub.add_argument("--spec", required=True, help="a shipped spec name or a YAML file")
+        sub.add_argument("--out", required=True, help="output folder")
+        _add_model_args(sub)
+        _add_sae_args(sub)
+        sub.add_argument("--attribution", choices=["attrib", "ig"], default="attrib")
+        sub.add_argument("--attribution-examples", type=int, default=512)
+        sub.add_argument("--circuit-top-k", type=int, default=50, help="features per site in the circuit")
+        sub.add_argument("--lexicon", default="gendered", help="concept lexicon for suggestions and token deletion")
+    run.add_argument("--flags", default="auto",
+                     help="auto (lexicon suggestions), auto:protected, or a YAML/JSON flags file")
+    run.add_argument("--ablation", choices=["zero", "mean"], default="zero")
+
+    features = commands.add_parser("features", help="print the feature cards of a discovered run")
+    features.add_argument("--out", required=True, help="the folder of a discovered run")
+    features.add_argument("--limit", type=int, default=20)
+    features.add_argument("--site", default=None)
+    features.add_argument("--suggested", action="store_true", help="only features with a suggestion")
+
+    edit = commands.add_parser("edit", help="apply a flags file to a discovered run, retrain, report")
+    edit.add_argument("--out", required=True, help="the folder of a discovered run")
+    edit.add_argument("--flags", required=True, help="a YAML/JSON flags file, or auto / auto:protected")
     return parser
 
 
@@ -86,13 +111,62 @@ def _cmd_saes(args: argparse.Namespace) -> None:
     print(f"SAEs and quality.json written to {args.out}/saes")
 
 
-COMMANDS = {"saes": _cmd_saes}
+def _run_settings(args: argparse.Namespace) -> object:
+    from editing_service.settings import RunSettings
+
+    return RunSettings(
+        spec=args.spec, model=_model_settings(args), sites=args.sites, sae=_sae_settings(args),
+        cache_dtype=args.cache_dtype,
+        attribution={"method": args.attribution, "n_examples": args.attribution_examples},
+        circuit={"top_k": args.circuit_top_k}, suggestions={"lexicon": args.lexicon},
+        edit={"mode": getattr(args, "ablation", "zero")},
+    )
+
+
+def _print_report(report: dict) -> None:
+    print(f"{'row':<18}{'acc':>7}{'gbal':>7}{'worst':>7}{'prot.':>7}  (evaluation split)")
+    for row in report["rows"]:
+        prot = row.get("protected_attribute_accuracy")
+        print(f"{row['name']:<18}{row['accuracy']:>7.3f}{row['group_balanced_accuracy']:>7.3f}"
+              f"{row['worst_group_accuracy']:>7.3f}{(prot if prot is not None else float('nan')):>7.3f}")
+    policy = report.get("flag_policy") or {}
+    print(policy.get("statement", "") if isinstance(policy, dict) else policy)
+
+
+def _cmd_run(args: argparse.Namespace) -> None:
+    from editing_service.pipeline import run_all
+
+    report = run_all(_run_settings(args), args.out, flags=args.flags)
+    _print_report(report)
+    print(f"report.json, report.html, features.json and models/ written to {args.out}")
+
+
+def _cmd_discover(args: argparse.Namespace) -> None:
+    from editing_service.pipeline import run_discover
+
+    document = run_discover(_run_settings(args), args.out)
+    print(f"{len(document['circuit'])} circuit features, {len(document['suggestions'])} suggestions; "
+          f"features.json written to {args.out}")
+
+
+def _cmd_features(args: argparse.Namespace) -> None:
+    from editing_service.cards_text import format_cards
+
+    print(format_cards(args.out, limit=args.limit, site=args.site, suggested_only=args.suggested))
+
+
+def _cmd_edit(args: argparse.Namespace) -> None:
+    from editing_service.pipeline import resolve_flags, run_edit
+
+    report = run_edit(args.out, resolve_flags(args.flags, args.out))
+    _print_report(report)
+
+
+COMMANDS = {"saes": _cmd_saes, "run": _cmd_run, "discover": _cmd_discover, "features": _cmd_features,
+            "edit": _cmd_edit}
 
 
 def _silence_progress_bars() -> None:
-    import os
-
-    os.environ["TQDM_DISABLE"] = "1"  # tqdm >= 4.66 reads its defaults from TQDM_* variables
     import datasets
     import transformers
 

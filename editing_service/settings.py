@@ -50,3 +50,56 @@ class SAERunSettings(_Settings):
     sae: SAESettings = SAESettings()
     cache_dtype: CacheDtype = "float32"
     splice_check: bool = Field(True, description="accuracy with each SAE spliced in, on the validate role")
+
+
+class AttributionSettings(_Settings):
+    """How node effects are computed."""
+
+    method: Literal["attrib", "ig"] = "attrib"
+    n_examples: int = Field(512, ge=1, description="training examples, drawn stratified by class")
+    batch_size: int = Field(16, ge=1)
+    ig_steps: int = Field(10, ge=1)
+    seed: int = 0
+
+
+class CircuitSettings(_Settings):
+    """Which features form the circuit shown to reviewers."""
+
+    top_k: int | None = Field(50, ge=1)
+    threshold: float | None = Field(None, ge=0)
+    per_site: bool = Field(True, description="top_k within each site rather than over all sites")
+
+
+class SuggestionSettings(_Settings):
+    """Flag suggestions (computed on the validate role, never on evaluation data)."""
+
+    lexicon: str = Field("gendered", description="a shipped lexicon name or a word-list file")
+    lexicon_threshold: float = Field(0.5, ge=0, le=1)
+    min_active_tokens: int = Field(10, ge=1)
+    attribute_threshold: float = Field(0.2, ge=0, le=0.5)
+
+
+class EditSettings(_Settings):
+    """The edit, the retrained head and the report."""
+
+    mode: Literal["zero", "mean"] = "zero"
+    head_C: float = Field(1.0, gt=0, description="inverse L2 strength of the retrained logistic head")
+    seed: int = 0
+    baselines: list[Literal["random_ablation", "token_deletion", "oracle"]] = [
+        "random_ablation", "token_deletion", "oracle",
+    ]
+    n_boot: int = Field(200, ge=0)
+
+
+class RunSettings(_Settings):
+    """Everything a whole run (discover, flags, edit, report) needs."""
+
+    spec: str
+    model: ModelSettings = ModelSettings()
+    sites: list[str] | None = None
+    sae: SAESettings = SAESettings()
+    cache_dtype: CacheDtype = "float32"
+    attribution: AttributionSettings = AttributionSettings()
+    circuit: CircuitSettings = CircuitSettings()
+    suggestions: SuggestionSettings = SuggestionSettings()
+    edit: EditSettings = EditSettings()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from factories import make_bios_frame, make_model_folder
 
@@ -77,3 +78,85 @@ def test_bad_input_is_a_one_line_error_without_traceback(
     err = capsys.readouterr().err
     assert err.startswith("editing-service: error: ") and message in err and "Traceback" not in err
     assert err.count("\n") == 1
+
+
+@pytest.fixture(scope="module")
+def discovered(tiny: dict[str, Path]) -> Path:
+    out = tiny["root"] / "run"
+    code = main(["-q", "run", "--spec", str(tiny["spec"]), "--out", str(out), "--model", str(tiny["model"]),
+                 "--d-sae", "64", "--k", "4", "--epochs", "5", "--attribution-examples", "16",
+                 "--circuit-top-k", "20"])
+    assert code == 0
+    return out
+
+
+def test_run_writes_report_features_and_models(discovered: Path) -> None:
+    import editing_service
+
+    report = json.loads((discovered / "report.json").read_text())
+    names = [row["name"] for row in report["rows"]]
+    assert names == ["original", "shift", "shift_retrained", "random_ablation", "token_deletion", "oracle"]
+    assert report["flag_policy"]["sources"] == {"lexicon": len(report["flags"])}
+    html = (discovered / "report.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and "shift_retrained" in html
+    features = json.loads((discovered / "features.json").read_text())
+    assert len(features["cards"]) == len(features["circuit"]) == 40  # 20 per site, 2 sites
+    edited = editing_service.load_model(discovered / "models" / "edited")
+    original = editing_service.load_model(discovered / "models" / "original")
+    assert len(edited.interventions) >= 1 and len(original.interventions) == 0
+    proba = edited.predict_proba(["she is a nurse", "he is a surgeon"])
+    assert proba.shape == (2, 2) and np.allclose(proba.sum(1), 1.0)
+    assert (discovered / "models" / "edited" / "README.md").is_file()
+
+
+def test_features_command_prints_cards(discovered: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["-q", "features", "--out", str(discovered), "--limit", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("rank") == 3 and "score" in out
+
+
+def test_edit_applies_a_persons_flags_file(discovered: Path, tmp_path: Path) -> None:
+    features = json.loads((discovered / "features.json").read_text())
+    first = features["circuit"][0]
+    flags = tmp_path / "flags.yaml"
+    flags.write_text(
+        "policy: Reviewed by hand\n"
+        f"flags:\n  - {{site: {first['site']}, feature: {first['feature']}, state: spurious, "
+        "rationale: test, reviewer: ana}\n"
+    )
+    assert main(["-q", "edit", "--out", str(discovered), "--flags", str(flags)]) == 0
+    report = json.loads((discovered / "report.json").read_text())
+    assert report["flags"][0]["who"] == "ana" and report["flag_policy"]["statement"] == "Reviewed by hand"
+
+
+@pytest.mark.parametrize(
+    ("flags_text", "message"),
+    [
+        ("flags: []\n", "No feature is flagged spurious"),
+        ("flags:\n  - {site: blocks.0.out, feature: 999999}\n", "Feature 999999 does not exist at site blocks.0.out"),
+        ("flags:\n  - {site: blocks.7.out, feature: 1}\n", "names site 'blocks.7.out'"),
+        ("flags:\n  - {site: blocks.0.out, feature: -1}\n", "greater than or equal to 0"),
+    ],
+)
+def test_edit_refuses_bad_flags(discovered: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+                                flags_text: str, message: str) -> None:
+    flags = tmp_path / "flags.yaml"
+    flags.write_text(flags_text)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-q", "edit", "--out", str(discovered), "--flags", str(flags)])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_edit_refuses_a_run_whose_base_model_changed(tiny: dict[str, Path], discovered: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(discovered, copy)
+    config = json.loads((copy / "models" / "original" / "config.json").read_text())
+    config["base_model"]["weights_sha256"] = "0" * 64
+    (copy / "models" / "original" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(SystemExit):
+        main(["-q", "edit", "--out", str(copy), "--flags", "auto"])
+    assert "has changed since this classifier was saved" in capsys.readouterr().err

@@ -72,7 +72,8 @@ def collect_activations(
     head_features: np.ndarray | None = None
 
     cursor = 0
-    bar = tqdm(total=len(texts), desc="activations", unit="text", disable=not progress)
+    bar = tqdm(total=len(texts), desc="activations", unit="text",
+               disable=not progress or not logger.isEnabledFor(logging.INFO))
     for rows, batch in length_sorted_batches(
         classifier.tokenizer, texts, batch_size=batch_size, max_length=classifier.max_length, lengths=lengths
     ):

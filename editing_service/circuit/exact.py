@@ -44,7 +44,7 @@ def exact_ablation(
         wanted = features.get(site.name, []) if features is not None else range(int(sae.W_dec.shape[0]))
         effects: dict[int, float] = {}
         for i in wanted:
-            def ablate(x: torch.Tensor, i: int = i) -> torch.Tensor:
+            def ablate(x: torch.Tensor, i: int = i, sae: Dictionary = sae) -> torch.Tensor:
                 f = sae.encode(x)
                 return x - f[..., i : i + 1] * sae.W_dec[i]
 
@@ -52,7 +52,7 @@ def exact_ablation(
                 effects[int(i)] = float((_metric(classifier, batch, y) - clean).mean())
         entry: dict[str, object] = {"features": effects}
         if include_error:
-            def drop_error(x: torch.Tensor) -> torch.Tensor:
+            def drop_error(x: torch.Tensor, sae: Dictionary = sae) -> torch.Tensor:
                 return sae.decode(sae.encode(x))
 
             with intervene(classifier.backbone, {site: drop_error}):

@@ -28,10 +28,18 @@ class CircuitFeature:
 
 
 def select_circuit(
-    scores: Mapping[str, NodeScores], *, top_k: int | None = 200, threshold: float | None = None
+    scores: Mapping[str, NodeScores],
+    *,
+    top_k: int | None = 200,
+    threshold: float | None = None,
+    per_site: bool = False,
 ) -> list[CircuitFeature]:
     """Features ranked by |score| over all sites: the `top_k` strongest, those with |score| >= threshold,
-    or both rules at once (error nodes are never part of the circuit: they cannot be flagged)."""
+    or both rules at once (error nodes are never part of the circuit: they cannot be flagged).
+
+    With `per_site`, `top_k` applies within each site: effects at early sites are spread over many
+    features and would otherwise be crowded out by the last sites, which the head reads directly.
+    """
     if top_k is None and threshold is None:
         raise ValueError(NO_RULE)
     if top_k is not None and top_k < 1:
@@ -43,7 +51,10 @@ def select_circuit(
     order = np.argsort(-np.abs(values), kind="stable")
     if threshold is not None:
         order = order[np.abs(values[order]) >= threshold]
-    if top_k is not None:
+    if top_k is not None and per_site:
+        kept = np.concatenate([order[owner[order] == i][:top_k] for i in range(len(sites))])
+        order = kept[np.argsort(-np.abs(values[kept]), kind="stable")]
+    elif top_k is not None:
         order = order[:top_k]
     return [
         CircuitFeature(site=sites[owner[j]], feature=int(index[j]), score=float(values[j]), rank=r)

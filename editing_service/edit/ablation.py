@@ -14,7 +14,6 @@ from typing import Literal
 
 import numpy as np
 import torch
-from torch import nn
 
 from editing_service.model.classifier import SiteIntervention
 from editing_service.model.sites import Site

@@ -5,6 +5,10 @@ nothing deeper.
 """
 
 from editing_service.pipeline.common import ProgressFn, load_inputs, resolve_device
+from editing_service.pipeline.discover import run_discover
+from editing_service.pipeline.edit import run_edit
+from editing_service.pipeline.run import resolve_flags, run_all
 from editing_service.pipeline.saes import run_saes, train_site_saes
 
-__all__ = ["ProgressFn", "load_inputs", "resolve_device", "run_saes", "train_site_saes"]
+__all__ = ["ProgressFn", "load_inputs", "resolve_device", "resolve_flags", "run_all", "run_discover",
+           "run_edit", "run_saes", "train_site_saes"]

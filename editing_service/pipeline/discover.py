@@ -1,0 +1,131 @@
+"""The `discover` step: caches, head, SAEs, attribution, the circuit, feature cards and suggestions.
+
+Writes into the artifact directory: activations/{train,validate}, models/original, saes/ (with
+quality.json), attribution.json and features.json (circuit, cards, suggestions), and run.json.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from editing_service.artifacts import ArtifactDir
+from editing_service.circuit import (
+    NodeScores,
+    attribution_patching,
+    integrated_gradients,
+    select_circuit,
+)
+from editing_service.data import TextSplit
+from editing_service.edit import save_model
+from editing_service.features import (
+    TokenVocab,
+    attach_suggestions,
+    build_feature_cards,
+    collect_feature_activations,
+    suggest_flags,
+)
+from editing_service.model import Site, TextClassifier
+from editing_service.pipeline.common import (
+    ProgressFn,
+    cache_role,
+    fit_original_head,
+    group_attribute,
+    load_inputs,
+    quiet,
+)
+from editing_service.pipeline.saes import train_site_saes
+from editing_service.sae import SAE, sae_quality
+from editing_service.settings import AttributionSettings, RunSettings
+
+logger = logging.getLogger(__name__)
+
+
+def attribution_sample(split: TextSplit, settings: AttributionSettings) -> np.ndarray:
+    """Row indices of the examples attribution runs on: up to n_examples, stratified by class, seeded."""
+    rng = np.random.default_rng(settings.seed)
+    classes = np.unique(split.labels)
+    per_class = max(1, settings.n_examples // len(classes))
+    picked = [rng.permutation(np.flatnonzero(split.labels == c))[:per_class] for c in classes]
+    return np.sort(np.concatenate(picked))
+
+
+def node_scores(
+    classifier: TextClassifier, saes: dict[Site, SAE], split: TextSplit, settings: AttributionSettings,
+    progress: ProgressFn,
+) -> dict[str, NodeScores]:
+    rows = attribution_sample(split, settings)
+    texts, labels = [split.texts[i] for i in rows], split.labels[rows]
+    report = lambda f: progress("attribution", f)  # noqa: E731
+    if settings.method == "ig":
+        return integrated_gradients(classifier, saes, texts, labels, steps=settings.ig_steps,
+                                    batch_size=settings.batch_size, on_progress=report)
+    return attribution_patching(classifier, saes, texts, labels, batch_size=settings.batch_size,
+                                on_progress=report)
+
+
+def run_discover(settings: RunSettings, out: str | Path, *, progress: ProgressFn = quiet) -> dict[str, Any]:
+    """Run discovery and return the features document (also written to features.json)."""
+    started = time.perf_counter()
+    artifacts = ArtifactDir(Path(out))
+    artifacts.root.mkdir(parents=True, exist_ok=True)
+    artifacts.run_config.write_text(settings.model_dump_json(indent=2))
+    spec, classifier = load_inputs(settings.spec, settings.model)
+    sites = classifier.resolve_sites(settings.sites)
+    batch = settings.model.batch_size
+    train, train_cache = cache_role(classifier, spec, "train", sites=sites, artifacts=artifacts,
+                                    dtype=settings.cache_dtype, batch_size=batch, progress=progress)
+    fit_original_head(classifier, train_cache)
+    save_model(classifier, artifacts.original_model, provenance={"spec": spec.name, "role": "original"})
+    validate, validate_cache = cache_role(classifier, spec, "validate", sites=sites, artifacts=artifacts,
+                                          dtype=settings.cache_dtype, batch_size=batch, progress=progress)
+    by_name = train_site_saes(train_cache, sites, settings.sae, device=classifier.device, artifacts=artifacts,
+                              model_name=classifier.source.name_or_path, progress=progress)
+    saes = {site: by_name[site.name] for site in sites}
+    quality = {site.name: {"train": sae_quality(sae, train_cache.site(site.name)),
+                           "validate": sae_quality(sae, validate_cache.site(site.name))}
+               for site, sae in saes.items()}
+    artifacts.sae_quality.write_text(json.dumps({"sites": quality}, indent=2))
+
+    scores = node_scores(classifier, saes, train, settings.attribution, progress)
+    artifacts.attribution.write_text(json.dumps({name: s.to_dict() for name, s in scores.items()}))
+    circuit = select_circuit(scores, top_k=settings.circuit.top_k, threshold=settings.circuit.threshold,
+                             per_site=settings.circuit.per_site)
+    pairs = [(c.site, c.feature) for c in circuit]
+    progress("cards", 0.0)
+    vocab = TokenVocab.from_cache(validate_cache, classifier.tokenizer)
+    activations = collect_feature_activations(saes=by_name, cache=validate_cache, features=pairs)
+    cards = build_feature_cards(features=pairs, saes=by_name, cache=validate_cache, split=validate,
+                                vocab=vocab, scores=scores, activations=activations)
+    attribute = group_attribute(spec)
+    suggestions = suggest_flags(
+        saes=by_name, cache=validate_cache, split=validate, candidates=pairs, vocab=vocab,
+        lexicon=settings.suggestions.lexicon, lexicon_threshold=settings.suggestions.lexicon_threshold,
+        min_active_tokens=settings.suggestions.min_active_tokens,
+        attributes=[attribute] if attribute else [], attribute_threshold=settings.suggestions.attribute_threshold,
+        activations=activations,
+    )
+    attach_suggestions(cards, suggestions)
+    progress("cards", 1.0)
+    document = {
+        "spec": spec.name,
+        "model": classifier.source.name_or_path,
+        "sites": [s.name for s in sites],
+        "cards_split": validate.name,
+        "attribution": {**settings.attribution.model_dump(), "train_subset": train.name,
+                        "error_scores": {name: s.error for name, s in scores.items()}},
+        "circuit": [{"id": c.id, "site": c.site, "feature": c.feature, "score": c.score, "rank": c.rank}
+                    for c in circuit],
+        "suggestions": [s.to_dict() for s in suggestions],
+        "cards": [card.to_dict() for card in cards],
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    artifacts.features.write_text(json.dumps(document))
+    logger.info("Discovery: %d circuit features, %d suggestions (%.0f s)", len(circuit), len(suggestions),
+                document["seconds"])
+    return document

@@ -1,0 +1,185 @@
+"""The `edit` step: ablate the flagged features, retrain the head, run the baselines, write the report.
+
+Reads what `discover` wrote (run.json, the original model, the SAEs, the training cache, features.json)
+and writes models/edited/ (with a model card), report.json and report.html.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from editing_service.activations import ActivationCache
+from editing_service.artifacts import ArtifactDir
+from editing_service.data import DatasetSpec, TextSplit, load_role, load_spec, stereotype_labels
+from editing_service.edit import FeatureAblation, head_features, load_model, retrain_head, save_model
+from editing_service.features import load_lexicon
+from editing_service.features.flags import FlagSet
+from editing_service.model import TextClassifier, fit_linear_head
+from editing_service.pipeline.common import ProgressFn, group_attribute, quiet, resolve_device
+from editing_service.report import build_report, evaluate_row, model_card, render_html
+from editing_service.report.baselines import delete_words, random_features
+from editing_service.sae import SAE, TopKSAE, load_sae, topk_to_jumprelu
+from editing_service.settings import RunSettings
+
+logger = logging.getLogger(__name__)
+
+NOT_DISCOVERED = "{path} has no discovery results (run.json missing): run `discover` first."
+UNKNOWN_FLAG_SITE = "Flagged feature {id} names site {site!r}, which has no SAE in this run; the sites are {known}."
+
+
+def _served_sae(sae: SAE, cache: ActivationCache, site: str) -> SAE:
+    """TopK SAEs are served through per-feature JumpReLU thresholds fitted on the training tokens."""
+    return topk_to_jumprelu(sae, cache.site(site)) if isinstance(sae, TopKSAE) else sae
+
+
+def _alive(sae: SAE, cache: ActivationCache, site: str, n_rows: int = 32768) -> np.ndarray:
+    rows = np.random.default_rng(0).choice(cache.n_tokens, size=min(n_rows, cache.n_tokens), replace=False)
+    with torch.no_grad():
+        f = sae.encode(torch.from_numpy(cache.read(site, np.sort(rows))).to(sae.W_enc.device))
+    return (f > 0).any(0).cpu().numpy()
+
+
+def build_ablations(
+    classifier: TextClassifier, saes: dict[str, SAE], features: dict[str, list[int]], cache: ActivationCache,
+    *, mode: str,
+) -> list[FeatureAblation]:
+    """The served ablation of `features` ({site: indices}) at every site that has some."""
+    sites = {s.name: s for s in classifier.resolve_sites(list(features))}
+    edits = []
+    for name, indices in features.items():
+        served = _served_sae(saes[name], cache, name)
+        ablation = FeatureAblation.from_sae(sites[name], served, indices)
+        if mode == "mean":
+            with torch.no_grad():
+                acts = ablation.activations(torch.from_numpy(cache.read(name)).to(ablation.W_enc.device))
+            ablation = FeatureAblation.from_sae(sites[name], served, indices, mode="mean",
+                                                mean=acts.mean(0).cpu().numpy())
+        edits.append(ablation)
+    return edits
+
+
+class _Evaluator:
+    """Scores predictions on the evaluation split as report rows."""
+
+    def __init__(self, spec: DatasetSpec, split: TextSplit, settings: RunSettings) -> None:
+        self.spec, self.split, self.settings = spec, split, settings
+        self.attribute = group_attribute(spec)
+        has_stereotype = self.attribute and spec.attribute(self.attribute).stereotype
+        self.stereotype = stereotype_labels(spec, split, self.attribute) if has_stereotype else None
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, name: str, description: str, features: np.ndarray, head: torch.nn.Linear) -> None:
+        with torch.no_grad():
+            logits = torch.from_numpy(features).to(head.weight) @ head.weight.T + head.bias
+        self.rows.append(evaluate_row(
+            name=name, description=description, y_true=self.split.labels, y_pred=logits.argmax(1).cpu().numpy(),
+            label_names=self.split.label_names, groups=self.split.groups, attribute=self.attribute,
+            stereotype=self.stereotype, representation=features, n_boot=self.settings.edit.n_boot,
+            seed=self.settings.edit.seed,
+        ))
+
+
+def _copy_head(head: torch.nn.Linear) -> torch.nn.Linear:
+    copy = torch.nn.Linear(head.in_features, head.out_features).to(head.weight.device)
+    copy.load_state_dict(head.state_dict())
+    return copy
+
+
+def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet) -> dict[str, Any]:
+    """Apply `flags` to the discovered run in `out`; returns the report (also written to disk)."""
+    started = time.perf_counter()
+    artifacts = ArtifactDir(Path(out))
+    if not artifacts.run_config.is_file():
+        raise FileNotFoundError(NOT_DISCOVERED.format(path=artifacts.root))
+    settings = RunSettings.model_validate_json(artifacts.run_config.read_text())
+    batch = settings.model.batch_size
+    spec = load_spec(settings.spec)
+    classifier = load_model(artifacts.original_model, device=resolve_device(settings.model.device))
+    saes = {p.name: load_sae(p).to(classifier.device) for p in sorted(artifacts.saes.iterdir()) if p.is_dir()}
+    flagged = flags.spurious()
+    for site, indices in flagged.items():
+        if site not in saes:
+            raise ValueError(UNKNOWN_FLAG_SITE.format(id=f"{site}/{indices[0]}", site=site, known=sorted(saes)))
+    train_cache = ActivationCache.open(artifacts.cache("train"))
+    train, evaluate = load_role(spec, "train"), load_role(spec, "evaluate")
+    rows = _Evaluator(spec, evaluate, settings)
+    original_head = _copy_head(classifier.head)
+    mode, C, seed = settings.edit.mode, settings.edit.head_C, settings.edit.seed
+
+    def step(name: str):
+        return lambda f: progress(name, f)
+
+    eval_original = head_features(classifier, evaluate.texts, batch_size=batch, on_progress=step("eval:original"))
+    rows.add("original", "The classifier as given (head trained on the training set).", eval_original, original_head)
+
+    edits = build_ablations(classifier, saes, flagged, train_cache, mode=mode)
+    classifier.set_interventions(edits)
+    eval_shift = head_features(classifier, evaluate.texts, batch_size=batch, on_progress=step("eval:shift"))
+    rows.add("shift", "Flagged features ablated, original head.", eval_shift, original_head)
+    retrain_head(classifier, train.texts, train.labels, batch_size=batch, C=C, seed=seed,
+                 on_progress=step("retrain:shift"))
+    rows.add("shift_retrained", "Flagged features ablated, head retrained on the training set.", eval_shift,
+             classifier.head)
+    shift_head = _copy_head(classifier.head)
+    n_flagged = sum(len(v) for v in flagged.values())
+
+    if "random_ablation" in settings.edit.baselines:
+        alive = {site: _alive(saes[site], train_cache, site) for site in flagged}
+        chosen = random_features(flagged, alive, seed=seed)
+        classifier.set_interventions(build_ablations(classifier, saes, chosen, train_cache, mode=mode))
+        retrain_head(classifier, train.texts, train.labels, batch_size=batch, C=C, seed=seed,
+                     on_progress=step("retrain:random"))
+        features = head_features(classifier, evaluate.texts, batch_size=batch, on_progress=step("eval:random"))
+        rows.add("random_ablation", f"{n_flagged} random live features ablated at the same sites, head retrained.",
+                 features, classifier.head)
+    classifier.set_interventions([])
+    if "token_deletion" in settings.edit.baselines:
+        lexicon = load_lexicon(settings.suggestions.lexicon)
+        train_features = head_features(classifier, delete_words(train.texts, lexicon.words), batch_size=batch,
+                                       on_progress=step("retrain:token_deletion"))
+        head = fit_linear_head(train_features, train.labels, n_classes=len(spec.labels), C=C, seed=seed)
+        features = head_features(classifier, delete_words(evaluate.texts, lexicon.words), batch_size=batch,
+                                 on_progress=step("eval:token_deletion"))
+        rows.add("token_deletion", f"Words of the {lexicon.name!r} lexicon deleted from every input, head "
+                 "retrained.", features, head)
+    if "oracle" in settings.edit.baselines and "oracle" in spec.roles:
+        oracle = load_role(spec, "oracle")
+        oracle_features = head_features(classifier, oracle.texts, batch_size=batch, on_progress=step("oracle"))
+        head = fit_linear_head(oracle_features, oracle.labels, n_classes=len(spec.labels), C=C, seed=seed)
+        rows.add("oracle", f"Head trained on the group-balanced subset {oracle.name!r} (no edit).",
+                 eval_original, head)
+
+    # The edited model: SHIFT with the retrained head.
+    classifier.set_interventions(edits)
+    classifier.set_head(shift_head)
+    features_doc = json.loads(artifacts.features.read_text()) if artifacts.features.is_file() else {}
+    labels = {c["id"]: c.get("label") for c in features_doc.get("cards", [])}
+    flag_rows = [{"site": f.site, "feature": f.feature, "label": labels.get(f.id), "who": f.reviewer,
+                  "why": f.rationale, "source": f.source, "state": f.state} for f in flags.flags]
+    report = build_report(
+        title=f"SHIFT edit of {classifier.source.name_or_path} on {spec.name}",
+        dataset={"name": spec.name, "subsets": dict(spec.roles), "evaluated_on": evaluate.name},
+        model={"base_model": classifier.source.name_or_path, "sha256": classifier.source.weights_sha256,
+               "classifier_kind": classifier.kind, "edited_model": str(artifacts.edited_model)},
+        rows=rows.rows, flags=flag_rows, sae=settings.sae.model_dump(),
+        retrain={"head": "logistic regression", "C": C, "seed": seed, "trained_on": train.name, "mode": mode},
+        flag_policy=flags.policy, flag_selection_subset=features_doc.get("cards_split"),
+    )
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    save_model(classifier, artifacts.edited_model,
+               provenance={"spec": spec.name, "flags": [f.model_dump() for f in flags.flags],
+                           "flag_policy": flags.policy, "retrain": report.get("retrain")})
+    card = model_card(report, row="shift_retrained")
+    (artifacts.edited_model / "README.md").write_text(card)
+    artifacts.flags.write_text(flags.model_dump_json(indent=2))
+    artifacts.report_json.write_text(json.dumps(report, indent=2))
+    artifacts.report_html.write_text(render_html(report))
+    logger.info("Report written to %s (%.0f s)", artifacts.report_html, report["seconds"])
+    return report

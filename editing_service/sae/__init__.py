@@ -1,0 +1,34 @@
+"""Sparse autoencoders: TopK, ReLU + L1 and JumpReLU modules, their trainer, quality and SAELens-format io.
+
+Importing the package registers every architecture (`topk`, `relu`, `jumprelu`).
+"""
+
+from editing_service.sae.base import SAE, StepOutput, TrainContext
+from editing_service.sae.config import SAEConfig
+from editing_service.sae.convert import topk_to_jumprelu
+from editing_service.sae.io import load_sae, save_sae
+from editing_service.sae.jumprelu import JumpReLUSAE
+from editing_service.sae.quality import sae_quality
+from editing_service.sae.registry import get_sae_class, known_architectures, register_sae
+from editing_service.sae.relu import ReLUSAE
+from editing_service.sae.topk import TopKSAE
+from editing_service.sae.trainer import SAETrainer, train_saes
+
+__all__ = [
+    "SAE",
+    "JumpReLUSAE",
+    "ReLUSAE",
+    "SAEConfig",
+    "SAETrainer",
+    "StepOutput",
+    "TopKSAE",
+    "TrainContext",
+    "get_sae_class",
+    "known_architectures",
+    "load_sae",
+    "register_sae",
+    "sae_quality",
+    "save_sae",
+    "topk_to_jumprelu",
+    "train_saes",
+]

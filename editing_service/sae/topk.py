@@ -1,0 +1,207 @@
+"""TopK SAE (Gao et al. 2024): keep the k largest pre-activations per token, ReLU them, zero the rest.
+
+Training never builds a dense [batch, d_sae] code: `encode_topk` returns (values, indices) [n, k] whose
+backward pass touches only the selected encoder columns (a sparse product instead of a dense one), and
+`decode_sparse` sums only the k selected decoder rows with `embedding_bag`. Dead features are revived by the
+auxiliary-k loss: the top `aux_k` dead features reconstruct the residual the live ones left.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from editing_service.sae.base import SAE, StepOutput, TrainContext
+from editing_service.sae.registry import register_sae
+
+
+def _by_feature(indices: Tensor, values: Tensor, d_sae: int) -> Tensor:
+    """The sparse matrix S [d_sae, n] with S[indices[t, j], t] = values[t, j], in CSR layout.
+
+    `S @ dense` (dense [n, d]) sums, for every feature, the rows of the tokens that selected it: the
+    encoder and decoder weight gradients of a TopK step, at O(n * J * d) instead of O(n * d_sae * d).
+    """
+    n, n_sel = indices.shape
+    flat = indices.reshape(-1)
+    order = torch.argsort(flat)
+    counts = torch.bincount(flat, minlength=d_sae)
+    index_dtype = torch.int32 if n * n_sel < 2**31 else torch.int64
+    crow = torch.zeros(d_sae + 1, dtype=index_dtype, device=indices.device)
+    crow[1:] = counts.cumsum(0)
+    col = torch.div(order, n_sel, rounding_mode="floor").to(index_dtype)  # token of each sorted pair
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": we use only its matmul
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(
+            crow, col, values.reshape(-1)[order], size=(d_sae, n), check_invariants=False
+        )
+
+
+class _GatherPreActivations(torch.autograd.Function):
+    """values[t, j] = z[t, indices[t, j]] with z = x @ W_enc + b_enc - b_dec @ W_enc, and a sparse backward.
+
+    `z` (no grad) is passed in to avoid recomputing it; the backward reads only the selected columns.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, x: Tensor, W_enc: Tensor, b_enc: Tensor, b_dec: Tensor, indices: Tensor, z: Tensor
+    ) -> Tensor:
+        ctx.save_for_backward(x, W_enc, b_dec, indices)
+        return z.gather(1, indices)  # [n, J]
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        x, W_enc, b_dec, indices = ctx.saved_tensors
+        d_sae = W_enc.shape[1]
+        grad = grad.to(W_enc.dtype)
+        col_sum = torch.zeros(d_sae, dtype=W_enc.dtype, device=W_enc.device)
+        col_sum.index_add_(0, indices.reshape(-1), grad.reshape(-1))  # [d_sae] = grad of b_enc
+        grad_x = grad_w = grad_b_dec = None
+        if ctx.needs_input_grad[1]:
+            grad_wt = _by_feature(indices, grad, d_sae) @ x.to(W_enc.dtype)  # [d_sae, d_in] = G^T x
+            grad_wt -= col_sum[:, None] * b_dec[None, :]  # dz/dW_enc uses x - b_dec
+            grad_w = grad_wt.T.contiguous()
+        if ctx.needs_input_grad[3]:
+            grad_b_dec = -(W_enc @ col_sum)  # [d_in]
+        if ctx.needs_input_grad[0]:
+            grad_x = F.embedding_bag(indices, W_enc.T.contiguous(), per_sample_weights=grad, mode="sum")
+        return grad_x, grad_w, col_sum, grad_b_dec, None, None
+
+
+class _SparseDecode(torch.autograd.Function):
+    """out[t] = sum_j values[t, j] * W_dec[indices[t, j]] (no bias), with a sparse backward for W_dec."""
+
+    @staticmethod
+    def forward(ctx: Any, values: Tensor, indices: Tensor, W_dec: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(values, indices, W_dec)
+        return F.embedding_bag(indices, W_dec, per_sample_weights=values, mode="sum")  # [n, d_in]
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        values, indices, W_dec = ctx.saved_tensors
+        grad_values = grad_w = None
+        if ctx.needs_input_grad[0]:
+            # grad_values[t, j] = grad[t] . W_dec[indices[t, j]]: embedding_bag's own kernel for it.
+            with torch.enable_grad():
+                v = values.detach().requires_grad_()
+                out = F.embedding_bag(indices, W_dec.detach(), per_sample_weights=v, mode="sum")
+                (grad_values,) = torch.autograd.grad(out, v, grad)
+        if ctx.needs_input_grad[2]:
+            grad_w = _by_feature(indices, values.to(grad.dtype), W_dec.shape[0]) @ grad  # [d_sae, d_in]
+        return grad_values, None, grad_w
+
+
+class _Weights(NamedTuple):
+    """The weights one pass uses: the parameters themselves, or their decoder-norm rescaled version."""
+
+    W_enc: Tensor  # [d_in, d_sae]
+    b_enc: Tensor  # [d_sae]
+    b_dec: Tensor  # [d_in]
+    W_dec: Tensor  # [d_sae, d_in]
+
+
+class TopKSAE(SAE):
+    """TopK SAE; `cfg.k` features are active per token.
+
+    Training (`training_loss`) sees the decoder rows through their directions only, as SAELens's
+    `rescale_acts_by_decoder_norm` does: z_i is multiplied by ||W_dec[i]|| and f_i divided by it before
+    decoding. The function is then free of the rows' norms, which the trainer starts small (0.1, so Adam
+    moves directions quickly) and folds away at the end (`fold_decoder_norm_`); inference uses the
+    plain formulas, identical once the rows have unit norm.
+    """
+
+    architecture = "topk"
+    unit_norm_decoder = False  # scale-free by construction: see training_loss
+
+    @property
+    def k(self) -> int:
+        assert self.cfg.k is not None  # guaranteed by SAEConfig validation
+        return self.cfg.k
+
+    def _plain(self) -> _Weights:
+        return _Weights(self.W_enc, self.b_enc, self.b_dec, self.W_dec)
+
+    def _rescaled(self) -> _Weights:
+        norms = self.W_dec.norm(dim=1)  # [d_sae]; [d_sae, d_in]-sized work, cheap next to a batch
+        return _Weights(self.W_enc * norms, self.b_enc * norms, self.b_dec, self.W_dec / norms[:, None])
+
+    def _select(self, x2: Tensor, k: int, w: _Weights) -> tuple[Tensor, Tensor, Tensor | None]:
+        """(pre-activation values [n, k], indices [n, k], dense z [n, d_sae] or None) of x2 [n, d_in]."""
+        if torch.is_grad_enabled() and (w.W_enc.requires_grad or x2.requires_grad):
+            with torch.no_grad():
+                z = torch.addmm(w.b_enc - w.b_dec @ w.W_enc, x2, w.W_enc)  # [n, d_sae]
+                indices = z.topk(k, dim=1, sorted=False).indices
+            values = _GatherPreActivations.apply(x2, w.W_enc, w.b_enc, w.b_dec, indices, z)
+            return values, indices, z
+        values, indices = ((x2 - w.b_dec) @ w.W_enc + w.b_enc).topk(k, dim=1, sorted=False)
+        return values, indices, None
+
+    def encode_topk(self, x: Tensor, k: int | None = None) -> tuple[Tensor, Tensor]:
+        """The k active features of each token: (values [..., k] >= 0, indices [..., k] int64), unsorted.
+
+        With gradients enabled the values carry a sparse backward to W_enc, b_enc, b_dec (and x).
+        """
+        k = self.k if k is None else k
+        x = self.check_input(x)
+        lead = x.shape[:-1]
+        values, indices, _ = self._select(x.reshape(-1, self.cfg.d_in), k, self._plain())
+        return values.relu().reshape(*lead, k), indices.reshape(*lead, k)
+
+    def decode_sparse(self, values: Tensor, indices: Tensor) -> Tensor:
+        """x_hat [..., d_in] from the active features only: sum_j values[j] * W_dec[indices[j]] + b_dec."""
+        lead, n_sel = values.shape[:-1], values.shape[-1]
+        v2 = values.reshape(-1, n_sel).to(self.dtype)
+        out = _SparseDecode.apply(v2, indices.reshape(-1, n_sel), self.W_dec)  # [n, d_in]
+        return (out + self.b_dec).reshape(*lead, self.cfg.d_in)
+
+    def encode(self, x: Tensor) -> Tensor:
+        values, indices = self.encode_topk(x)
+        f = torch.zeros(*values.shape[:-1], self.cfg.d_sae, dtype=values.dtype, device=values.device)
+        return f.scatter_(-1, indices, values)  # [..., d_sae]
+
+    @staticmethod
+    def _aux_reconstruction(x: Tensor, z: Tensor, dead: Tensor, aux_k: int, w: _Weights) -> Tensor:
+        """sum over the aux_k most active dead features of f_i * W_dec[i] (no b_dec), shape [n, d_in]."""
+        if dead.numel() <= aux_k:
+            # Every dead feature takes part: a small dense problem [n, n_dead], fastest through BLAS.
+            w_enc = w.W_enc.index_select(1, dead)  # [d_in, n_dead]
+            bias = w.b_enc.index_select(0, dead) - w.b_dec @ w_enc
+            return torch.addmm(bias, x, w_enc).relu() @ w.W_dec.index_select(0, dead)
+        with torch.no_grad():
+            local = z.index_select(1, dead).topk(aux_k, dim=1, sorted=False).indices
+            aux_idx = dead[local]  # [n, aux_k]: the most active dead features of each token
+        values = _GatherPreActivations.apply(x, w.W_enc, w.b_enc, w.b_dec, aux_idx, z).relu()
+        return _SparseDecode.apply(values, aux_idx, w.W_dec)
+
+    def training_loss(self, x: Tensor, ctx: TrainContext) -> StepOutput:
+        k = self.k
+        w = self._rescaled()
+        pre, indices, z = self._select(x, k, w)
+        values = pre.relu()  # [n, k]
+        x_hat = _SparseDecode.apply(values, indices, w.W_dec) + w.b_dec
+        err = x - x_hat
+        mse = err.pow(2).sum(-1).mean()
+        loss = mse
+        aux = torch.zeros((), dtype=mse.dtype, device=mse.device)
+        dead = ctx.dead_features
+        use_aux = dead is not None and dead.numel() > 0 and ctx.aux_coefficient > 0 and ctx.aux_k > 0
+        if use_aux and z is not None:
+            residual = err.detach()
+            # Decoder rows only, no b_dec: the dead features model what the live ones missed.
+            e_hat = self._aux_reconstruction(x, z, dead, ctx.aux_k, w)
+            aux_mse = (e_hat - residual).pow(2).sum() / residual.pow(2).sum().clamp_min(1e-12)
+            aux = ctx.aux_coefficient * aux_mse
+            loss = loss + aux
+        with torch.no_grad():
+            active = values > 0  # [n, k]
+            counts = torch.zeros(self.cfg.d_sae, device=x.device, dtype=x.dtype)
+            counts.index_add_(0, indices.reshape(-1), active.reshape(-1).to(x.dtype))
+            l0 = active.sum(-1).to(x.dtype).mean()
+        return StepOutput(loss=loss, mse=mse.detach(), aux=aux.detach(), l0=l0, fired=counts > 0)
+
+
+register_sae("topk", TopKSAE)

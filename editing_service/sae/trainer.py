@@ -1,0 +1,390 @@
+"""Train SAEs on cached activations: `SAETrainer` (scikit-learn style) and `train_saes` for many sites.
+
+Per step: one dense encoder matmul, top-k selection, and (for TopK) sparse decoding and a sparse encoder
+backward; Adam with warm-up and a linear decay at the end. Decoder rows start small and free where the loss
+ignores their norm (TopK trains through decoder-norm rescaling, ReLU through a norm-weighted L1) and are held
+at unit norm for JumpReLU (the gradient's radial part is removed before the step, rows renormalised after).
+Inputs are scaled so E||x||^2 = d_in on a sample and b_dec starts at their geometric median. At the end the
+decoder norms and the input scale are folded into the weights: the fitted SAE has unit-norm decoder rows and
+takes raw activations.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from editing_service.sae.base import SAE, TrainContext
+from editing_service.sae.config import DTYPES, SAEConfig, normalize_dtype_name
+from editing_service.sae.data import (
+    ActivationArray,
+    check_activations,
+    geometric_median,
+    iter_batches,
+    norm_scale,
+    sample_rows,
+)
+from editing_service.sae.io import save_sae
+from editing_service.sae.registry import get_sae_class
+
+logger = logging.getLogger(__name__)
+
+ERR_NOT_FITTED = "this SAETrainer is not fitted yet; call fit(activations) first"
+ERR_K_RANGE = "k must be an integer with 1 <= k <= d_sae ({d_sae}), got {k}"
+
+
+class SAETrainer:
+    """Fit one SAE to activations [n_tokens, d_in]; the result is `sae_`, the loss curve `history_`.
+
+    Parameters (all keyword-only)
+    ----------
+    architecture : "topk" (default), "relu" or "jumprelu".
+    d_sae : dictionary size; None means expansion_factor * d_in.
+    k : active features per token (topk); for jumprelu, the L0 the thresholds are initialised to give.
+    l1_coefficient, l0_coefficient : sparsity weights of relu (L1) / jumprelu (L0), in the units of the
+    summed squared error of normalised inputs. jumprelu_bandwidth : width of the threshold's pseudo-gradient
+    kernel; None means 0.001 * sqrt(d_in), the customary 0.001 rescaled to inputs with E||x||^2 = d_in.
+    lr : Adam learning rate; None means 2e-4 * sqrt(2**14 / d_sae) capped at 1e-3 (Gao et al. 2024).
+    batch_size : tokens per step. n_epochs / n_tokens : training length (n_tokens wins when given).
+    warmup_steps : linear lr warm-up (None: 5% of the steps, at most 1000); lr_decay_fraction : final
+    fraction of steps over which lr decays linearly to 0; sparsity_warmup_fraction : L1/L0 warm-up.
+    aux_k, aux_coefficient, dead_window : auxiliary-k loss (topk): the aux_k most active dead features
+    (None: min(256, d_in // 2)) reconstruct the residual; a feature is dead after dead_window tokens without
+    firing (None: total training tokens / 10, clipped to [4 * batch_size, 1e6]).
+    b_dec_init : "geometric_median", "mean" or "zeros". normalize : scale inputs to E||x||^2 = d_in.
+    decoder_init_norm : initial norm of the decoder rows (W_enc starts as W_dec^T); None means 0.1 where
+    the rows are free (topk, relu: small weights let Adam turn them quickly, as in Anthropic's April 2024
+    update and SAELens) and 1 where they are held at unit norm (jumprelu).
+    chunk_rows : rows read at once from the activations. sample_size : rows used for the statistics.
+    seed, device, dtype, hook_name, model_name, log_every : as named.
+    """
+
+    def __init__(
+        self,
+        *,
+        architecture: str = "topk",
+        d_sae: int | None = None,
+        expansion_factor: int = 8,
+        k: int = 32,
+        l1_coefficient: float = 5.0,
+        l0_coefficient: float = 1.0,
+        jumprelu_bandwidth: float | None = None,
+        lr: float | None = None,
+        batch_size: int = 4096,
+        n_epochs: float = 1.0,
+        n_tokens: int | None = None,
+        warmup_steps: int | None = None,
+        lr_decay_fraction: float = 0.2,
+        sparsity_warmup_fraction: float = 0.05,
+        aux_k: int | None = None,
+        aux_coefficient: float = 1.0 / 32.0,
+        dead_window: int | None = None,
+        b_dec_init: Literal["geometric_median", "mean", "zeros"] = "geometric_median",
+        decoder_init_norm: float | None = None,
+        max_grad_norm: float | None = None,
+        normalize: bool = True,
+        chunk_rows: int = 2**16,
+        sample_size: int = 2**14,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+        dtype: str = "float32",
+        hook_name: str | None = None,
+        model_name: str | None = None,
+        log_every: int = 50,
+    ) -> None:
+        self.architecture = architecture
+        self.d_sae = d_sae
+        self.expansion_factor = expansion_factor
+        self.k = k
+        self.l1_coefficient = l1_coefficient
+        self.l0_coefficient = l0_coefficient
+        self.jumprelu_bandwidth = jumprelu_bandwidth
+        self.lr = lr
+        self.batch_size = batch_size
+        self.n_epochs = n_epochs
+        self.n_tokens = n_tokens
+        self.warmup_steps = warmup_steps
+        self.lr_decay_fraction = lr_decay_fraction
+        self.sparsity_warmup_fraction = sparsity_warmup_fraction
+        self.aux_k = aux_k
+        self.aux_coefficient = aux_coefficient
+        self.dead_window = dead_window
+        self.b_dec_init = b_dec_init
+        self.decoder_init_norm = decoder_init_norm
+        self.max_grad_norm = max_grad_norm
+        self.normalize = normalize
+        self.chunk_rows = chunk_rows
+        self.sample_size = sample_size
+        self.seed = seed
+        self.device = device
+        self.dtype = dtype
+        self.hook_name = hook_name
+        self.model_name = model_name
+        self.log_every = log_every
+
+    # ------------------------------------------------------------------ setup
+    def _plan(self, n_data: int, d_in: int) -> dict[str, Any]:
+        """Resolve defaults and validate every hyperparameter against the data's size."""
+        get_sae_class(self.architecture)  # ValueError naming the known architectures
+        d_sae = self.d_sae if self.d_sae is not None else self.expansion_factor * d_in
+        if not isinstance(d_sae, int) or d_sae < 1:
+            raise ValueError(f"d_sae must be a positive integer, got {d_sae!r}")
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or not 1 <= self.k <= d_sae:
+            raise ValueError(ERR_K_RANGE.format(d_sae=d_sae, k=self.k))
+        if self.batch_size < 1 or self.chunk_rows < 1 or self.log_every < 1 or self.sample_size < 1:
+            raise ValueError("batch_size, chunk_rows, sample_size and log_every must be >= 1")
+        if self.b_dec_init not in ("geometric_median", "mean", "zeros"):
+            raise ValueError(
+                f"b_dec_init must be 'geometric_median', 'mean' or 'zeros', got {self.b_dec_init!r}"
+            )
+        if not 0.0 <= self.lr_decay_fraction <= 1.0 or not 0.0 <= self.sparsity_warmup_fraction <= 1.0:
+            raise ValueError("lr_decay_fraction and sparsity_warmup_fraction must lie in [0, 1]")
+        batch = min(self.batch_size, n_data)
+        if batch < self.batch_size:
+            logger.warning("only %d tokens: batch_size lowered from %d to %d", n_data, self.batch_size, batch)
+        if self.n_tokens is not None:
+            total = int(self.n_tokens)
+        else:
+            if self.n_epochs <= 0:
+                raise ValueError(f"n_epochs must be > 0, got {self.n_epochs}")
+            total = round(self.n_epochs * n_data)
+        if total < 1:
+            raise ValueError(f"n_tokens must be >= 1, got {total}")
+        n_steps = max(1, math.ceil(total / batch))
+        lr = self.lr if self.lr is not None else min(1e-3, 2e-4 * math.sqrt(2**14 / d_sae))
+        if lr <= 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        warmup = self.warmup_steps if self.warmup_steps is not None else min(1000, n_steps // 20)
+        aux_k = self.aux_k if self.aux_k is not None else min(256, max(1, d_in // 2))
+        bandwidth = (
+            self.jumprelu_bandwidth if self.jumprelu_bandwidth is not None else 0.001 * math.sqrt(d_in)
+        )
+        window = self.dead_window
+        if window is None:
+            window = int(min(1_000_000, max(4 * batch, n_steps * batch // 10)))
+        return {
+            "d_sae": d_sae,
+            "batch": batch,
+            "n_steps": n_steps,
+            "lr": lr,
+            "warmup": max(0, warmup),
+            "aux_k": aux_k,
+            "dead_window": window,
+            "dtype": normalize_dtype_name(self.dtype),
+            "bandwidth": bandwidth,
+        }
+
+    def _lr_factor(self, step: int, plan: dict[str, Any]) -> float:
+        n_steps, warmup = plan["n_steps"], plan["warmup"]
+        factor = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+        decay_steps = int(self.lr_decay_fraction * n_steps)
+        if decay_steps > 0 and step >= n_steps - decay_steps:
+            factor *= (n_steps - step) / (decay_steps + 1)
+        return factor
+
+    @torch.no_grad()
+    def _init_sae(self, sample: torch.Tensor, plan: dict[str, Any], device: torch.device) -> SAE:
+        d_in = sample.shape[1]
+        cfg = SAEConfig(
+            architecture=self.architecture,
+            d_in=d_in,
+            d_sae=plan["d_sae"],
+            k=self.k if self.architecture == "topk" else None,
+            l1_coefficient=self.l1_coefficient,
+            l0_coefficient=self.l0_coefficient,
+            jumprelu_bandwidth=plan["bandwidth"],
+            dtype=plan["dtype"],
+            device=str(device),
+            hook_name=self.hook_name,
+            model_name=self.model_name,
+        )
+        sae = get_sae_class(self.architecture)(cfg, generator=torch.Generator().manual_seed(self.seed))
+        init_norm = self.decoder_init_norm
+        if init_norm is None:
+            init_norm = 1.0 if sae.unit_norm_decoder else 0.1
+        if init_norm <= 0 or (sae.unit_norm_decoder and init_norm != 1.0):
+            raise ValueError(f"decoder_init_norm must be > 0 (and 1 for {self.architecture}), got {init_norm}")
+        sae.W_dec.mul_(init_norm)
+        sae.W_enc.copy_(sae.W_dec.T)
+        if self.b_dec_init == "geometric_median":
+            sae.b_dec.copy_(geometric_median(sample))
+        elif self.b_dec_init == "mean":
+            sae.b_dec.copy_(sample.mean(0))
+        if self.architecture == "jumprelu":
+            # Thresholds at the (1 - k / d_sae) quantile of each feature's initial pre-activation: training
+            # starts near L0 = k instead of d_sae / 2, which plain L0 pressure takes many steps to undo.
+            z = sae.pre_activations(sample[:4096]).float()  # [n, d_sae]
+            q = max(0.0, 1.0 - self.k / cfg.d_sae)
+            sae.threshold.copy_(torch.quantile(z, q, dim=0).clamp_min(0.0))
+        return sae
+
+    # ------------------------------------------------------------------ training
+    def fit(
+        self, activations: ActivationArray, *, progress: Callable[[float], None] | None = None
+    ) -> SAETrainer:
+        """Train on `activations` [n_tokens, d_in] and return self (the SAE is in `sae_`)."""
+        n_data, d_in = check_activations(activations)
+        plan = self._plan(n_data, d_in)
+        device = torch.device(self.device)
+        dtype = DTYPES[plan["dtype"]]
+        rng = np.random.default_rng(self.seed)
+        torch.manual_seed(self.seed)
+        sample = sample_rows(activations, self.sample_size, rng, device=device, dtype=torch.float32)
+        scale = norm_scale(sample) if self.normalize else 1.0
+        sample = sample * scale
+        total_var = float(sample.var(0, unbiased=False).sum())  # of the normalised inputs
+        sae = self._init_sae(sample, plan, device)
+        del sample
+
+        params = list(sae.parameters())
+        opt = _adam(params, plan["lr"], device)
+        stream = iter_batches(
+            activations,
+            batch_size=plan["batch"],
+            chunk_rows=self.chunk_rows,
+            scale=scale,
+            rng=rng,
+            device=device,
+            dtype=dtype,
+        )
+        since_fired = torch.zeros(plan["d_sae"], dtype=torch.long, device=device)
+        dead: torch.Tensor | None = None
+        use_aux = self.architecture == "topk" and self.aux_coefficient > 0
+        sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, mse, aux, l0 since last log
+        history: list[dict[str, float]] = []
+        n_steps, batch = plan["n_steps"], plan["batch"]
+        sparsity_warm = max(1.0, self.sparsity_warmup_fraction * n_steps)
+        t0, last_step = time.perf_counter(), 0
+        logger.info(
+            "training %s SAE %d -> %d on %d tokens: %d steps of %d",
+            self.architecture,
+            d_in,
+            plan["d_sae"],
+            n_data,
+            n_steps,
+            batch,
+        )
+        for step in range(n_steps):
+            x = next(stream)
+            for group in opt.param_groups:
+                group["lr"] = plan["lr"] * self._lr_factor(step, plan)
+            ctx = TrainContext(
+                dead_features=dead,
+                sparsity_scale=min(1.0, (step + 1) / sparsity_warm),
+                aux_k=plan["aux_k"],
+                aux_coefficient=self.aux_coefficient,
+            )
+            out = sae.training_loss(x, ctx)
+            opt.zero_grad(set_to_none=True)
+            out.loss.backward()
+            if sae.unit_norm_decoder:
+                _remove_radial_grad(sae.W_dec)
+            if self.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm, foreach=True)
+            opt.step()
+            with torch.no_grad():
+                if sae.unit_norm_decoder:
+                    sae.W_dec.div_(sae.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12))
+                sae.clamp_parameters_()
+                since_fired.add_(batch).masked_fill_(out.fired, 0)
+                if use_aux:
+                    dead = torch.nonzero(since_fired >= plan["dead_window"]).squeeze(1)
+                sums += torch.stack([out.loss.detach(), out.mse, out.aux, out.l0]).double()
+            if (step + 1) % self.log_every == 0 or step + 1 == n_steps:
+                n_logged = step + 1 - last_step
+                loss, mse, aux, l0 = (sums / n_logged).tolist()
+                history.append(
+                    {
+                        "step": step + 1,
+                        "tokens": (step + 1) * batch,
+                        "lr": opt.param_groups[0]["lr"],
+                        "loss": loss,
+                        "mse": mse,
+                        "fvu": mse / total_var if total_var > 0 else float("nan"),
+                        "aux": aux,
+                        "l0": l0,
+                        "dead_fraction": float((since_fired >= plan["dead_window"]).float().mean()),
+                        "elapsed_s": time.perf_counter() - t0,
+                    }
+                )
+                sums.zero_()
+                last_step = step + 1
+                if progress is not None:
+                    progress((step + 1) / n_steps)
+        elapsed = time.perf_counter() - t0
+
+        sae.fold_decoder_norm_()  # unit-norm decoder rows, same function
+        sae.fold_input_scale_(scale)
+        sae.cfg.metadata.update(
+            {
+                "trained_by": "editing_service.sae.SAETrainer",
+                "input_scale": scale,
+                "n_training_tokens": n_steps * batch,
+                "n_steps": n_steps,
+                "batch_size": batch,
+                "lr": plan["lr"],
+                "aux_k": plan["aux_k"] if use_aux else None,
+                "dead_window": plan["dead_window"],
+                "seed": self.seed,
+                "final_fvu_train": history[-1]["fvu"],
+                "final_l0_train": history[-1]["l0"],
+            }
+        )
+        sae.eval()
+        self.sae_ = sae
+        self.history_ = history
+        self.input_scale_ = scale
+        self.n_steps_ = n_steps
+        self.tokens_per_second_ = n_steps * batch / max(elapsed, 1e-9)
+        logger.info(
+            "trained in %.1f s (%.0f tokens/s), final fvu %.4f, l0 %.1f",
+            elapsed,
+            self.tokens_per_second_,
+            history[-1]["fvu"],
+            history[-1]["l0"],
+        )
+        return self
+
+    def save(self, path: str) -> None:
+        """Save the fitted SAE in the SAELens layout."""
+        if not hasattr(self, "sae_"):
+            raise ValueError(ERR_NOT_FITTED)
+        save_sae(self.sae_, path)
+
+
+def _adam(params: list[torch.nn.Parameter], lr: float, device: torch.device) -> torch.optim.Optimizer:
+    """Adam (betas 0.9, 0.999); the fused kernel when the device supports it."""
+    try:
+        return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), fused=True)
+    except (RuntimeError, ValueError):
+        logger.debug("fused Adam unavailable on %s; using foreach", device)
+        return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), foreach=True)
+
+
+@torch.no_grad()
+def _remove_radial_grad(w_dec: torch.nn.Parameter) -> None:
+    """Drop the gradient component parallel to each (unit) decoder row: the step then keeps the norm."""
+    if w_dec.grad is not None:
+        w_dec.grad -= (w_dec.grad * w_dec).sum(1, keepdim=True) * w_dec
+
+
+def train_saes(
+    activations_by_site: Mapping[str, ActivationArray],
+    *,
+    progress: Callable[[str, float], None] | None = None,
+    **trainer_kwargs: Any,
+) -> dict[str, SAE]:
+    """Train one SAE per site with the same hyperparameters; `progress(site, fraction)` reports each site."""
+    saes: dict[str, SAE] = {}
+    for site, activations in activations_by_site.items():
+        kwargs = {"hook_name": site, **trainer_kwargs}
+        trainer = SAETrainer(**kwargs)
+        site_progress = None if progress is None else (lambda f, s=site: progress(s, f))
+        saes[site] = trainer.fit(activations, progress=site_progress).sae_
+    return saes

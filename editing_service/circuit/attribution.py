@@ -33,9 +33,14 @@ def attribution_patching(
     labels: np.ndarray,
     *,
     batch_size: int = 16,
+    metric: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = true_class_metric,
     on_progress: Callable[[float], None] | None = None,
 ) -> dict[str, NodeScores]:
-    """Node scores of every site by attribution patching."""
+    """Node scores of every site by attribution patching.
+
+    `metric(logits [B, C], labels [B]) -> [B]` is what the effects are measured on (default: the
+    true-class metric; `lambda logits, _: logits[:, c]` gives the effects on class c's logit).
+    """
     if not texts:
         raise ValueError(NO_EXAMPLES)
     acc = {site.name: ScoreAccumulator(site.name, d_sae_of(sae), "attrib") for site, sae in saes.items()}
@@ -47,9 +52,9 @@ def attribution_patching(
         batch = batch.to(device)
         y = torch.as_tensor(labels[rows], device=device)
         with torch.enable_grad(), splice(classifier.backbone, saes, keep_error=True, track_grad=True) as nodes:
-            metric = true_class_metric(classifier(batch["input_ids"], batch["attention_mask"]), y)
+            values = metric(classifier(batch["input_ids"], batch["attention_mask"]), y)
             leaves = [t for n in nodes.values() for t in (n.features, n.error)]
-            grads = torch.autograd.grad(metric.sum(), leaves, allow_unused=True)
+            grads = torch.autograd.grad(values.sum(), leaves, allow_unused=True)
         for j, name in enumerate(nodes):
             f, e = nodes[name].features, nodes[name].error
             gf = grads[2 * j] if grads[2 * j] is not None else torch.zeros_like(f)

@@ -69,6 +69,22 @@ def node_scores(
                                 on_progress=report)
 
 
+def class_logit_effects(
+    classifier: TextClassifier, saes: dict[Site, SAE], split: TextSplit, settings: AttributionSettings,
+    features: list[tuple[str, int]], *, n_examples: int = 64,
+) -> dict[tuple[str, int], list[float]]:
+    """Each circuit feature's effect (toward zero) on every class logit, by attribution patching on a
+    small stratified sample: one extra forward and backward per class and batch."""
+    rows = attribution_sample(split, settings.model_copy(update={"n_examples": n_examples}))
+    texts, labels = [split.texts[i] for i in rows], split.labels[rows]
+    per_class = [
+        attribution_patching(classifier, saes, texts, labels, batch_size=settings.batch_size,
+                             metric=lambda logits, _y, c=c: logits[:, c])
+        for c in range(len(classifier.classes))
+    ]
+    return {(site, f): [float(scores[site].features[f]) for scores in per_class] for site, f in features}
+
+
 def run_discover(settings: RunSettings, out: str | Path, *, progress: ProgressFn = quiet) -> dict[str, Any]:
     """Run discovery and return the features document (also written to features.json)."""
     started = time.perf_counter()
@@ -100,8 +116,9 @@ def run_discover(settings: RunSettings, out: str | Path, *, progress: ProgressFn
     progress("cards", 0.0)
     vocab = TokenVocab.from_cache(validate_cache, classifier.tokenizer)
     activations = collect_feature_activations(saes=by_name, cache=validate_cache, features=pairs)
+    effects = class_logit_effects(classifier, saes, train, settings.attribution, pairs)
     cards = build_feature_cards(features=pairs, saes=by_name, cache=validate_cache, split=validate,
-                                vocab=vocab, scores=scores, activations=activations)
+                                vocab=vocab, scores=scores, class_effects=effects, activations=activations)
     attribute = group_attribute(spec)
     suggestions = suggest_flags(
         saes=by_name, cache=validate_cache, split=validate, candidates=pairs, vocab=vocab,

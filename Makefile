@@ -12,7 +12,7 @@ setup: $(BIN)/editing-service
 
 # The main job on the embedded default: MiniLM + the shipped Bias in Bios spec.
 demo: setup
-	$(BIN)/editing-service saes --spec biasbios_surgeon_nurse --out runs/default
+	$(BIN)/editing-service run --spec biasbios_surgeon_nurse --out runs/default
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -31,7 +31,7 @@ def _add_sae_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--architecture", choices=["topk", "relu", "jumprelu"], default="topk")
     parser.add_argument("--d-sae", type=int, default=2048, help="features per SAE")
     parser.add_argument("--k", type=int, default=32, help="active features per token (topk)")
-    parser.add_argument("--epochs", type=int, default=4, help="passes over the cached training tokens")
+    parser.add_argument("--epochs", type=float, default=2.0, help="passes over the cached training tokens")
     parser.add_argument("--cache-dtype", choices=["float32", "float16", "bfloat16"], default="float32")
     parser.add_argument("--seed", type=int, default=0)
 

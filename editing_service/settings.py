@@ -21,7 +21,7 @@ class SAESettings(_Settings):
     k: int = Field(32, ge=1, description="active features per token (topk)")
     l1_coefficient: float = Field(5.0, ge=0, description="sparsity penalty (relu)")
     l0_coefficient: float = Field(1.0, ge=0, description="sparsity penalty (jumprelu)")
-    n_epochs: float = Field(4.0, gt=0, description="passes over the cached training tokens")
+    n_epochs: float = Field(2.0, gt=0, description="passes over the cached training tokens")
     batch_size: int = Field(4096, ge=1)
     lr: float | None = Field(None, gt=0, description="None: scaled with d_sae (Gao et al. 2024)")
     seed: int = 0
@@ -65,7 +65,7 @@ class AttributionSettings(_Settings):
 class CircuitSettings(_Settings):
     """Which features form the circuit shown to reviewers."""
 
-    top_k: int | None = Field(50, ge=1)
+    top_k: int | None = Field(300, ge=1)
     threshold: float | None = Field(None, ge=0)
     per_site: bool = Field(True, description="top_k within each site rather than over all sites")
 
@@ -74,7 +74,7 @@ class SuggestionSettings(_Settings):
     """Flag suggestions (computed on the validate role, never on evaluation data)."""
 
     lexicon: str = Field("gendered", description="a shipped lexicon name or a word-list file")
-    lexicon_threshold: float = Field(0.5, ge=0, le=1)
+    lexicon_threshold: float = Field(0.3, ge=0, le=1)
     min_active_tokens: int = Field(10, ge=1)
     attribute_threshold: float = Field(0.2, ge=0, le=0.5)
 
@@ -83,7 +83,9 @@ class EditSettings(_Settings):
     """The edit, the retrained head and the report."""
 
     mode: Literal["zero", "mean"] = "zero"
-    head_C: float = Field(1.0, gt=0, description="inverse L2 strength of the retrained logistic head")
+    head_C: float | Literal["validate"] = Field(
+        "validate", description="inverse L2 strength of the heads, or 'validate': chosen on the validate split"
+    )
     seed: int = 0
     baselines: list[Literal["random_ablation", "token_deletion", "oracle"]] = [
         "random_ablation", "token_deletion", "oracle",

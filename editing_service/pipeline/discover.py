@@ -96,10 +96,12 @@ def run_discover(settings: RunSettings, out: str | Path, *, progress: ProgressFn
     batch = settings.model.batch_size
     train, train_cache = cache_role(classifier, spec, "train", sites=sites, artifacts=artifacts,
                                     dtype=settings.cache_dtype, batch_size=batch, progress=progress)
-    fit_original_head(classifier, train_cache)
-    save_model(classifier, artifacts.original_model, provenance={"spec": spec.name, "role": "original"})
     validate, validate_cache = cache_role(classifier, spec, "validate", sites=sites, artifacts=artifacts,
                                           dtype=settings.cache_dtype, batch_size=batch, progress=progress)
+    head = fit_original_head(classifier, train_cache, C=settings.edit.head_C, validate=validate,
+                             validate_cache=validate_cache, attribute=group_attribute(spec))
+    save_model(classifier, artifacts.original_model,
+               provenance={"spec": spec.name, "role": "original", "trained_on": train.name, **head})
     by_name = train_site_saes(train_cache, sites, settings.sae, device=classifier.device, artifacts=artifacts,
                               model_name=classifier.source.name_or_path, progress=progress)
     saes = {site: by_name[site.name] for site in sites}

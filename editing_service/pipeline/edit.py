@@ -19,6 +19,7 @@ from editing_service.activations import ActivationCache
 from editing_service.artifacts import ArtifactDir
 from editing_service.data import DatasetSpec, TextSplit, load_role, load_spec, stereotype_labels
 from editing_service.edit import FeatureAblation, head_features, load_model, retrain_head, save_model
+from editing_service.edit.head_choice import choose_head_C
 from editing_service.features import load_lexicon
 from editing_service.features.flags import FlagSet
 from editing_service.model import TextClassifier, fit_linear_head
@@ -111,7 +112,9 @@ def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet) -
     train, evaluate = load_role(spec, "train"), load_role(spec, "evaluate")
     rows = _Evaluator(spec, evaluate, settings)
     original_head = _copy_head(classifier.head)
-    mode, C, seed = settings.edit.mode, settings.edit.head_C, settings.edit.seed
+    mode, seed = settings.edit.mode, settings.edit.seed
+    validate = load_role(spec, "validate")
+    attribute = group_attribute(spec)
 
     def step(name: str):
         return lambda f: progress(name, f)
@@ -123,8 +126,17 @@ def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet) -
     classifier.set_interventions(edits)
     eval_shift = head_features(classifier, evaluate.texts, batch_size=batch, on_progress=step("eval:shift"))
     rows.add("shift", "Flagged features ablated, original head.", eval_shift, original_head)
-    retrain_head(classifier, train.texts, train.labels, batch_size=batch, C=C, seed=seed,
-                 on_progress=step("retrain:shift"))
+    train_shift = head_features(classifier, train.texts, batch_size=batch, on_progress=step("retrain:shift"))
+    C, C_table = settings.edit.head_C, []
+    if C == "validate":
+        validate_shift = head_features(classifier, validate.texts, batch_size=batch,
+                                       on_progress=step("validate:shift"))
+        C, C_table = choose_head_C(
+            train_features=train_shift, train_labels=train.labels, validate_features=validate_shift,
+            validate_labels=validate.labels, validate_groups=validate.groups.get(attribute) if attribute else None,
+            label_names=list(spec.labels), seed=seed,
+        )
+    classifier.fit_head(train_shift, train.labels, C=C, seed=seed)
     rows.add("shift_retrained", "Flagged features ablated, head retrained on the training set.", eval_shift,
              classifier.head)
     shift_head = _copy_head(classifier.head)
@@ -135,7 +147,7 @@ def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet) -
         chosen = random_features(flagged, alive, seed=seed)
         classifier.set_interventions(build_ablations(classifier, saes, chosen, train_cache, mode=mode))
         retrain_head(classifier, train.texts, train.labels, batch_size=batch, C=C, seed=seed,
-                     on_progress=step("retrain:random"))
+                     on_progress=step("retrain:random"))  # SHIFT's C: the baselines get the same head
         features = head_features(classifier, evaluate.texts, batch_size=batch, on_progress=step("eval:random"))
         rows.add("random_ablation", f"{n_flagged} random live features ablated at the same sites, head retrained.",
                  features, classifier.head)
@@ -152,7 +164,16 @@ def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet) -
     if "oracle" in settings.edit.baselines and "oracle" in spec.roles:
         oracle = load_role(spec, "oracle")
         oracle_features = head_features(classifier, oracle.texts, batch_size=batch, on_progress=step("oracle"))
-        head = fit_linear_head(oracle_features, oracle.labels, n_classes=len(spec.labels), C=C, seed=seed)
+        oracle_C = settings.edit.head_C
+        if oracle_C == "validate":
+            oracle_C, _ = choose_head_C(
+                train_features=oracle_features, train_labels=oracle.labels,
+                validate_features=ActivationCache.open(artifacts.cache("validate")).head_features,
+                validate_labels=validate.labels,
+                validate_groups=validate.groups.get(attribute) if attribute else None,
+                label_names=list(spec.labels), seed=seed,
+            )
+        head = fit_linear_head(oracle_features, oracle.labels, n_classes=len(spec.labels), C=oracle_C, seed=seed)
         rows.add("oracle", f"Head trained on the group-balanced subset {oracle.name!r} (no edit).",
                  eval_original, head)
 
@@ -169,7 +190,8 @@ def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet) -
         model={"base_model": classifier.source.name_or_path, "sha256": classifier.source.weights_sha256,
                "classifier_kind": classifier.kind, "edited_model": str(artifacts.edited_model)},
         rows=rows.rows, flags=flag_rows, sae=settings.sae.model_dump(),
-        retrain={"head": "logistic regression", "C": C, "seed": seed, "trained_on": train.name, "mode": mode},
+        retrain={"head": "logistic regression", "C": C, "C_on_validate": C_table, "seed": seed,
+                 "trained_on": train.name, "mode": mode, "baselines_use_the_same_C": True},
         flag_policy=flags.policy, flag_selection_subset=features_doc.get("cards_split"),
     )
     report["seconds"] = round(time.perf_counter() - started, 1)

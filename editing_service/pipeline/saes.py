@@ -59,9 +59,10 @@ def run_saes(settings: SAERunSettings, out: str | Path, *, progress: ProgressFn 
     batch = settings.model.batch_size
     _, train_cache = cache_role(classifier, spec, "train", sites=sites, artifacts=artifacts,
                                 dtype=settings.cache_dtype, batch_size=batch, progress=progress)
-    fit_original_head(classifier, train_cache)
     validate, validate_cache = cache_role(classifier, spec, "validate", sites=sites, artifacts=artifacts,
                                           dtype=settings.cache_dtype, batch_size=batch, progress=progress)
+    fit_original_head(classifier, train_cache, C="validate", validate=validate, validate_cache=validate_cache,
+                      attribute=group_attribute(spec))
     saes = train_site_saes(train_cache, sites, settings.sae, device=classifier.device, artifacts=artifacts,
                            model_name=classifier.source.name_or_path, progress=progress)
     report = sae_quality_report(

@@ -87,7 +87,7 @@ def norm_scale(sample: Tensor) -> float:
     return float(np.sqrt(sample.shape[1] / mean_sq)) if mean_sq > 0 else 1.0
 
 
-def geometric_median(points: Tensor, *, n_iter: int = 50, tol: float = 1e-6) -> Tensor:
+def geometric_median(points: Tensor, *, n_iter: int = 50, tol: float = 1e-4) -> Tensor:
     """Weiszfeld's algorithm: the point minimising the summed distance to `points` [n, d]."""
     median = points.mean(0)
     for _ in range(n_iter):

@@ -126,6 +126,9 @@ def cfg_from_dict(raw: dict[str, Any]) -> tuple[SAEConfig, dict[str, Any]]:
     The flags are `apply_b_dec_to_input` and `rescale_acts_by_decoder_norm`, which `load_sae` folds away.
     """
     raw = {_LEGACY_RENAMES.get(key, key): value for key, value in raw.items()}
+    missing = [key for key in ("d_in", "d_sae") if key not in raw]
+    if missing:
+        raise ValueError(f"{CFG_FILENAME} lacks the required field(s) {missing}")
     arch = _architecture(raw)
     norm = raw.get("normalize_activations", "none")
     norm = {None: "none", False: "none", True: "expected_average_only_in"}.get(norm, norm)

@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from editing_service.activations import ActivationCache
 from editing_service.artifacts import ArtifactDir
 from editing_service.circuit import (
     NodeScores,
@@ -44,6 +46,16 @@ from editing_service.sae import SAE, sae_quality
 from editing_service.settings import AttributionSettings, RunSettings
 
 logger = logging.getLogger(__name__)
+
+
+QUALITY_TOKENS = 32768  # tokens per split for the quality summary of a run (`saes` measures every token)
+CARDS_PER_SITE = 100  # cards for the strongest features of each site; suggestions cover the whole circuit
+
+
+def token_sample(cache: ActivationCache, site: str, n: int = QUALITY_TOKENS) -> np.ndarray:
+    """A seeded random sample of one site's cached tokens, as float32 [n, d]."""
+    rows = np.sort(np.random.default_rng(0).choice(cache.n_tokens, size=min(n, cache.n_tokens), replace=False))
+    return cache.read(site, rows)
 
 
 def attribution_sample(split: TextSplit, settings: AttributionSettings) -> np.ndarray:
@@ -105,10 +117,10 @@ def run_discover(settings: RunSettings, out: str | Path, *, progress: ProgressFn
     by_name = train_site_saes(train_cache, sites, settings.sae, device=classifier.device, artifacts=artifacts,
                               model_name=classifier.source.name_or_path, progress=progress)
     saes = {site: by_name[site.name] for site in sites}
-    quality = {site.name: {"train": sae_quality(sae, train_cache.site(site.name)),
-                           "validate": sae_quality(sae, validate_cache.site(site.name))}
+    quality = {site.name: {"train": sae_quality(sae, token_sample(train_cache, site.name)),
+                           "validate": sae_quality(sae, token_sample(validate_cache, site.name))}
                for site, sae in saes.items()}
-    artifacts.sae_quality.write_text(json.dumps({"sites": quality}, indent=2))
+    artifacts.sae_quality.write_text(json.dumps({"sites": quality, "tokens_per_split": QUALITY_TOKENS}, indent=2))
 
     scores = node_scores(classifier, saes, train, settings.attribution, progress)
     artifacts.attribution.write_text(json.dumps({name: s.to_dict() for name, s in scores.items()}))
@@ -118,8 +130,14 @@ def run_discover(settings: RunSettings, out: str | Path, *, progress: ProgressFn
     progress("cards", 0.0)
     vocab = TokenVocab.from_cache(validate_cache, classifier.tokenizer)
     activations = collect_feature_activations(saes=by_name, cache=validate_cache, features=pairs)
-    effects = class_logit_effects(classifier, saes, train, settings.attribution, pairs)
-    cards = build_feature_cards(features=pairs, saes=by_name, cache=validate_cache, split=validate,
+    shown_per_site: Counter[str] = Counter()
+    shown = []
+    for c in circuit:  # strongest first
+        if shown_per_site[c.site] < CARDS_PER_SITE:
+            shown.append((c.site, c.feature))
+            shown_per_site[c.site] += 1
+    effects = class_logit_effects(classifier, saes, train, settings.attribution, shown)
+    cards = build_feature_cards(features=shown, saes=by_name, cache=validate_cache, split=validate,
                                 vocab=vocab, scores=scores, class_effects=effects, activations=activations)
     attribute = group_attribute(spec)
     suggestions = suggest_flags(

@@ -37,10 +37,10 @@ UNKNOWN_FLAG_SITE = "Flagged feature {id} names site {site!r}, which has no SAE 
 
 def _served_sae(sae: SAE, cache: ActivationCache, site: str) -> SAE:
     """TopK SAEs are served through per-feature JumpReLU thresholds fitted on the training tokens."""
-    return topk_to_jumprelu(sae, cache.site(site)) if isinstance(sae, TopKSAE) else sae
+    return topk_to_jumprelu(sae, cache.site(site), n_sample=8192) if isinstance(sae, TopKSAE) else sae
 
 
-def _alive(sae: SAE, cache: ActivationCache, site: str, n_rows: int = 32768) -> np.ndarray:
+def _alive(sae: SAE, cache: ActivationCache, site: str, n_rows: int = 16384) -> np.ndarray:
     rows = np.random.default_rng(0).choice(cache.n_tokens, size=min(n_rows, cache.n_tokens), replace=False)
     with torch.no_grad():
         f = sae.encode(torch.from_numpy(cache.read(site, np.sort(rows))).to(sae.W_enc.device))

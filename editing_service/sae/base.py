@@ -122,6 +122,9 @@ class SAE(nn.Module, ABC):
     def clamp_parameters_(self) -> None:
         """Project parameters back onto their allowed set after an optimiser step (no-op by default)."""
 
+    def drop_workspace_(self) -> None:
+        """Free scratch memory kept between training steps (no-op by default)."""
+
     @torch.no_grad()
     def fold_input_scale_(self, scale: float) -> None:
         """Make an SAE trained on `scale * x` read raw `x` (in place).

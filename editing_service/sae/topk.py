@@ -129,11 +129,16 @@ class TopKSAE(SAE):
         norms = self.W_dec.norm(dim=1)  # [d_sae]; [d_sae, d_in]-sized work, cheap next to a batch
         return _Weights(self.W_enc * norms, self.b_enc * norms, self.b_dec, self.W_dec / norms[:, None])
 
-    def _select(self, x2: Tensor, k: int, w: _Weights) -> tuple[Tensor, Tensor, Tensor | None]:
-        """(pre-activation values [n, k], indices [n, k], dense z [n, d_sae] or None) of x2 [n, d_in]."""
+    def _select(
+        self, x2: Tensor, k: int, w: _Weights, out: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """(pre-activation values [n, k], indices [n, k], dense z [n, d_sae] or None) of x2 [n, d_in].
+
+        `out` [n, d_sae], if given, receives z (a reused buffer saves a large allocation per step).
+        """
         if torch.is_grad_enabled() and (w.W_enc.requires_grad or x2.requires_grad):
             with torch.no_grad():
-                z = torch.addmm(w.b_enc - w.b_dec @ w.W_enc, x2, w.W_enc)  # [n, d_sae]
+                z = torch.addmm(w.b_enc - w.b_dec @ w.W_enc, x2, w.W_enc, out=out)  # [n, d_sae]
                 indices = z.topk(k, dim=1, sorted=False).indices
             values = _GatherPreActivations.apply(x2, w.W_enc, w.b_enc, w.b_dec, indices, z)
             return values, indices, z
@@ -177,10 +182,23 @@ class TopKSAE(SAE):
         values = _GatherPreActivations.apply(x, w.W_enc, w.b_enc, w.b_dec, aux_idx, z).relu()
         return _SparseDecode.apply(values, aux_idx, w.W_dec)
 
+    def _workspace(self, x: Tensor) -> Tensor:
+        """A [batch, d_sae] buffer kept between training steps: a fresh one each step would cost page
+        faults (32 MiB at batch 4096, d_sae 2048: above what malloc recycles). Training only."""
+        shape = (x.shape[0], self.cfg.d_sae)
+        buf = getattr(self, "_z_buffer", None)
+        if buf is None or buf.shape != shape or buf.dtype != x.dtype or buf.device != x.device:
+            buf = torch.empty(shape, dtype=x.dtype, device=x.device)
+            self._z_buffer = buf
+        return buf
+
+    def drop_workspace_(self) -> None:
+        self._z_buffer = None
+
     def training_loss(self, x: Tensor, ctx: TrainContext) -> StepOutput:
         k = self.k
         w = self._rescaled()
-        pre, indices, z = self._select(x, k, w)
+        pre, indices, z = self._select(x, k, w, out=self._workspace(x))
         values = pre.relu()  # [n, k]
         x_hat = _SparseDecode.apply(values, indices, w.W_dec) + w.b_dec
         err = x - x_hat

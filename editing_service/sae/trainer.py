@@ -257,6 +257,7 @@ class SAETrainer:
                 if progress is not None:
                     progress((step + 1) / n_steps)
         elapsed = time.perf_counter() - t0
+        sae.drop_workspace_()
 
         sae.fold_decoder_norm_()  # unit-norm decoder rows, same function
         sae.fold_input_scale_(scale)

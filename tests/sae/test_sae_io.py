@@ -223,6 +223,12 @@ def test_missing_tensor_is_named(tmp_path: Path) -> None:
         load_sae(_write_folder(tmp_path / "jr", cfg, _random_weights()))
 
 
+def test_missing_sizes_are_named(tmp_path: Path) -> None:
+    folder = _write_folder(tmp_path / "x", {"architecture": "topk", "k": 2, "d_in": 6}, _random_weights())
+    with pytest.raises(ValueError, match=r"lacks the required field\(s\) \['d_sae'\]"):
+        load_sae(folder)
+
+
 def test_load_overrides_dtype(tmp_path: Path) -> None:
     save_sae(make_sae("topk"), tmp_path)
     sae = load_sae(tmp_path, dtype="float64")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from sae_factories import ARCHITECTURES, make_cfg, make_sae
@@ -99,9 +101,39 @@ def test_training_loss_reports_statistics(arch: str) -> None:
     out = sae.training_loss(x, TrainContext())
     out.loss.backward()
     assert out.loss.ndim == 0 and out.fired.shape == (16,)
-    torch.testing.assert_close(out.mse, (sae(x) - x).pow(2).sum(-1).mean().detach(), rtol=1e-4, atol=1e-4)
-    assert float(out.l0) == pytest.approx(float((sae.encode(x) > 0).sum(-1).float().mean()), abs=1e-4)
+    ref = copy.deepcopy(sae)  # TopK trains through decoder directions: its plain twin has unit-norm rows
+    ref.fold_decoder_norm_()
+    with torch.no_grad():
+        torch.testing.assert_close(out.mse, (ref(x) - x).pow(2).sum(-1).mean(), rtol=1e-4, atol=1e-4)
+        assert float(out.l0) == pytest.approx(float((ref.encode(x) > 0).sum(-1).float().mean()), abs=1e-4)
     assert all(p.grad is not None for p in sae.parameters())
+
+
+@pytest.mark.parametrize("arch", ["relu", "jumprelu"])
+def test_fold_decoder_norm_keeps_the_function(arch: str) -> None:
+    sae = make_sae(arch)
+    folded = copy.deepcopy(sae)
+    folded.fold_decoder_norm_()
+    x = torch.randn(50, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), sae(x))
+        torch.testing.assert_close(folded.W_dec.norm(dim=1), torch.ones(16))
+
+
+def test_topk_training_loss_depends_on_decoder_directions_only() -> None:
+    # Training multiplies z_i by ||W_dec[i]|| and divides f_i by it: moving a per-feature gain c_i from
+    # the encoder into the decoder row's norm changes nothing.
+    sae = make_sae("topk", d_in=8, d_sae=24, k=3)
+    x = torch.randn(40, 8)
+    scaled = copy.deepcopy(sae)
+    gain = torch.rand(24) * 3 + 0.1
+    with torch.no_grad():
+        scaled.W_dec.mul_(gain[:, None])
+        scaled.W_enc.div_(gain)
+        scaled.b_enc.div_(gain)
+    torch.testing.assert_close(
+        scaled.training_loss(x, TrainContext()).mse, sae.training_loss(x, TrainContext()).mse
+    )
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)

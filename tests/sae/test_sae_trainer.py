@@ -12,6 +12,7 @@ from sae_factories import planted_data, recovered_fraction
 
 from editing_service.sae import SAETrainer, TopKSAE, load_sae, sae_quality, train_saes
 from editing_service.sae.data import iter_batches
+from editing_service.sae.plan import make_plan
 
 
 @pytest.fixture(autouse=True)
@@ -42,6 +43,7 @@ def test_training_recovers_planted_directions(
     x, dirs = planted
     trainer = SAETrainer(architecture=arch, d_sae=64, batch_size=256, lr=3e-3, **kwargs).fit(x)
     assert recovered_fraction(trainer.sae_, dirs) >= minimum
+    torch.testing.assert_close(trainer.sae_.W_dec.norm(dim=1), torch.ones(64))  # decoder norms folded
     quality = sae_quality(trainer.sae_, x)
     assert quality["fvu"] < 0.25
     assert 1.5 < quality["l0"] < 8
@@ -160,3 +162,14 @@ def test_bad_inputs_are_refused(data: object, kwargs: dict, error: type, message
 def test_unfitted_trainer_says_so(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not fitted yet"):
         SAETrainer().save(tmp_path)
+
+
+def test_plan_resolves_defaults_and_schedules() -> None:
+    params = vars(SAETrainer(batch_size=100, n_epochs=2.0, warmup_steps=4, lr_decay_fraction=0.25, lr=1e-3))
+    plan = make_plan(params, n_data=1000, d_in=16)
+    assert (plan.d_sae, plan.batch, plan.n_steps, plan.aux_k) == (128, 100, 20, 8)
+    lrs = [plan.lr_at(step) for step in range(plan.n_steps)]
+    assert lrs[:4] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3])
+    assert lrs[4:15] == pytest.approx([1e-3] * 11)
+    assert lrs[15:] == pytest.approx([1e-3 * (5 - i) / 6 for i in range(5)])
+    assert make_plan({**params, "lr": None, "d_sae": 2048}, 1000, 16).lr == pytest.approx(2e-3)

@@ -1,7 +1,6 @@
 """Splicing SAEs into a classifier: the site's output x becomes D(f) + e, exposing f and e as nodes.
 
-With the error term kept, the spliced model computes the same function as the original (up to float
-rounding); dropping it (`keep_error=False`) replaces x by the reconstruction alone. For gradient
+With the error term kept, the spliced model computes exactly the original function; dropping it (`keep_error=False`) replaces x by the reconstruction alone. For gradient
 attribution (`track_grad=True`), f and e are made leaves of the graph so that `f.grad` and `e.grad`
 are exactly dm/df and dm/de, and `x - x.detach()` (zero in value) lets earlier layers still receive
 the true gradient. Getting this plumbing wrong silently gives garbage attributions.
@@ -61,8 +60,12 @@ def splice(
                 f = f.detach().clone().requires_grad_(True)
                 e = e.detach().clone().requires_grad_(True)
                 out = sae.decode(f) + e + (x - x.detach())
+            elif keep_error:
+                # x_hat + (x - x_hat) in float64 rounds back to x exactly; in float32 it can miss by an
+                # ulp of |x_hat|, which a sharp head turns into flipped predictions.
+                out = x_hat.double() + (x.double() - x_hat.double())
             else:
-                out = x_hat + e if keep_error else x_hat
+                out = x_hat
             nodes[site.name].features, nodes[site.name].error = f, e
             return out.to(x.dtype)
 

@@ -37,7 +37,7 @@ def test_splice_with_error_term_leaves_outputs_unchanged(tmp_path, arch: str) ->
             spliced = clf(batch["input_ids"], batch["attention_mask"])
         with splice(clf.backbone, saes, keep_error=False):
             dropped = clf(batch["input_ids"], batch["attention_mask"])
-    torch.testing.assert_close(spliced, base, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(spliced, base, rtol=0, atol=0)
     assert not torch.allclose(dropped, base, atol=1e-3)
 
 

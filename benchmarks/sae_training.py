@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from markdown_sections import write_section  # benchmarks/ is on sys.path when run as a script
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / "benchmarks"
@@ -370,20 +371,6 @@ def render(
     )
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the "## SAE training" section of `path` (up to the next "## " heading), or append it."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
-    if start is None:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        tail = "".join(lines[end:])
-        text = "".join(lines[:start]) + section + ("\n" + tail if tail else "")
-    path.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if not args.saelens_python.exists():
@@ -413,7 +400,9 @@ def main(argv: list[str] | None = None) -> None:
     print(section)
     (args.cache_dir / "results.json").write_text(json.dumps(results, indent=1))
     if not args.no_write:
-        write_section(ROOT / args.out if not Path(args.out).is_absolute() else Path(args.out), section)
+        write_section(
+            ROOT / args.out if not Path(args.out).is_absolute() else Path(args.out), SECTION, section
+        )
         print(f"wrote the {SECTION!r} section of {args.out}")
 
 

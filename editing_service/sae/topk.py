@@ -115,7 +115,7 @@ class TopKSAE(SAE):
     """
 
     architecture = "topk"
-    unit_norm_decoder = False  # scale-free by construction: see training_loss
+    unit_norm_decoder = False  # rows stay free: training sees only their directions
 
     @property
     def k(self) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -32,6 +32,7 @@ from editing_service.sae.data import (
 from editing_service.sae.io import save_sae
 from editing_service.sae.plan import TrainingPlan, make_adam, make_plan, remove_radial_grad_
 from editing_service.sae.registry import get_sae_class
+from editing_service.sae.threads import ThreadTuner
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,9 @@ class SAETrainer:
     the rows are free (topk, relu: small weights let Adam turn them quickly, as in Anthropic's April 2024
     update and SAELens) and 1 where they are held at unit norm (jumprelu).
     chunk_rows : rows read at once from the activations. sample_size : rows used for the statistics.
+    auto_threads : on CPU, every 100 steps time two steps with the configured torch thread count and two
+    with one thread and keep the faster (a busy machine can make more threads much slower; see
+    `editing_service.sae.threads`); the configured count is restored at the end.
     seed, device, dtype, hook_name, model_name, log_every : as named.
     """
 
@@ -89,6 +93,7 @@ class SAETrainer:
         b_dec_init: Literal["geometric_median", "mean", "zeros"] = "geometric_median",
         decoder_init_norm: float | None = None,
         max_grad_norm: float | None = 1.0,
+        auto_threads: bool = True,
         normalize: bool = True,
         chunk_rows: int = 2**16,
         sample_size: int = 2**14,
@@ -119,6 +124,7 @@ class SAETrainer:
         self.b_dec_init = b_dec_init
         self.decoder_init_norm = decoder_init_norm
         self.max_grad_norm = max_grad_norm
+        self.auto_threads = auto_threads
         self.normalize = normalize
         self.chunk_rows = chunk_rows
         self.sample_size = sample_size
@@ -174,6 +180,8 @@ class SAETrainer:
         plan = make_plan(vars(self), n_data, d_in)
         device = torch.device(self.device)
         dtype = DTYPES[plan.dtype]
+        if device.type == "cpu" and dtype == torch.float16:
+            logger.warning("float16 matmuls are very slow on CPU; float32 (or bfloat16) trains much faster")
         rng = np.random.default_rng(self.seed)
         sample = sample_rows(activations, self.sample_size, rng, device=device, dtype=torch.float32)
         scale = norm_scale(sample) if self.normalize else 1.0
@@ -181,9 +189,6 @@ class SAETrainer:
         total_var = float(sample.var(0, unbiased=False).sum())  # of the normalised inputs
         sae = self._init_sae(sample, plan, device)
         del sample
-
-        params = list(sae.parameters())
-        opt = make_adam(params, plan.lr)
         stream = iter_batches(
             activations,
             batch_size=plan.batch,
@@ -193,24 +198,83 @@ class SAETrainer:
             device=device,
             dtype=dtype,
         )
-        since_fired = torch.zeros(plan.d_sae, dtype=torch.long, device=device)
-        dead: torch.Tensor | None = None
-        use_aux = self.architecture == "topk" and self.aux_coefficient > 0
-        sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, mse, aux, l0 since last log
-        history: list[dict[str, float]] = []
-        n_steps, batch = plan.n_steps, plan.batch
-        t0, last_step = time.perf_counter(), 0
         logger.info(
             "training %s SAE %d -> %d on %d tokens: %d steps of %d",
             self.architecture,
             d_in,
             plan.d_sae,
             n_data,
-            n_steps,
-            batch,
+            plan.n_steps,
+            plan.batch,
         )
-        for step in range(n_steps):
+        tuner = ThreadTuner(enabled=self.auto_threads and device.type == "cpu")
+        t0 = time.perf_counter()
+        try:
+            history = self._train(sae, stream, plan, total_var, tuner, progress)
+        finally:
+            tuner.restore()
+            sae.drop_workspace_()
+        elapsed = time.perf_counter() - t0
+
+        sae.fold_decoder_norm_()  # unit-norm decoder rows, same function
+        sae.fold_input_scale_(scale)
+        n_tokens = plan.n_steps * plan.batch
+        sae.cfg.metadata.update(
+            {
+                "trained_by": "editing_service.sae.SAETrainer",
+                "input_scale": scale,
+                "n_training_tokens": n_tokens,
+                "n_steps": plan.n_steps,
+                "batch_size": plan.batch,
+                "lr": plan.lr,
+                "aux_k": plan.aux_k if self._uses_aux() else None,
+                "dead_window": plan.dead_window,
+                "seed": self.seed,
+                "final_fvu_train": history[-1]["fvu"],
+                "final_l0_train": history[-1]["l0"],
+            }
+        )
+        sae.eval()
+        self.sae_ = sae
+        self.history_ = history
+        self.input_scale_ = scale
+        self.n_steps_ = plan.n_steps
+        self.tokens_per_second_ = n_tokens / max(elapsed, 1e-9)
+        logger.info(
+            "trained in %.1f s (%.0f tokens/s), final fvu %.4f, l0 %.1f",
+            elapsed,
+            self.tokens_per_second_,
+            history[-1]["fvu"],
+            history[-1]["l0"],
+        )
+        return self
+
+    def _uses_aux(self) -> bool:
+        return self.architecture == "topk" and self.aux_coefficient > 0
+
+    def _train(
+        self,
+        sae: SAE,
+        stream: Iterator[torch.Tensor],
+        plan: TrainingPlan,
+        total_var: float,
+        tuner: ThreadTuner,
+        progress: Callable[[float], None] | None,
+    ) -> list[dict[str, float]]:
+        """The optimisation loop; returns the history (one entry every `log_every` steps and at the end)."""
+        params = list(sae.parameters())
+        opt = make_adam(params, plan.lr)
+        device = sae.device
+        since_fired = torch.zeros(plan.d_sae, dtype=torch.long, device=device)  # tokens since last firing
+        dead: torch.Tensor | None = None
+        use_aux = self._uses_aux()
+        sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, mse, aux, l0 since last log
+        history: list[dict[str, float]] = []
+        t0, last_step = time.perf_counter(), 0
+        for step in range(plan.n_steps):
             x = next(stream)
+            tuner.before_step(step)
+            t_step = time.perf_counter()
             for group in opt.param_groups:
                 group["lr"] = plan.lr_at(step)
             ctx = TrainContext(
@@ -231,17 +295,17 @@ class SAETrainer:
                 if sae.unit_norm_decoder:
                     sae.W_dec.div_(sae.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12))
                 sae.clamp_parameters_()
-                since_fired.add_(batch).masked_fill_(out.fired, 0)
+                since_fired.add_(plan.batch).masked_fill_(out.fired, 0)
                 if use_aux:
                     dead = torch.nonzero(since_fired >= plan.dead_window).squeeze(1)
                 sums += torch.stack([out.loss.detach(), out.mse, out.aux, out.l0]).double()
-            if (step + 1) % self.log_every == 0 or step + 1 == n_steps:
-                n_logged = step + 1 - last_step
-                loss, mse, aux, l0 = (sums / n_logged).tolist()
+            tuner.after_step(step, time.perf_counter() - t_step)
+            if (step + 1) % self.log_every == 0 or step + 1 == plan.n_steps:
+                loss, mse, aux, l0 = (sums / (step + 1 - last_step)).tolist()
                 history.append(
                     {
                         "step": step + 1,
-                        "tokens": (step + 1) * batch,
+                        "tokens": (step + 1) * plan.batch,
                         "lr": opt.param_groups[0]["lr"],
                         "loss": loss,
                         "mse": mse,
@@ -255,41 +319,8 @@ class SAETrainer:
                 sums.zero_()
                 last_step = step + 1
                 if progress is not None:
-                    progress((step + 1) / n_steps)
-        elapsed = time.perf_counter() - t0
-        sae.drop_workspace_()
-
-        sae.fold_decoder_norm_()  # unit-norm decoder rows, same function
-        sae.fold_input_scale_(scale)
-        sae.cfg.metadata.update(
-            {
-                "trained_by": "editing_service.sae.SAETrainer",
-                "input_scale": scale,
-                "n_training_tokens": n_steps * batch,
-                "n_steps": n_steps,
-                "batch_size": batch,
-                "lr": plan.lr,
-                "aux_k": plan.aux_k if use_aux else None,
-                "dead_window": plan.dead_window,
-                "seed": self.seed,
-                "final_fvu_train": history[-1]["fvu"],
-                "final_l0_train": history[-1]["l0"],
-            }
-        )
-        sae.eval()
-        self.sae_ = sae
-        self.history_ = history
-        self.input_scale_ = scale
-        self.n_steps_ = n_steps
-        self.tokens_per_second_ = n_steps * batch / max(elapsed, 1e-9)
-        logger.info(
-            "trained in %.1f s (%.0f tokens/s), final fvu %.4f, l0 %.1f",
-            elapsed,
-            self.tokens_per_second_,
-            history[-1]["fvu"],
-            history[-1]["l0"],
-        )
-        return self
+                    progress((step + 1) / plan.n_steps)
+        return history
 
     def save(self, path: str) -> None:
         """Save the fitted SAE in the SAELens layout."""

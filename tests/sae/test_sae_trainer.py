@@ -13,6 +13,7 @@ from sae_factories import planted_data, recovered_fraction
 from editing_service.sae import SAETrainer, TopKSAE, load_sae, sae_quality, train_saes
 from editing_service.sae.data import iter_batches
 from editing_service.sae.plan import make_plan
+from editing_service.sae.threads import ThreadTuner
 
 
 @pytest.fixture(autouse=True)
@@ -173,3 +174,18 @@ def test_plan_resolves_defaults_and_schedules() -> None:
     assert lrs[4:15] == pytest.approx([1e-3] * 11)
     assert lrs[15:] == pytest.approx([1e-3 * (5 - i) / 6 for i in range(5)])
     assert make_plan({**params, "lr": None, "d_sae": 2048}, 1000, 16).lr == pytest.approx(2e-3)
+
+
+def test_thread_tuner_keeps_the_faster_count_and_restores() -> None:
+    torch.set_num_threads(2)
+    tuner = ThreadTuner(enabled=True, period=10, trials=2)
+    seen = []
+    for step in range(12):
+        tuner.before_step(step)
+        seen.append(torch.get_num_threads())
+        tuner.after_step(step, 0.3 if torch.get_num_threads() == 2 else 0.1)  # a busy machine
+    assert seen == [2, 2, 1, 2, 1, 1, 1, 1, 1, 1, 1, 2]  # trials at steps 1-4 and 11-14
+    assert tuner.current == 1
+    tuner.restore()
+    assert torch.get_num_threads() == 2
+    assert not ThreadTuner(enabled=False).enabled

@@ -57,8 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
         _add_model_args(sub)
         _add_sae_args(sub)
         sub.add_argument("--attribution", choices=["attrib", "ig"], default="attrib")
-        sub.add_argument("--attribution-examples", type=int, default=512)
-        sub.add_argument("--circuit-top-k", type=int, default=50, help="features per site in the circuit")
+        sub.add_argument("--attribution-examples", type=int, default=None, help="default: 512")
+        sub.add_argument("--circuit-top-k", type=int, default=None, help="features per site in the circuit (default: 300)")
         sub.add_argument("--lexicon", default="gendered", help="concept lexicon for suggestions and token deletion")
     run.add_argument("--flags", default="auto",
                      help="auto (lexicon suggestions), auto:protected, or a YAML/JSON flags file")
@@ -111,14 +111,19 @@ def _cmd_saes(args: argparse.Namespace) -> None:
     print(f"SAEs and quality.json written to {args.out}/saes")
 
 
+def _given(**values: object) -> dict[str, object]:
+    """Only the options the user gave, so the settings' own defaults apply to the rest."""
+    return {key: value for key, value in values.items() if value is not None}
+
+
 def _run_settings(args: argparse.Namespace) -> object:
     from editing_service.settings import RunSettings
 
     return RunSettings(
         spec=args.spec, model=_model_settings(args), sites=args.sites, sae=_sae_settings(args),
         cache_dtype=args.cache_dtype,
-        attribution={"method": args.attribution, "n_examples": args.attribution_examples},
-        circuit={"top_k": args.circuit_top_k}, suggestions={"lexicon": args.lexicon},
+        attribution=_given(method=args.attribution, n_examples=args.attribution_examples),
+        circuit=_given(top_k=args.circuit_top_k), suggestions={"lexicon": args.lexicon},
         edit={"mode": getattr(args, "ablation", "zero")},
     )
 

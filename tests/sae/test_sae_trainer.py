@@ -180,11 +180,14 @@ def test_thread_tuner_keeps_the_faster_count_and_restores() -> None:
     torch.set_num_threads(2)
     tuner = ThreadTuner(enabled=True, period=10, trials=2)
     seen = []
-    for step in range(12):
+    for step in range(18):
         tuner.before_step(step)
-        seen.append(torch.get_num_threads())
-        tuner.after_step(step, 0.3 if torch.get_num_threads() == 2 else 0.1)  # a busy machine
-    assert seen == [2, 2, 1, 2, 1, 1, 1, 1, 1, 1, 1, 2]  # trials at steps 1-4 and 11-14
+        threads = torch.get_num_threads()
+        seen.append(threads)
+        busy = 0.5 if step == 16 else 0.1  # one slow step: load arrived
+        tuner.after_step(step, 0.3 if threads == 2 else busy)  # a busy machine: 1 thread is faster
+    # trials at steps 1-4, again after the period (12-15) and right after the slow step 16
+    assert seen == [2, 2, 1, 2, 1] + [1] * 7 + [2, 1, 2, 1] + [1, 2]
     assert tuner.current == 1
     tuner.restore()
     assert torch.get_num_threads() == 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import subprocess
 import sys
 from collections.abc import Sequence
 
@@ -73,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     edit = commands.add_parser("edit", help="apply a flags file to a discovered run, retrain, report")
     edit.add_argument("--out", required=True, help="the folder of a discovered run")
     edit.add_argument("--flags", required=True, help="a YAML/JSON flags file, or auto / auto:protected")
+
+    serve = commands.add_parser("serve", help="serve the REST API (BentoML) on this machine")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=3000)
     return parser
 
 
@@ -167,8 +172,18 @@ def _cmd_edit(args: argparse.Namespace) -> None:
     _print_report(report)
 
 
+def _cmd_serve(args: argparse.Namespace) -> None:
+    """Check the configuration here (a one-line error), then hand over to `bentoml serve`."""
+    from editing_service.config import ServiceConfig
+
+    ServiceConfig.from_env()
+    command = [sys.executable, "-m", "bentoml", "serve", "editing_service.api.service:EditingService",
+               "--host", args.host, "--port", str(args.port)]
+    raise SystemExit(subprocess.call(command))
+
+
 COMMANDS = {"saes": _cmd_saes, "run": _cmd_run, "discover": _cmd_discover, "features": _cmd_features,
-            "edit": _cmd_edit}
+            "edit": _cmd_edit, "serve": _cmd_serve}
 
 
 def _silence_progress_bars() -> None:

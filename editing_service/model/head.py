@@ -1,7 +1,10 @@
 """Fitting a linear classification head on the features it reads.
 
-Logistic regression from scikit-learn on standardised features, with the standardisation folded
-back into the weights so the result is a plain `nn.Linear(d, n_classes)` that reads raw features.
+Logistic regression from scikit-learn on centred features divided by one global scale (the root mean
+variance over dimensions), folded back into the weights so the result is a plain
+`nn.Linear(d, n_classes)` that reads raw features. One scale for every dimension keeps C comparable
+across models without the per-dimension standardisation that gives low-variance directions (where an
+SAE's reconstruction error lives) large weights.
 """
 
 from __future__ import annotations
@@ -9,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 EMPTY_FEATURES = "Cannot fit a head on 0 examples."
@@ -37,13 +39,13 @@ def fit_linear_head(
     if len(present) < 2:
         raise ValueError(ONE_CLASS.format(label=int(present[0]), n_classes=n_classes))
 
-    scaler = StandardScaler().fit(features)
-    scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
+    mean = features.mean(0)
+    scale = float(np.sqrt(features.var(0).mean())) or 1.0
     model = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
-    model.fit((features - scaler.mean_) / scale, labels)
+    model.fit((features - mean) / scale, labels)
 
     coef = model.coef_ / scale  # [r, d], r = 1 for binary problems
-    intercept = model.intercept_ - coef @ scaler.mean_
+    intercept = model.intercept_ - coef @ mean
     weight = np.zeros((n_classes, features.shape[1]))
     bias = np.zeros(n_classes)
     if len(model.classes_) == 2 and coef.shape[0] == 1:

@@ -93,10 +93,17 @@ def _copy_head(head: torch.nn.Linear) -> torch.nn.Linear:
     return copy
 
 
-def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet) -> dict[str, Any]:
-    """Apply `flags` to the discovered run in `out`; returns the report (also written to disk)."""
+def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
+             edit_out: str | Path | None = None) -> dict[str, Any]:
+    """Apply `flags` to the discovered run in `out`; returns the report (also written to disk).
+
+    The edited model, flags and report go to `edit_out` (default: `out` itself), so one discovery
+    can serve several edits.
+    """
     started = time.perf_counter()
     artifacts = ArtifactDir(Path(out))
+    results = ArtifactDir(Path(edit_out)) if edit_out is not None else artifacts
+    results.root.mkdir(parents=True, exist_ok=True)
     if not artifacts.run_config.is_file():
         raise FileNotFoundError(NOT_DISCOVERED.format(path=artifacts.root))
     settings = RunSettings.model_validate_json(artifacts.run_config.read_text())
@@ -188,20 +195,20 @@ def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet) -
         title=f"SHIFT edit of {classifier.source.name_or_path} on {spec.name}",
         dataset={"name": spec.name, "subsets": dict(spec.roles), "evaluated_on": evaluate.name},
         model={"base_model": classifier.source.name_or_path, "sha256": classifier.source.weights_sha256,
-               "classifier_kind": classifier.kind, "edited_model": str(artifacts.edited_model)},
+               "classifier_kind": classifier.kind, "edited_model": str(results.edited_model)},
         rows=rows.rows, flags=flag_rows, sae=settings.sae.model_dump(),
         retrain={"head": "logistic regression", "C": C, "C_on_validate": C_table, "seed": seed,
                  "trained_on": train.name, "mode": mode, "baselines_use_the_same_C": True},
         flag_policy=flags.policy, flag_selection_subset=features_doc.get("cards_split"),
     )
     report["seconds"] = round(time.perf_counter() - started, 1)
-    save_model(classifier, artifacts.edited_model,
+    save_model(classifier, results.edited_model,
                provenance={"spec": spec.name, "flags": [f.model_dump() for f in flags.flags],
                            "flag_policy": flags.policy, "retrain": report.get("retrain")})
     card = model_card(report, row="shift_retrained")
-    (artifacts.edited_model / "README.md").write_text(card)
-    artifacts.flags.write_text(flags.model_dump_json(indent=2))
-    artifacts.report_json.write_text(json.dumps(report, indent=2))
-    artifacts.report_html.write_text(render_html(report))
-    logger.info("Report written to %s (%.0f s)", artifacts.report_html, report["seconds"])
+    (results.edited_model / "README.md").write_text(card)
+    results.flags.write_text(flags.model_dump_json(indent=2))
+    results.report_json.write_text(json.dumps(report, indent=2))
+    results.report_html.write_text(render_html(report))
+    logger.info("Report written to %s (%.0f s)", results.report_html, report["seconds"])
     return report

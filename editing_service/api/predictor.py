@@ -1,0 +1,101 @@
+"""Serving predictions: loaded models kept in a small LRU cache, and adaptive batching per model.
+
+Concurrent requests for the same model are merged: the first request opens a batch, others join it
+until it holds `max_batch` texts or `max_latency_ms` has passed, then one forward pass answers them
+all. Forward passes run in a thread (one at a time per process, so requests never oversubscribe the
+device) and leave the event loop free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from editing_service.edit import load_model
+from editing_service.model import TextClassifier
+
+
+class ModelCache:
+    """Up to `size` loaded models by folder, least recently used dropped first."""
+
+    def __init__(self, size: int, device: torch.device, loader: Callable[..., TextClassifier] = load_model) -> None:
+        self.size, self.device, self.loader = size, device, loader
+        self._models: OrderedDict[Path, TextClassifier] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, folder: Path) -> TextClassifier:
+        with self._lock:
+            if folder in self._models:
+                self._models.move_to_end(folder)
+                return self._models[folder]
+        model = self.loader(folder, device=self.device)
+        with self._lock:
+            self._models[folder] = model
+            while len(self._models) > self.size:
+                self._models.popitem(last=False)
+        return model
+
+
+@dataclass
+class _Pending:
+    texts: list[str]
+    future: asyncio.Future[np.ndarray]
+
+
+@dataclass
+class _Queue:
+    items: list[_Pending] = field(default_factory=list)
+    n_texts: int = 0
+    full: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class AdaptiveBatcher:
+    """Merges concurrent `predict_proba` calls for one model into shared forward passes."""
+
+    def __init__(self, cache: ModelCache, *, max_batch: int, max_latency_ms: float) -> None:
+        self.cache, self.max_batch, self.max_latency = cache, max_batch, max_latency_ms / 1000
+        self._queues: dict[Path, _Queue] = {}
+        self._device_lock = threading.Lock()
+
+    async def predict_proba(self, folder: Path, texts: list[str]) -> tuple[list[str], np.ndarray]:
+        model = await asyncio.to_thread(self.cache.get, folder)  # loads once; raises for a bad folder
+        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
+        queue = self._queues.get(folder)
+        if queue is None:
+            queue = self._queues[folder] = _Queue()
+            asyncio.get_running_loop().create_task(self._flush_later(folder, queue, model))
+        queue.items.append(_Pending(texts, future))
+        queue.n_texts += len(texts)
+        if queue.n_texts >= self.max_batch:
+            queue.full.set()
+        return list(model.classes), await future
+
+    async def _flush_later(self, folder: Path, queue: _Queue, model: TextClassifier) -> None:
+        try:
+            await asyncio.wait_for(queue.full.wait(), self.max_latency)
+        except TimeoutError:
+            pass
+        if self._queues.get(folder) is queue:
+            del self._queues[folder]  # later requests open the next batch
+        texts = [t for item in queue.items for t in item.texts]
+        try:
+            proba = await asyncio.to_thread(self._forward, model, texts)
+        except Exception as err:
+            for item in queue.items:
+                item.future.set_exception(err)
+            return
+        start = 0
+        for item in queue.items:
+            item.future.set_result(proba[start : start + len(item.texts)])
+            start += len(item.texts)
+
+    def _forward(self, model: TextClassifier, texts: list[str]) -> np.ndarray:
+        with self._device_lock:
+            return model.predict_proba(texts, batch_size=max(self.max_batch, 1))

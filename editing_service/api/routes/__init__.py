@@ -1,0 +1,1 @@
+"""REST resources under /v1: projects, jobs, features and flags, edits."""

@@ -1,0 +1,121 @@
+"""Features of a project's circuit, their cards, and reviewers' flags with the audit log."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from editing_service.api import schemas
+from editing_service.api.state import ServiceState, get_principal, get_state
+from editing_service.store import (
+    apply_suggestions,
+    audit_log,
+    clear_flag,
+    get_feature,
+    get_project,
+    list_features,
+    list_flags,
+    set_flag,
+)
+
+router = APIRouter(tags=["features and flags"])
+FeaturePath = "/projects/{project_id}/features/{site}/{feature}"
+
+
+def summary_view(record: object) -> dict[str, object]:
+    return {
+        "id": f"{record.site}/{record.feature}", "site": record.site, "feature": record.feature,
+        "score": record.score, "rank": record.rank, "label": record.label, "suggestions": record.suggestions,
+        "flag": record.flag.state if record.flag else None, "has_card": record.card is not None,
+    }
+
+
+def flag_view(record: object) -> schemas.Flag:
+    return schemas.Flag(id=f"{record.site}/{record.feature}", **{
+        k: getattr(record, k) for k in
+        ("site", "feature", "state", "rationale", "reviewer", "principal", "source", "updated_at")})
+
+
+@router.get("/projects/{project_id}/features", response_model=schemas.FeatureList)
+def list_all(
+    project_id: str,
+    site: str | None = None,
+    flag: Annotated[Literal["spurious", "task_relevant", "none"] | None, Query()] = None,
+    suggestion: Annotated[Literal["lexicon", "protected_attribute"] | None, Query()] = None,
+    sort: Annotated[Literal["rank", "score", "-score", "abs_score", "-abs_score"], Query()] = "rank",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    state: ServiceState = Depends(get_state),
+) -> schemas.FeatureList:
+    """The circuit's features, paged; sorted by rank (strongest first) or by score."""
+    get_project(state.db, project_id)
+    items, total = list_features(state.db, project_id, site=site, flag=flag, suggestion=suggestion, sort=sort,
+                                 limit=limit, offset=offset)
+    return schemas.FeatureList(items=[schemas.FeatureSummary(**summary_view(f)) for f in items], total=total,
+                               limit=limit, offset=offset)
+
+
+@router.get(FeaturePath, response_model=schemas.FeatureCard)
+def get(project_id: str, site: str, feature: int, state: ServiceState = Depends(get_state)) -> schemas.FeatureCard:
+    """One feature with its card: top examples, per-class and per-group activation, effects, neighbours."""
+    record = get_feature(state.db, project_id, site, feature)
+    return schemas.FeatureCard(**summary_view(record), card=record.card)
+
+
+@router.put(FeaturePath + "/flag", response_model=schemas.Flag)
+def put_flag(
+    project_id: str, site: str, feature: int, body: schemas.FlagRequest,
+    state: ServiceState = Depends(get_state), principal: str = Depends(get_principal),
+) -> schemas.Flag:
+    """Flag a feature spurious (to be ablated) or task-relevant (to be kept), with a rationale."""
+    return flag_view(set_flag(state.db, project_id=project_id, site=site, feature=feature, state=body.state,
+                              rationale=body.rationale, reviewer=body.reviewer, principal=principal))
+
+
+@router.delete(FeaturePath + "/flag", status_code=204)
+def delete_flag(
+    project_id: str, site: str, feature: int,
+    reviewer: Annotated[str, Query(min_length=1, max_length=200)],
+    rationale: Annotated[str, Query(max_length=4000)] = "",
+    state: ServiceState = Depends(get_state), principal: str = Depends(get_principal),
+) -> Response:
+    """Clear a feature's flag (recorded in the audit log)."""
+    clear_flag(state.db, project_id=project_id, site=site, feature=feature, reviewer=reviewer,
+               rationale=rationale, principal=principal)
+    return Response(status_code=204)
+
+
+@router.get("/projects/{project_id}/flags", response_model=schemas.FlagList)
+def flags(project_id: str, state: ServiceState = Depends(get_state)) -> schemas.FlagList:
+    """The current flag of every flagged feature."""
+    get_project(state.db, project_id)
+    return schemas.FlagList(items=[flag_view(f) for f in list_flags(state.db, project_id)])
+
+
+@router.post("/projects/{project_id}/suggestions/apply", response_model=schemas.FlagList)
+def apply(
+    project_id: str, body: schemas.ApplySuggestions,
+    state: ServiceState = Depends(get_state), principal: str = Depends(get_principal),
+) -> schemas.FlagList:
+    """Flag spurious every feature suggested by one rule, in one call (recorded with the rule as source)."""
+    get_project(state.db, project_id)
+    changed = apply_suggestions(state.db, project_id=project_id, kind=body.kind, reviewer=body.reviewer,
+                                principal=principal, rationale=body.rationale)
+    return schemas.FlagList(items=[flag_view(f) for f in changed])
+
+
+@router.get("/projects/{project_id}/audit", response_model=schemas.AuditLog)
+def audit(
+    project_id: str,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    state: ServiceState = Depends(get_state),
+) -> schemas.AuditLog:
+    """Every flag change, oldest first: who, when, what, why."""
+    get_project(state.db, project_id)
+    entries = audit_log(state.db, project_id)
+    return schemas.AuditLog(
+        items=[schemas.AuditEntry.model_validate(e, from_attributes=True) for e in entries[offset:offset + limit]],
+        total=len(entries), limit=limit, offset=offset,
+    )

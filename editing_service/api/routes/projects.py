@@ -1,0 +1,88 @@
+"""Projects: a classifier and a dataset spec, with the run settings their jobs use."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from pydantic import ValidationError
+
+from editing_service.api import project_setup, schemas
+from editing_service.api.state import ServiceState, get_state
+from editing_service.store import count_features, create_project, get_project, list_projects
+
+router = APIRouter(tags=["projects"])
+
+UPLOAD_NEEDS_INLINE = "An uploaded data file needs an inline spec (dataset.inline) describing its columns."
+BAD_PROJECT_FIELD = "Form field `project` is not a valid project: {problem}"
+UPLOAD_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
+BAD_UPLOAD_SUFFIX = "Uploaded data file {name!r} must end in one of {suffixes}."
+
+
+def project_view(state: ServiceState, record: object) -> schemas.Project:
+    return schemas.Project(
+        id=record.id, name=record.name, model=record.model_ref, dataset=record.spec_ref,
+        settings=record.settings, created_at=record.created_at, features=count_features(state.db, record.id),
+    )
+
+
+def _create(state: ServiceState, body: schemas.ProjectCreate, data_file: Path | None = None) -> schemas.Project:
+    model = project_setup.check_model(body.model, state.config)
+    settings = project_setup.check_settings(body.settings)
+    staging = state.config.home / "specs" / uuid.uuid4().hex[:12]
+    if body.dataset.spec is not None:
+        spec_ref = project_setup.shipped_spec(body.dataset.spec)
+    else:
+        spec_ref = project_setup.inline_spec(body.dataset.inline or {}, folder=staging, config=state.config,
+                                             data_file=data_file)
+    record = create_project(state.db, name=body.name, model_ref=model, spec_ref=spec_ref, settings=settings,
+                            artifacts_root=state.config.home)
+    return project_view(state, record)
+
+
+@router.post("/projects", status_code=201, response_model=schemas.Project)
+def create(body: schemas.ProjectCreate, state: ServiceState = Depends(get_state)) -> schemas.Project:
+    """Create a project from a model folder (or the embedded default) and a dataset spec."""
+    return _create(state, body)
+
+
+@router.post("/projects/upload", status_code=201, response_model=schemas.Project)
+def create_with_upload(
+    project: Annotated[str, Form(description="the project as JSON, with dataset.inline describing the file")],
+    data: Annotated[UploadFile, File(description="the data file: CSV, JSONL or Parquet")],
+    state: ServiceState = Depends(get_state),
+) -> schemas.Project:
+    """Create a project whose data is uploaded with the request."""
+    try:
+        body = schemas.ProjectCreate.model_validate(json.loads(project))
+    except (json.JSONDecodeError, ValidationError) as err:
+        raise ValueError(BAD_PROJECT_FIELD.format(problem=err)) from err
+    if body.dataset.inline is None:
+        raise ValueError(UPLOAD_NEEDS_INLINE)
+    name = Path(data.filename or "data").name
+    if not name.lower().endswith(UPLOAD_SUFFIXES):
+        raise ValueError(BAD_UPLOAD_SUFFIX.format(name=name, suffixes=", ".join(UPLOAD_SUFFIXES)))
+    target = state.config.uploads / uuid.uuid4().hex[:12] / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("wb") as out:
+        shutil.copyfileobj(data.file, out)
+    return _create(state, body, data_file=target)
+
+
+@router.get("/projects", response_model=schemas.ProjectList)
+def list_all(
+    limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
+    state: ServiceState = Depends(get_state),
+) -> schemas.ProjectList:
+    items, total = list_projects(state.db, limit=limit, offset=offset)
+    return schemas.ProjectList(items=[project_view(state, p) for p in items], total=total, limit=limit,
+                               offset=offset)
+
+
+@router.get("/projects/{project_id}", response_model=schemas.Project)
+def get(project_id: str, state: ServiceState = Depends(get_state)) -> schemas.Project:
+    return project_view(state, get_project(state.db, project_id))

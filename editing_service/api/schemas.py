@@ -1,0 +1,204 @@
+"""Request and response bodies of the REST API (pydantic; every field documented in /docs.json)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+JobKind = Literal["discover", "edit"]
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+FlagState = Literal["spurious", "task_relevant"]
+SuggestionKind = Literal["lexicon", "protected_attribute"]
+
+ONE_DATASET_SOURCE = "dataset must give exactly one of `spec` (a shipped spec name) or `inline` (a spec)."
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetRef(_Body):
+    """A shipped spec by name, or a whole spec inline (its data files must lie under a data root)."""
+
+    spec: str | None = Field(None, description="name of a shipped spec, e.g. biasbios_surgeon_nurse")
+    inline: dict[str, Any] | None = Field(None, description="a dataset spec, as its YAML would read")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> DatasetRef:
+        if (self.spec is None) == (self.inline is None):
+            raise ValueError(ONE_DATASET_SOURCE)
+        return self
+
+
+class ProjectCreate(_Body):
+    name: str = Field(min_length=1, max_length=200)
+    model: str | None = Field(
+        None, description="a model folder under one of the allowed model roots; null for the embedded default"
+    )
+    dataset: DatasetRef
+    settings: dict[str, Any] = Field(
+        default_factory=dict,
+        description="overrides of the run settings (sae, attribution, circuit, suggestions, edit, sites, ...)",
+    )
+
+
+class Project(BaseModel):
+    id: str
+    name: str
+    model: str | None
+    dataset: str
+    settings: dict[str, Any]
+    created_at: datetime
+    features: int = Field(description="features in the discovered circuit (0 before discovery)")
+
+
+class Page(BaseModel):
+    total: int
+    limit: int
+    offset: int
+
+
+class ProjectList(Page):
+    items: list[Project]
+
+
+class JobCreate(_Body):
+    kind: Literal["discover"] = Field(description="edit jobs are created with POST .../edits")
+
+
+class Job(BaseModel):
+    id: str
+    project_id: str
+    kind: JobKind
+    status: JobStatus
+    step: str
+    progress: float
+    error: str | None
+    attempts: int
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+    params: dict[str, Any]
+
+
+class JobList(BaseModel):
+    items: list[Job]
+
+
+class FeatureSummary(BaseModel):
+    id: str
+    site: str
+    feature: int
+    score: float
+    rank: int
+    label: str | None
+    suggestions: list[str]
+    flag: FlagState | None
+    has_card: bool
+
+
+class FeatureList(Page):
+    items: list[FeatureSummary]
+
+
+class FeatureCard(FeatureSummary):
+    card: dict[str, Any] | None
+
+
+class FlagRequest(_Body):
+    state: FlagState
+    rationale: str = Field(min_length=1, max_length=4000, description="why: shown in the audit log and reports")
+    reviewer: str = Field(min_length=1, max_length=200, description="the person deciding")
+
+
+class Flag(BaseModel):
+    id: str
+    site: str
+    feature: int
+    state: FlagState
+    rationale: str
+    reviewer: str
+    principal: str
+    source: str
+    updated_at: datetime
+
+
+class FlagList(BaseModel):
+    items: list[Flag]
+
+
+class AuditEntry(BaseModel):
+    id: int
+    site: str
+    feature: int
+    action: Literal["set", "clear"]
+    state: str | None
+    previous_state: str | None
+    rationale: str
+    reviewer: str
+    principal: str
+    source: str
+    at: datetime
+
+
+class AuditLog(Page):
+    items: list[AuditEntry]
+
+
+class ApplySuggestions(_Body):
+    kind: SuggestionKind
+    reviewer: str = Field(min_length=1, max_length=200)
+    rationale: str | None = Field(None, max_length=4000)
+
+
+class FeatureRef(_Body):
+    site: str
+    feature: int = Field(ge=0)
+
+
+class EditCreate(_Body):
+    features: list[FeatureRef] | None = Field(
+        None, description="features to ablate; null applies the project's current flags (spurious ones)"
+    )
+    reviewer: str = Field(min_length=1, max_length=200)
+    rationale: str = Field("", max_length=4000, description="recorded with an explicit list of features")
+
+
+class Edit(BaseModel):
+    id: str
+    project_id: str
+    job_id: str
+    status: JobStatus
+    flags: list[dict[str, Any]]
+    policy: str
+    summary: dict[str, Any] | None
+    created_at: datetime
+
+
+class EditList(BaseModel):
+    items: list[Edit]
+
+
+class EditCreated(BaseModel):
+    edit: Edit
+    job: Job
+
+
+class PredictRequest(_Body):
+    texts: list[str] = Field(min_length=1, description="texts to classify")
+    model: Literal["edited", "original"] = "edited"
+
+
+class PredictResponse(BaseModel):
+    model: Literal["edited", "original"]
+    classes: list[str]
+    labels: list[str]
+    probabilities: list[list[float]]
+
+
+class ErrorBody(BaseModel):
+    detail: str

@@ -1,0 +1,127 @@
+"""Security at the edge: bearer tokens, request size limits, and paths confined to allowed roots.
+
+Both middlewares are plain ASGI so they wrap every route of the BentoML server (its own routes and
+the mounted FastAPI app) alike; only the health checks pass without a token.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any
+
+from editing_service.config import ServiceConfig
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz"})
+MISSING_TOKEN = "Missing bearer token: send the header `Authorization: Bearer <token>`."
+BAD_TOKEN = "The bearer token is not valid."
+TOO_LARGE = "Request body is larger than the limit of {limit} bytes."
+OUTSIDE_ROOTS = "{what} {path} is outside the allowed roots: {roots}."
+NOT_FOUND = "{what} {path} does not exist."
+
+
+async def send_error(send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]] = ()) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def principal_for(header: str | None, tokens: dict[str, str]) -> str | None:
+    """The principal's name for an `Authorization` header value, or None when it is not valid."""
+    if not header or not header.lower().startswith("bearer "):
+        return None
+    given = header[7:].strip().encode()
+    for token, name in tokens.items():
+        if hmac.compare_digest(given, token.encode()):
+            return name
+    return None
+
+
+class BearerAuthMiddleware:
+    """Refuses (401) every HTTP request without a configured bearer token, except health checks.
+
+    The principal's name is put in `scope["state"]["principal"]` for the routes to record.
+    """
+
+    def __init__(self, app: ASGIApp, config: ServiceConfig | None = None) -> None:
+        self.app = app
+        self.tokens = (config or ServiceConfig.from_env()).tokens
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        raw = headers.get(b"authorization")
+        if raw is None:
+            await send_error(send, 401, MISSING_TOKEN, [(b"www-authenticate", b"Bearer")])
+            return
+        principal = principal_for(raw.decode("latin-1"), self.tokens)
+        if principal is None:
+            await send_error(send, 401, BAD_TOKEN, [(b"www-authenticate", b'Bearer error="invalid_token"')])
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodySizeLimitMiddleware:
+    """Refuses (413) request bodies over the limit, by Content-Length or, when streamed, as they arrive."""
+
+    def __init__(self, app: ASGIApp, config: ServiceConfig | None = None) -> None:
+        self.app = app
+        self.limit = (config or ServiceConfig.from_env()).max_request_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            await send_error(send, 413, TOO_LARGE.format(limit=self.limit))
+            return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await send_error(send, 413, TOO_LARGE.format(limit=self.limit))
+
+
+def confine(path: str | Path, roots: list[Path], *, what: str, must_exist: bool = True) -> Path:
+    """`path` resolved (symlinks followed), refused unless it lies under one of `roots`."""
+    resolved = Path(path).expanduser().resolve()
+    if not any(resolved == root or root in resolved.parents for root in roots):
+        raise PermissionError(OUTSIDE_ROOTS.format(what=what, path=path, roots=", ".join(map(str, roots))))
+    if must_exist and not resolved.exists():
+        raise FileNotFoundError(NOT_FOUND.format(what=what, path=path))
+    return resolved

@@ -1,0 +1,38 @@
+"""The BentoML service: the REST API at /v1, health routes, auth and size limits on everything else.
+
+    bentoml serve editing_service.api.service:EditingService
+"""
+
+from __future__ import annotations
+
+import bentoml
+
+from editing_service.api.app import create_app
+from editing_service.api.security import BearerAuthMiddleware, BodySizeLimitMiddleware
+from editing_service.api.state import ServiceState
+from editing_service.config import ServiceConfig
+
+app = create_app()
+
+
+@bentoml.asgi_app(app, path="/v1")
+@bentoml.service(
+    name="editing_service",
+    resources={"gpu": 1},
+    workers=1,
+    traffic={"timeout": 600},
+)
+class EditingService:
+    """Projects, jobs, features, flags and edits over REST; jobs run in this process's worker thread."""
+
+    def __init__(self) -> None:
+        self.state = ServiceState.start(ServiceConfig.from_env())
+        app.state.service = self.state
+
+    @bentoml.on_shutdown
+    def shutdown(self) -> None:
+        self.state.stop()
+
+
+EditingService.add_asgi_middleware(BodySizeLimitMiddleware)
+EditingService.add_asgi_middleware(BearerAuthMiddleware)

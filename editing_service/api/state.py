@@ -1,0 +1,52 @@
+"""What the routes share in one server process: configuration, database, job worker, predictor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from editing_service.api.predictor import AdaptiveBatcher, ModelCache
+from editing_service.config import ServiceConfig
+from editing_service.jobs import JobWorker
+from editing_service.pipeline import resolve_device
+from editing_service.store import Database
+
+NOT_STARTED = "The service is still starting."
+
+
+@dataclass
+class ServiceState:
+    config: ServiceConfig
+    db: Database
+    batcher: AdaptiveBatcher
+    worker: JobWorker | None
+
+    @classmethod
+    def start(cls, config: ServiceConfig) -> ServiceState:
+        config.home.mkdir(parents=True, exist_ok=True)
+        db = Database(config.database_url)
+        db.create_all()
+        cache = ModelCache(config.loaded_models, resolve_device(config.device))
+        batcher = AdaptiveBatcher(cache, max_batch=config.predict_max_batch,
+                                  max_latency_ms=config.predict_max_latency_ms)
+        worker = JobWorker(db, config).start() if config.run_worker else None
+        return cls(config=config, db=db, batcher=batcher, worker=worker)
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+        self.db.dispose()
+
+
+def get_state(request: Request) -> ServiceState:
+    """FastAPI dependency: the process's state (set when the BentoML service starts)."""
+    state = getattr(request.app.state, "service", None)
+    if state is None:
+        raise RuntimeError(NOT_STARTED)
+    return state
+
+
+def get_principal(request: Request) -> str:
+    """FastAPI dependency: the name of the token that authenticated this request."""
+    return request.scope.get("state", {}).get("principal", "anonymous")

@@ -1,0 +1,114 @@
+"""Configuration of the REST service, read from environment variables (one place for all of them).
+
+    EDITING_SERVICE_HOME            artifacts (caches, SAEs, models, reports, uploads) and the default
+                                    SQLite database; default ./service_data
+    EDITING_SERVICE_DATABASE_URL    SQLAlchemy URL, e.g. postgresql+psycopg://user:pw@host/db;
+                                    default sqlite:///$EDITING_SERVICE_HOME/service.db
+    EDITING_SERVICE_API_TOKENS      comma-separated `name=token` pairs (required); the name is recorded
+                                    with every flag as the principal that set it
+    EDITING_SERVICE_MODEL_ROOTS     folders (separated by ':') that model folders must lie under;
+                                    default $EDITING_SERVICE_HOME/models
+    EDITING_SERVICE_DATA_ROOTS      folders that data files of inline specs must lie under;
+                                    default $EDITING_SERVICE_HOME/data (uploads are always allowed)
+    EDITING_SERVICE_MAX_REQUEST_MB  largest request body, in MiB; default 32
+    EDITING_SERVICE_WORKER          1 to run jobs in this process (default), 0 for an API-only replica
+    EDITING_SERVICE_DEVICE          auto | cpu | cuda, for jobs and predictions; default auto
+    EDITING_SERVICE_JOB_STALE_S     seconds without a heartbeat before a running job counts as lost
+                                    (then it is requeued, or failed once it has been tried
+                                    EDITING_SERVICE_JOB_MAX_ATTEMPTS times; default 2)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+NO_TOKENS = (
+    "EDITING_SERVICE_API_TOKENS is not set: give at least one `name=token` pair (comma-separated); "
+    "every route except the health checks needs a bearer token."
+)
+BAD_TOKEN_ENTRY = "EDITING_SERVICE_API_TOKENS entry {entry!r} must be `name=token` with both parts non-empty."
+DUPLICATE_TOKEN = "EDITING_SERVICE_API_TOKENS gives the same token to {first!r} and {second!r}."
+BAD_NUMBER = "{name} must be a number, got {value!r}."
+
+
+def parse_tokens(value: str) -> dict[str, str]:
+    """`name=token,name2=token2` -> {token: name}."""
+    tokens: dict[str, str] = {}
+    for entry in (e.strip() for e in value.split(",")):
+        if not entry:
+            continue
+        name, sep, token = entry.partition("=")
+        if not sep or not name.strip() or not token.strip():
+            raise ValueError(BAD_TOKEN_ENTRY.format(entry=entry))
+        if token.strip() in tokens:
+            raise ValueError(DUPLICATE_TOKEN.format(first=tokens[token.strip()], second=name.strip()))
+        tokens[token.strip()] = name.strip()
+    if not tokens:
+        raise ValueError(NO_TOKENS)
+    return tokens
+
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as err:
+        raise ValueError(BAD_NUMBER.format(name=name, value=raw)) from err
+
+
+class ServiceConfig(BaseModel):
+    """Everything the service process needs to know about its deployment."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    home: Path
+    database_url: str
+    tokens: dict[str, str] = Field(description="bearer token -> the principal's name")
+    model_roots: list[Path]
+    data_roots: list[Path]
+    max_request_bytes: int = 32 * 1024 * 1024
+    max_predict_texts: int = 512
+    run_worker: bool = True
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    job_stale_seconds: float = 120.0
+    job_max_attempts: int = 2
+    heartbeat_seconds: float = 5.0
+    worker_poll_seconds: float = 0.5
+    predict_max_batch: int = 32
+    predict_max_latency_ms: float = 5.0
+    loaded_models: int = 4
+
+    @property
+    def uploads(self) -> Path:
+        return self.home / "uploads"
+
+    @property
+    def projects(self) -> Path:
+        return self.home / "projects"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ServiceConfig:
+        env = os.environ if env is None else env
+        home = Path(env.get("EDITING_SERVICE_HOME") or "service_data").resolve()
+        roots = lambda name, default: [  # noqa: E731
+            Path(p).resolve() for p in (env.get(name) or str(default)).split(os.pathsep) if p
+        ]
+        return cls(
+            home=home,
+            database_url=env.get("EDITING_SERVICE_DATABASE_URL") or f"sqlite:///{home / 'service.db'}",
+            tokens=parse_tokens(env.get("EDITING_SERVICE_API_TOKENS", "")),
+            model_roots=roots("EDITING_SERVICE_MODEL_ROOTS", home / "models"),
+            data_roots=roots("EDITING_SERVICE_DATA_ROOTS", home / "data"),
+            max_request_bytes=int(_number(env, "EDITING_SERVICE_MAX_REQUEST_MB", 32) * 1024 * 1024),
+            run_worker=env.get("EDITING_SERVICE_WORKER", "1") not in ("0", "false", "no"),
+            device=env.get("EDITING_SERVICE_DEVICE") or "auto",
+            job_stale_seconds=_number(env, "EDITING_SERVICE_JOB_STALE_S", 120.0),
+            job_max_attempts=int(_number(env, "EDITING_SERVICE_JOB_MAX_ATTEMPTS", 2)),
+        )

@@ -1,0 +1,81 @@
+"""Projects: a classifier, a dataset spec and settings, with a directory for their artifacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from editing_service.store.database import Database
+from editing_service.store.errors import Invalid, NotFound
+from editing_service.store.paging import check_paging
+from editing_service.store.records import ProjectRecord
+from editing_service.store.tables import NAME_LENGTH, ProjectRow, new_id
+
+PROJECT_NOT_FOUND = "Project {id!r} does not exist."
+EMPTY_NAME = "A project needs a non-empty name."
+NAME_TOO_LONG = "A project name has at most {max} characters, not {length}."
+EMPTY_SPEC = "A project needs a dataset spec (a shipped spec name or a path)."
+
+
+def create_project(
+    db: Database,
+    *,
+    name: str,
+    model_ref: str | None,
+    spec_ref: str,
+    settings: dict[str, Any] | None = None,
+    artifacts_root: Path,
+) -> ProjectRecord:
+    """Create a project; its artifacts go to `artifacts_root/projects/<id>` (the caller creates it).
+
+    `model_ref` None means the embedded default classifier.
+    """
+    if not name.strip():
+        raise Invalid(EMPTY_NAME)
+    if len(name) > NAME_LENGTH:
+        raise Invalid(NAME_TOO_LONG.format(max=NAME_LENGTH, length=len(name)))
+    if not spec_ref.strip():
+        raise Invalid(EMPTY_SPEC)
+    project_id = new_id()
+    row = ProjectRow(
+        id=project_id,
+        name=name,
+        model_ref=model_ref,
+        spec_ref=spec_ref,
+        settings=dict(settings or {}),
+        artifacts_dir=str(Path(artifacts_root) / "projects" / project_id),
+    )
+    with db.session() as session:
+        session.add(row)
+        session.flush()
+        return row.record()
+
+
+def get_project(db: Database, project_id: str) -> ProjectRecord:
+    with db.session(readonly=True) as session:
+        return require_project(session, project_id).record()
+
+
+def list_projects(db: Database, *, limit: int = 50, offset: int = 0) -> tuple[list[ProjectRecord], int]:
+    """One page of projects, newest first, and the number of projects."""
+    check_paging(limit, offset)
+    with db.session(readonly=True) as session:
+        total = session.scalar(select(func.count()).select_from(ProjectRow)) or 0
+        rows = session.scalars(
+            select(ProjectRow)
+            .order_by(ProjectRow.created_at.desc(), ProjectRow.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        return [row.record() for row in rows], total
+
+
+def require_project(session: Session, project_id: str) -> ProjectRow:
+    """The project's row, or NotFound."""
+    row = session.get(ProjectRow, project_id)
+    if row is None:
+        raise NotFound(PROJECT_NOT_FOUND.format(id=project_id))
+    return row

@@ -1,0 +1,123 @@
+"""Plain, immutable records that the repository functions return (never live ORM objects).
+
+Also the allowed values of every enumerated column, in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+JOB_KINDS = ("discover", "edit")
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+FINISHED_STATUSES = ("succeeded", "failed", "cancelled")
+FLAG_STATES = ("spurious", "task_relevant")
+SUGGESTION_KINDS = ("lexicon", "protected_attribute")
+FLAG_SOURCES = ("person", *SUGGESTION_KINDS)
+AUDIT_ACTIONS = ("set", "clear")
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectRecord:
+    id: str
+    name: str
+    model_ref: str | None
+    spec_ref: str
+    settings: dict[str, Any]
+    artifacts_dir: Path
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    id: str
+    project_id: str
+    kind: str
+    status: str
+    step: str
+    progress: float
+    error: str | None
+    params: dict[str, Any]
+    attempts: int
+    worker_id: str | None
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class FlagRecord:
+    """The current flag of one feature."""
+
+    project_id: str
+    site: str
+    feature: int
+    state: str
+    rationale: str
+    reviewer: str
+    principal: str
+    source: str
+    updated_at: datetime
+
+    def snapshot(self) -> dict[str, Any]:
+        """The flag as an edit records it (the flags-file form, without the store's bookkeeping)."""
+        return {
+            "site": self.site,
+            "feature": self.feature,
+            "state": self.state,
+            "rationale": self.rationale,
+            "reviewer": self.reviewer,
+            "source": self.source,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureRecord:
+    """A circuit feature with its current flag (None when nobody has flagged it)."""
+
+    project_id: str
+    site: str
+    feature: int
+    score: float
+    rank: int
+    label: str | None
+    suggestions: list[str]
+    card: dict[str, Any] | None
+    flag: FlagRecord | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    id: int
+    project_id: str
+    site: str
+    feature: int
+    action: str
+    state: str | None
+    previous_state: str | None
+    rationale: str
+    reviewer: str
+    principal: str
+    source: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EditRecord:
+    id: str
+    project_id: str
+    job_id: str
+    flags: list[dict[str, Any]]
+    policy: str
+    status: str
+    out_dir: Path
+    summary: dict[str, Any] | None
+    created_at: datetime

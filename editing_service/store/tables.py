@@ -1,0 +1,284 @@
+"""The ORM models (SQLAlchemy 2.0, typed): projects, jobs, features, flags, audit entries and edits.
+
+Every timestamp is stored and returned as timezone-aware UTC, on SQLite too (see `UTCDateTime`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from editing_service.store.records import (
+    AUDIT_ACTIONS,
+    FLAG_SOURCES,
+    FLAG_STATES,
+    JOB_KINDS,
+    JOB_STATUSES,
+    AuditRecord,
+    EditRecord,
+    FeatureRecord,
+    FlagRecord,
+    JobRecord,
+    ProjectRecord,
+)
+
+NAME_LENGTH = 200
+
+
+def new_id() -> str:
+    """A short random hex id."""
+    return uuid4().hex[:12]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always timezone-aware UTC in Python.
+
+    SQLite has no time zones: values are stored there as naive UTC, in one fixed text format, so that
+    comparing and sorting them in SQL stays correct.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"Timestamps must be timezone-aware, got {value!r}.")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _one_of(column: str, allowed: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in allowed)})"
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON,
+        list[str]: JSON,
+        list[dict[str, Any]]: JSON,
+    }
+
+
+class ProjectRow(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    model_ref: Mapped[str | None] = mapped_column(Text)
+    spec_ref: Mapped[str] = mapped_column(Text)
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    artifacts_dir: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def record(self) -> ProjectRecord:
+        return ProjectRecord(
+            id=self.id,
+            name=self.name,
+            model_ref=self.model_ref,
+            spec_ref=self.spec_ref,
+            settings=dict(self.settings or {}),
+            artifacts_dir=Path(self.artifacts_dir),
+            created_at=self.created_at,
+        )
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        CheckConstraint(_one_of("kind", JOB_KINDS), name="ck_jobs_kind"),
+        CheckConstraint(_one_of("status", JOB_STATUSES), name="ck_jobs_status"),
+        Index("ix_jobs_status_created", "status", "created_at"),
+        Index("ix_jobs_project", "project_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    step: Mapped[str] = mapped_column(Text, default="")
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(Text)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker_id: Mapped[str | None] = mapped_column(String(200))
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+
+    def record(self) -> JobRecord:
+        return JobRecord(
+            id=self.id,
+            project_id=self.project_id,
+            kind=self.kind,
+            status=self.status,
+            step=self.step,
+            progress=self.progress,
+            error=self.error,
+            params=dict(self.params or {}),
+            attempts=self.attempts,
+            worker_id=self.worker_id,
+            cancel_requested=self.cancel_requested,
+            created_at=self.created_at,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            heartbeat_at=self.heartbeat_at,
+        )
+
+
+class FeatureRow(Base):
+    __tablename__ = "features"
+    __table_args__ = (Index("ix_features_rank", "project_id", "rank"),)
+
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    site: Mapped[str] = mapped_column(String(200), primary_key=True)
+    feature: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    score: Mapped[float] = mapped_column(Float)
+    rank: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str | None] = mapped_column(Text)
+    suggestions: Mapped[list[str]] = mapped_column(default=list)
+    card: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+
+    def record(self, flag: FlagRow | None) -> FeatureRecord:
+        return FeatureRecord(
+            project_id=self.project_id,
+            site=self.site,
+            feature=self.feature,
+            score=self.score,
+            rank=self.rank,
+            label=self.label,
+            suggestions=list(self.suggestions or []),
+            card=self.card,
+            flag=flag.record() if flag is not None else None,
+        )
+
+
+class FlagRow(Base):
+    """The current flag of a feature. No foreign key to `features`: flags outlive a new discovery."""
+
+    __tablename__ = "flags"
+    __table_args__ = (
+        CheckConstraint(_one_of("state", FLAG_STATES), name="ck_flags_state"),
+        CheckConstraint(_one_of("source", FLAG_SOURCES), name="ck_flags_source"),
+    )
+
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    site: Mapped[str] = mapped_column(String(200), primary_key=True)
+    feature: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    state: Mapped[str] = mapped_column(String(32))
+    rationale: Mapped[str] = mapped_column(Text, default="")
+    reviewer: Mapped[str] = mapped_column(String(200))
+    principal: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(32), default="person")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def record(self) -> FlagRecord:
+        return FlagRecord(
+            project_id=self.project_id,
+            site=self.site,
+            feature=self.feature,
+            state=self.state,
+            rationale=self.rationale,
+            reviewer=self.reviewer,
+            principal=self.principal,
+            source=self.source,
+            updated_at=self.updated_at,
+        )
+
+
+class AuditEntryRow(Base):
+    __tablename__ = "audit_entries"
+    __table_args__ = (
+        CheckConstraint(_one_of("action", AUDIT_ACTIONS), name="ck_audit_action"),
+        Index("ix_audit_project", "project_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    site: Mapped[str] = mapped_column(String(200))
+    feature: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str | None] = mapped_column(String(32))
+    previous_state: Mapped[str | None] = mapped_column(String(32))
+    rationale: Mapped[str] = mapped_column(Text, default="")
+    reviewer: Mapped[str] = mapped_column(String(200))
+    principal: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def record(self) -> AuditRecord:
+        return AuditRecord(
+            id=self.id,
+            project_id=self.project_id,
+            site=self.site,
+            feature=self.feature,
+            action=self.action,
+            state=self.state,
+            previous_state=self.previous_state,
+            rationale=self.rationale,
+            reviewer=self.reviewer,
+            principal=self.principal,
+            source=self.source,
+            at=self.at,
+        )
+
+
+class EditRow(Base):
+    __tablename__ = "edits"
+    __table_args__ = (
+        CheckConstraint(_one_of("status", JOB_STATUSES), name="ck_edits_status"),
+        Index("ix_edits_project", "project_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    flags: Mapped[list[dict[str, Any]]] = mapped_column(default=list)
+    policy: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    out_dir: Mapped[str] = mapped_column(Text)
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def record(self) -> EditRecord:
+        return EditRecord(
+            id=self.id,
+            project_id=self.project_id,
+            job_id=self.job_id,
+            flags=[dict(flag) for flag in self.flags or []],
+            policy=self.policy,
+            status=self.status,
+            out_dir=Path(self.out_dir),
+            summary=self.summary,
+            created_at=self.created_at,
+        )

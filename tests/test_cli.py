@@ -160,3 +160,13 @@ def test_edit_refuses_a_run_whose_base_model_changed(tiny: dict[str, Path], disc
     with pytest.raises(SystemExit):
         main(["-q", "edit", "--out", str(copy), "--flags", "auto"])
     assert "has changed since this classifier was saved" in capsys.readouterr().err
+
+
+def test_serve_refuses_to_start_without_tokens(monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.delenv("EDITING_SERVICE_API_TOKENS", raising=False)
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--port", "0"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "EDITING_SERVICE_API_TOKENS is not set" in err and "Traceback" not in err

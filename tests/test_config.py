@@ -1,0 +1,45 @@
+"""The service's configuration from environment variables, and its errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from editing_service.config import BAD_TOKEN_ENTRY, DUPLICATE_TOKEN, NO_TOKENS, ServiceConfig, parse_tokens
+
+
+def test_defaults_live_under_home(tmp_path: Path) -> None:
+    config = ServiceConfig.from_env({"EDITING_SERVICE_HOME": str(tmp_path), "EDITING_SERVICE_API_TOKENS": "a=1"})
+    assert config.database_url == f"sqlite:///{tmp_path / 'service.db'}"
+    assert config.model_roots == [tmp_path / "models"] and config.data_roots == [tmp_path / "data"]
+    assert config.tokens == {"1": "a"} and config.run_worker and config.max_request_bytes == 32 * 1024 * 1024
+
+
+def test_everything_can_be_set(tmp_path: Path) -> None:
+    config = ServiceConfig.from_env({
+        "EDITING_SERVICE_HOME": str(tmp_path), "EDITING_SERVICE_API_TOKENS": "ana=x, ben=y",
+        "EDITING_SERVICE_DATABASE_URL": "postgresql+psycopg://u@h/db", "EDITING_SERVICE_WORKER": "0",
+        "EDITING_SERVICE_MODEL_ROOTS": f"{tmp_path}/a:{tmp_path}/b", "EDITING_SERVICE_MAX_REQUEST_MB": "0.5",
+        "EDITING_SERVICE_JOB_STALE_S": "30", "EDITING_SERVICE_JOB_MAX_ATTEMPTS": "3",
+    })
+    assert config.tokens == {"x": "ana", "y": "ben"} and not config.run_worker
+    assert config.model_roots == [tmp_path / "a", tmp_path / "b"] and config.max_request_bytes == 512 * 1024
+    assert (config.job_stale_seconds, config.job_max_attempts) == (30.0, 3)
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("", NO_TOKENS),
+    ("justatoken", BAD_TOKEN_ENTRY.format(entry="justatoken")),
+    ("ana=", BAD_TOKEN_ENTRY.format(entry="ana=")),
+    ("ana=x,ben=x", DUPLICATE_TOKEN.format(first="ana", second="ben")),
+])
+def test_bad_tokens_are_refused(value: str, message: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        parse_tokens(value)
+    assert str(raised.value) == message
+
+
+def test_a_bad_number_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="EDITING_SERVICE_JOB_STALE_S must be a number, got 'soon'"):
+        ServiceConfig.from_env({"EDITING_SERVICE_API_TOKENS": "a=1", "EDITING_SERVICE_JOB_STALE_S": "soon"})

@@ -44,6 +44,8 @@ class StepClock:
 
     def __call__(self, step: str, _fraction: float) -> None:
         now = time.perf_counter() - self.start
+        if step not in self.spans:
+            print(f"{now:7.1f} s  {step}", flush=True)
         span = self.spans.setdefault(step, [now, now])
         span[1] = now
 

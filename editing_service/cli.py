@@ -29,10 +29,10 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
 
 def _add_sae_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sites", nargs="+", default=None, help="site names, e.g. blocks.0.out (default: every block output)")
-    parser.add_argument("--architecture", choices=["topk", "relu", "jumprelu"], default="topk")
-    parser.add_argument("--d-sae", type=int, default=2048, help="features per SAE")
-    parser.add_argument("--k", type=int, default=32, help="active features per token (topk)")
-    parser.add_argument("--epochs", type=float, default=2.0, help="passes over the cached training tokens")
+    parser.add_argument("--architecture", choices=["topk", "relu", "jumprelu"], default=None, help="default: topk")
+    parser.add_argument("--d-sae", type=int, default=None, help="features per SAE (default: 2048)")
+    parser.add_argument("--k", type=int, default=None, help="active features per token, topk (default: 32)")
+    parser.add_argument("--epochs", type=float, default=None, help="passes over the cached training tokens (default: 1)")
     parser.add_argument("--cache-dtype", choices=["float32", "float16", "bfloat16"], default="float32")
     parser.add_argument("--seed", type=int, default=0)
 
@@ -87,8 +87,7 @@ def _model_settings(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _sae_settings(args: argparse.Namespace) -> dict[str, object]:
-    return {"architecture": args.architecture, "d_sae": args.d_sae, "k": args.k, "n_epochs": args.epochs,
-            "seed": args.seed}
+    return _given(architecture=args.architecture, d_sae=args.d_sae, k=args.k, n_epochs=args.epochs, seed=args.seed)
 
 
 def _print_sae_report(report: dict) -> None:

@@ -21,7 +21,7 @@ class SAESettings(_Settings):
     k: int = Field(32, ge=1, description="active features per token (topk)")
     l1_coefficient: float = Field(5.0, ge=0, description="sparsity penalty (relu)")
     l0_coefficient: float = Field(1.0, ge=0, description="sparsity penalty (jumprelu)")
-    n_epochs: float = Field(2.0, gt=0, description="passes over the cached training tokens")
+    n_epochs: float = Field(1.0, gt=0, description="passes over the cached training tokens")
     batch_size: int = Field(4096, ge=1)
     lr: float | None = Field(None, gt=0, description="None: scaled with d_sae (Gao et al. 2024)")
     seed: int = 0

@@ -2,7 +2,8 @@
 
 Separation is measured within each class, so that a feature is not credited with the label's own
 correlation with the group: for group g, AUROC of the activation for telling g's examples from the other
-groups' examples of the same class (sklearn `roc_auc_score`; 0.5 = no separation, 1 = fires more on g,
+groups' examples of the same class (the Mann-Whitney rank statistic, ties counted half, as sklearn's
+`roc_auc_score` computes it; 0.5 = no separation, 1 = fires more on g,
 0 = fires less). A class where the group is absent or alone has no AUROC (None).
 """
 
@@ -13,7 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
+from scipy.stats import rankdata
 
 SINGLE_GROUP_CLASS = (
     "Cannot separate the groups of protected attribute {attribute!r} within every class on split "
@@ -72,6 +73,14 @@ def check_groups_in_every_class(
             )
 
 
+def auroc(positive: np.ndarray, values: np.ndarray) -> float:
+    """Area under the ROC curve of `values` for the boolean `positive` (both classes present), from ranks."""
+    ranks = rankdata(values)  # average ranks: a tie between a positive and a negative counts one half
+    n_pos = int(positive.sum())
+    n_neg = positive.size - n_pos
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
 def _within_class_auroc(
     values: np.ndarray, labels: np.ndarray, groups: np.ndarray, group: str, label_names: Sequence[str]
 ) -> dict[str, float | None]:
@@ -82,7 +91,7 @@ def _within_class_auroc(
         if target.all() or not target.any():
             out[name] = None
         else:
-            out[name] = float(roc_auc_score(target, values[in_class]))
+            out[name] = auroc(target, values[in_class])
     return out
 
 

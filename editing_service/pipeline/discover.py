@@ -48,7 +48,7 @@ from editing_service.settings import AttributionSettings, RunSettings
 logger = logging.getLogger(__name__)
 
 
-QUALITY_TOKENS = 32768  # tokens per split for the quality summary of a run (`saes` measures every token)
+QUALITY_TOKENS = 16384  # tokens per split for the quality summary of a run (`saes` measures every token)
 CARDS_PER_SITE = 100  # cards for the strongest features of each site; suggestions cover the whole circuit
 
 

@@ -49,18 +49,23 @@ def _alive(sae: SAE, cache: ActivationCache, site: str, n_rows: int = 16384) -> 
 
 def build_ablations(
     classifier: TextClassifier, saes: dict[str, SAE], features: dict[str, list[int]], cache: ActivationCache,
-    *, mode: str,
+    *, mode: str, served: dict[str, SAE] | None = None,
 ) -> list[FeatureAblation]:
-    """The served ablation of `features` ({site: indices}) at every site that has some."""
+    """The served ablation of `features` ({site: indices}) at every site that has some.
+
+    `served` memoises each site's served SAE (the TopK -> JumpReLU fit) across calls.
+    """
+    served = {} if served is None else served
     sites = {s.name: s for s in classifier.resolve_sites(list(features))}
     edits = []
     for name, indices in features.items():
-        served = _served_sae(saes[name], cache, name)
-        ablation = FeatureAblation.from_sae(sites[name], served, indices)
+        if name not in served:
+            served[name] = _served_sae(saes[name], cache, name)
+        ablation = FeatureAblation.from_sae(sites[name], served[name], indices)
         if mode == "mean":
             with torch.no_grad():
                 acts = ablation.activations(torch.from_numpy(cache.read(name)).to(ablation.W_enc.device))
-            ablation = FeatureAblation.from_sae(sites[name], served, indices, mode="mean",
+            ablation = FeatureAblation.from_sae(sites[name], served[name], indices, mode="mean",
                                                 mean=acts.mean(0).cpu().numpy())
         edits.append(ablation)
     return edits
@@ -85,6 +90,15 @@ class _Evaluator:
             stereotype=self.stereotype, representation=features, n_boot=self.settings.edit.n_boot,
             seed=self.settings.edit.seed,
         ))
+
+
+def _original_head_C(artifacts: ArtifactDir) -> tuple[float, str]:
+    """The regularisation the original head was fitted with (chosen on the validate split), and where it
+    came from; a sequence classifier's own head has none, so its retrained head gets C = 1."""
+    provenance = json.loads((artifacts.original_model / "config.json").read_text()).get("provenance", {})
+    if "C" in provenance:
+        return float(provenance["C"]), "the original head's, chosen on the validate split"
+    return 1.0, "1.0 (the original head is the model's own)"
 
 
 def _copy_head(head: torch.nn.Linear) -> torch.nn.Linear:
@@ -129,20 +143,15 @@ def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
     eval_original = head_features(classifier, evaluate.texts, batch_size=batch, on_progress=step("eval:original"))
     rows.add("original", "The classifier as given (head trained on the training set).", eval_original, original_head)
 
-    edits = build_ablations(classifier, saes, flagged, train_cache, mode=mode)
+    served: dict[str, SAE] = {}
+    edits = build_ablations(classifier, saes, flagged, train_cache, mode=mode, served=served)
     classifier.set_interventions(edits)
     eval_shift = head_features(classifier, evaluate.texts, batch_size=batch, on_progress=step("eval:shift"))
     rows.add("shift", "Flagged features ablated, original head.", eval_shift, original_head)
     train_shift = head_features(classifier, train.texts, batch_size=batch, on_progress=step("retrain:shift"))
-    C, C_table = settings.edit.head_C, []
+    C, C_source = settings.edit.head_C, "the run's settings"
     if C == "validate":
-        validate_shift = head_features(classifier, validate.texts, batch_size=batch,
-                                       on_progress=step("validate:shift"))
-        C, C_table = choose_head_C(
-            train_features=train_shift, train_labels=train.labels, validate_features=validate_shift,
-            validate_labels=validate.labels, validate_groups=validate.groups.get(attribute) if attribute else None,
-            label_names=list(spec.labels), seed=seed,
-        )
+        C, C_source = _original_head_C(artifacts)
     classifier.fit_head(train_shift, train.labels, C=C, seed=seed)
     rows.add("shift_retrained", "Flagged features ablated, head retrained on the training set.", eval_shift,
              classifier.head)
@@ -152,7 +161,7 @@ def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
     if "random_ablation" in settings.edit.baselines:
         alive = {site: _alive(saes[site], train_cache, site) for site in flagged}
         chosen = random_features(flagged, alive, seed=seed)
-        classifier.set_interventions(build_ablations(classifier, saes, chosen, train_cache, mode=mode))
+        classifier.set_interventions(build_ablations(classifier, saes, chosen, train_cache, mode=mode, served=served))
         retrain_head(classifier, train.texts, train.labels, batch_size=batch, C=C, seed=seed,
                      on_progress=step("retrain:random"))  # SHIFT's C: the baselines get the same head
         features = head_features(classifier, evaluate.texts, batch_size=batch, on_progress=step("eval:random"))
@@ -197,7 +206,7 @@ def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
         model={"base_model": classifier.source.name_or_path, "sha256": classifier.source.weights_sha256,
                "classifier_kind": classifier.kind, "edited_model": str(results.edited_model)},
         rows=rows.rows, flags=flag_rows, sae=settings.sae.model_dump(),
-        retrain={"head": "logistic regression", "C": C, "C_on_validate": C_table, "seed": seed,
+        retrain={"head": "logistic regression", "C": C, "C_source": C_source, "seed": seed,
                  "trained_on": train.name, "mode": mode, "baselines_use_the_same_C": True},
         flag_policy=flags.policy, flag_selection_subset=features_doc.get("cards_split"),
     )

@@ -147,3 +147,15 @@ def test_cards_on_a_tiny_model_are_complete_and_json_serialisable(tmp_path) -> N
         assert set(card.by_group["gender"]["auroc_by_class"]) == set(classes)
     first = next(c for c in cards if (c.site, c.feature) == wanted[0])
     assert first.pushes == "nurse" and first.suggestions[0]["id"] == f"{wanted[0][0]}/3"
+
+
+def test_rank_auroc_equals_sklearn_with_ties() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from editing_service.features.groups import auroc
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        values = rng.integers(0, 4, size=50).astype(float)  # many ties, many zeros as in sparse features
+        positive = rng.random(50) < 0.3
+        assert auroc(positive, values) == pytest.approx(roc_auc_score(positive, values), abs=1e-12)

@@ -77,6 +77,7 @@ class Job(BaseModel):
     progress: float
     error: str | None
     attempts: int
+    worker_id: str | None = Field(description="the worker (one per server process) running or last running it")
     cancel_requested: bool
     created_at: datetime
     started_at: datetime | None

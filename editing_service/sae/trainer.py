@@ -66,7 +66,9 @@ class SAETrainer:
     chunk_rows : rows read at once from the activations. sample_size : rows used for the statistics.
     auto_threads : on CPU, every 100 steps time two steps with the configured torch thread count and two
     with one thread and keep the faster (a busy machine can make more threads much slower; see
-    `editing_service.sae.threads`); the configured count is restored at the end.
+    `editing_service.sae.threads`); the configured count is restored at the end. Off by default: the
+    thread count changes the rounding of parallel reductions, so with it two runs of the same settings
+    can train slightly different SAEs, and a report would not reproduce.
     seed, device, dtype, hook_name, model_name, log_every : as named.
     """
 
@@ -93,7 +95,7 @@ class SAETrainer:
         b_dec_init: Literal["geometric_median", "mean", "zeros"] = "geometric_median",
         decoder_init_norm: float | None = None,
         max_grad_norm: float | None = 1.0,
-        auto_threads: bool = True,
+        auto_threads: bool = False,
         normalize: bool = True,
         chunk_rows: int = 2**16,
         sample_size: int = 2**14,

@@ -73,14 +73,15 @@ class FlagSet(BaseModel):
         return self
 
     def spurious(self) -> dict[str, list[int]]:
-        """{site: sorted feature indices} of the features flagged spurious (refuses an empty set)."""
+        """{site: sorted feature indices} of the features flagged spurious, sites in sorted order whatever
+        the order of the flags (so that seeded baselines do not depend on it); refuses an empty set."""
         out: dict[str, set[int]] = {}
         for flag in self.flags:
             if flag.state == "spurious":
                 out.setdefault(flag.site, set()).add(flag.feature)
         if not out:
             raise ValueError(NO_SPURIOUS)
-        return {site: sorted(features) for site, features in out.items()}
+        return {site: sorted(out[site]) for site in sorted(out)}
 
 
 def read_flags_file(path: str | Path) -> FlagSet:

@@ -29,10 +29,12 @@ def delete_words(texts: list[str], words: Iterable[str]) -> list[str]:
 def random_features(
     flagged: Mapping[str, list[int]], alive: Mapping[str, np.ndarray], *, seed: int = 0
 ) -> dict[str, list[int]]:
-    """As many random live features at each site as are flagged there, none of them flagged."""
+    """As many random live features at each site as are flagged there, none of them flagged (sites drawn
+    in sorted order, so the draw does not depend on the order of `flagged`)."""
     rng = np.random.default_rng(seed)
     out: dict[str, list[int]] = {}
-    for site, features in flagged.items():
+    for site in sorted(flagged):
+        features = flagged[site]
         pool = np.setdiff1d(np.flatnonzero(alive[site]), np.asarray(features))
         if len(pool) < len(features):
             raise ValueError(TOO_FEW_FEATURES.format(site=site, available=len(pool), n=len(features)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from report_factories import DATASET, FLAGS, MODEL, balanced_cells, report_of, row_from_cells
 
@@ -142,3 +143,15 @@ def test_leakage_finding_when_only_the_mlp_recovers_the_attribute(rows) -> None:
 def test_build_report_is_keyword_only(rows) -> None:
     with pytest.raises(TypeError):
         build_report("title", DATASET, MODEL, rows, FLAGS)  # type: ignore[misc]
+
+
+def test_random_baseline_does_not_depend_on_the_order_of_the_flags() -> None:
+    from editing_service.features.flags import Flag, FlagSet
+    from editing_service.report.baselines import random_features
+
+    flags = [Flag(site=s, feature=f) for s, f in [("blocks.1.out", 3), ("blocks.0.out", 5), ("blocks.0.out", 1)]]
+    alive = {"blocks.0.out": np.ones(50, bool), "blocks.1.out": np.ones(50, bool)}
+    one = FlagSet(flags=flags).spurious()
+    other = FlagSet(flags=flags[::-1]).spurious()
+    assert list(one) == list(other) == ["blocks.0.out", "blocks.1.out"]
+    assert random_features(one, alive, seed=3) == random_features(dict(reversed(list(one.items()))), alive, seed=3)

@@ -5,7 +5,8 @@ feature's mean activation (mean ablation). The SAE error term is kept implicitly
 features' contribution is removed. f_i(x) = z_i [z_i > theta_i] with z_i = (x - b_dec) . W_enc[:, i] +
 b_enc[i] depends on feature i's own rows alone (JumpReLU; ReLU is theta = 0; a TopK feature is served
 through learned thresholds, see `editing_service.sae.topk_to_jumprelu`), so the edited model costs
-two thin matrix products per edited site.
+two thin matrix products per edited site (b_dec folded into the encoder bias, the decode fused with the
+subtraction: `addmm`), about 1% of a MiniLM forward pass for 50 features per site.
 """
 
 from __future__ import annotations
@@ -72,6 +73,9 @@ class FeatureAblation(SiteIntervention):
         self.register_buffer("W_dec", W_dec.detach().float().clone())
         self.register_buffer("b_dec", b_dec.detach().float().clone())
         self.register_buffer("mean", (mean if mean is not None else torch.zeros(n)).detach().float().clone())
+        # z = (x - b_dec) W_enc + b_enc = x W_enc + (b_enc - b_dec W_enc); mean ablation adds back mean W_dec.
+        self.register_buffer("b_enc_folded", self.b_enc - self.b_dec @ self.W_enc)
+        self.register_buffer("mean_decoded", self.mean @ self.W_dec)
 
     @classmethod
     def from_sae(
@@ -101,10 +105,17 @@ class FeatureAblation(SiteIntervention):
         return z * (z > self.threshold.to(x.dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.activations(x)
+        if x.dtype != self.W_enc.dtype:
+            f = self.activations(x)
+            if self.mode == "mean":
+                f = f - self.mean.to(x.dtype)
+            return x - f @ self.W_dec.to(x.dtype)
+        flat = x.reshape(-1, x.shape[-1])
+        z = torch.addmm(self.b_enc_folded, flat, self.W_enc)  # [tokens, n]
+        out = torch.addmm(flat, z * (z > self.threshold), self.W_dec, alpha=-1)
         if self.mode == "mean":
-            f = f - self.mean.to(x.dtype)
-        return x - f @ self.W_dec.to(x.dtype)
+            out = out + self.mean_decoded
+        return out.reshape(x.shape)
 
     def extra_repr(self) -> str:
         return f"site={self.site.name}, features={self.features}, mode={self.mode}"

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine import cpu_name, machine_busy_seconds  # noqa: E402
 from markdown_sections import write_section  # benchmarks/ is on sys.path when run as a script
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,13 +166,6 @@ def worker_command(
     return cmd
 
 
-def machine_busy_seconds() -> float:
-    """CPU-seconds every process on this machine has used since boot (stolen time included), from /proc/stat."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
 def others_busy(seconds: float = 3.0) -> float:
     """Cores that other processes keep busy, measured over `seconds` while this script runs nothing."""
     before = machine_busy_seconds()
@@ -246,16 +240,6 @@ def run_all(args: argparse.Namespace, train: Path, heldout_path: Path, n_steps: 
 
 
 # ---------------------------------------------------------------------------------------------- report
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def median(runs: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in runs)
 

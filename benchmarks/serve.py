@@ -38,8 +38,9 @@ import psutil
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_name, machine_busy_seconds  # noqa: E402
 from markdown_sections import write_section  # noqa: E402
-from serve_flow import ROOT, FlowResult, LocalServer, Target, ensure_edit, given_edit, log  # noqa: E402
+from serve_flow import ROOT, BenchServer, FlowResult, Target, ensure_edit, given_edit, log  # noqa: E402
 
 from editing_service.client import EditingClient  # noqa: E402
 from editing_service.config import ServiceConfig  # noqa: E402
@@ -233,17 +234,10 @@ def compare(series: dict[str, Series], *, paired: bool, seed: int) -> dict[str, 
 
 
 # ------------------------------------------------------------------------------------------ machine
-def machine_busy_seconds() -> float:
-    """CPU seconds all processes have used since boot (steal included), from /proc/stat."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
 class LoadMeter:
     """Cores kept busy by processes other than this script and the server while the measurement runs."""
 
-    def __init__(self, server: LocalServer | None) -> None:
+    def __init__(self, server: BenchServer | None) -> None:
         self.server, self.me = server, psutil.Process()
         self.start = self._reading()
 
@@ -256,16 +250,6 @@ class LoadMeter:
         wall0, busy0, ours0 = self.start
         wall1, busy1, ours1 = self._reading()
         return max(0.0, ((busy1 - busy0) - (ours1 - ours0)) / (wall1 - wall0))
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def machine_info(device: str) -> dict[str, Any]:
@@ -416,7 +400,7 @@ intervals are a bootstrap over the request pairs of the sequential tests.
 
 # --------------------------------------------------------------------------------------------- main
 def measure(args: argparse.Namespace, url: str, token: str, ids: tuple[str, str], pool: list[str],
-            server: LocalServer | None) -> tuple[dict[str, Any], dict[str, Any], float]:
+            server: BenchServer | None) -> tuple[dict[str, Any], dict[str, Any], float]:
     rng = np.random.default_rng(args.seed)
     with EditingClient(url, token=token) as client:
         log("warming up both models")
@@ -449,7 +433,7 @@ def command_line(argv: list[str]) -> str:
     return " ".join([".venv/bin/python benchmarks/serve.py", *shown])
 
 
-def benchmark(args: argparse.Namespace, url: str, token: str, server: LocalServer | None,
+def benchmark(args: argparse.Namespace, url: str, token: str, server: BenchServer | None,
               target: Target | None, model_note: str | None) -> None:
     with EditingClient(url, token=token, timeout=300) as client:
         flow = given_edit(client, args.project, args.edit) if args.project else ensure_edit(client, target)
@@ -507,7 +491,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.url:
         benchmark(args, args.url, args.token, None, target, model_note)
         return
-    server = LocalServer(args.home, device=args.device, extra_env=env)
+    server = BenchServer(args.home, device=args.device, extra_env=env)
     try:
         log(f"starting the server on {args.home} (log: {server.log_path})")
         server.start()

@@ -1,6 +1,6 @@
 """The server and the project behind `serve.py`: one `bentoml serve` process, and a succeeded edit.
 
-`LocalServer` starts the service on a home folder (its SQLite database and artifacts stay there, so a
+`BenchServer` starts the service on a home folder (its SQLite database and artifacts stay there, so a
 second benchmark run on the same home finds the edit again) and stops its whole process tree.
 `Target` says which project the benchmark wants (model, dataset, settings); `ensure_edit` finds a
 succeeded edit of such a project through the REST API, or makes one with the whole REST flow
@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,15 +18,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
-import psutil
-
+from editing_service.api.local_server import LocalServer
 from editing_service.client import EditingClient
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVICE = "editing_service.api.service:EditingService"
-STARTUP_S = 180.0
-STOP_S = 40.0
 REVIEWER = "serve-benchmark"
 ACTIVE = ("queued", "running")
 JOB_TIMEOUT_S = 4 * 3600.0
@@ -42,115 +33,24 @@ def log(message: str) -> None:
     print(message, flush=True)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 # ------------------------------------------------------------------------------------------- server
-@dataclass
-class LocalServer:
-    """A `bentoml serve` process of the service on `home`, with one random bearer token."""
+class BenchServer(LocalServer):
+    """The service on `home` (SQLite and artifacts in home/service), with one random bearer token."""
 
-    home: Path
-    device: str = "auto"
-    extra_env: dict[str, str] = field(default_factory=dict)
-    port: int = 0
-    token: str = field(default_factory=lambda: secrets.token_urlsafe(18))
-    process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def log_path(self) -> Path:
-        return self.home / "server.log"
-
-    def env(self) -> dict[str, str]:
-        """This process's environment less any EDITING_SERVICE_* setting, plus the benchmark's own."""
+    def __init__(self, home: Path, *, device: str = "auto", extra_env: dict[str, str] | None = None) -> None:
+        self.token = secrets.token_urlsafe(18)
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("EDITING_SERVICE_")}
-        return {
+        super().__init__({
             **inherited,
-            "BENTOML_HOME": str(self.home / "bentoml"),
+            "BENTOML_HOME": str(home / "bentoml"),
             "BENTOML_DO_NOT_TRACK": "True",
             "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
             "TRANSFORMERS_OFFLINE": os.environ.get("TRANSFORMERS_OFFLINE", "1"),
-            "EDITING_SERVICE_HOME": str(self.home / "service"),
+            "EDITING_SERVICE_HOME": str(home / "service"),
             "EDITING_SERVICE_API_TOKENS": f"bench={self.token}",
-            "EDITING_SERVICE_DEVICE": self.device,
-            **self.extra_env,
-        }
-
-    def start(self) -> LocalServer:
-        self.home.mkdir(parents=True, exist_ok=True)
-        self.port = self.port or free_port()
-        handle = self.log_path.open("ab")
-        command = [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", "127.0.0.1", "--port", str(self.port)]
-        self.process = subprocess.Popen(command, env=self.env(), cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
-        handle.close()
-        self._wait_ready()
-        return self
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + STARTUP_S
-        while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                raise RuntimeError(f"the server exited while starting:\n{self.log_tail()}")
-            try:
-                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        self.stop()
-        raise RuntimeError(f"the server was not ready after {STARTUP_S:.0f} s:\n{self.log_tail()}")
-
-    def log_tail(self, chars: int = 4000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
-
-    def tree(self) -> list[psutil.Process]:
-        """The server and every process under it (BentoML's workers run in sessions of their own)."""
-        if self.process is None:
-            return []
-        try:
-            parent = psutil.Process(self.process.pid)
-            return [parent, *parent.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return []
-
-    def cpu_seconds(self) -> float:
-        """CPU seconds (user + system) used so far by the server's processes."""
-        total = 0.0
-        for process in self.tree():
-            try:
-                times = process.cpu_times()
-                total += times.user + times.system
-            except psutil.NoSuchProcess:
-                pass
-        return total
-
-    def stop(self) -> None:
-        """SIGTERM the whole tree (the service stops its job worker), SIGKILL what is left after STOP_S."""
-        if self.process is None:
-            return
-        tree = self.tree()
-        for process in tree:
-            try:
-                process.send_signal(signal.SIGTERM)
-            except psutil.NoSuchProcess:
-                pass
-        _, alive = psutil.wait_procs(tree, timeout=STOP_S)
-        for process in alive:
-            try:
-                process.kill()
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(alive, timeout=10)
-        self.process.wait(10)
-        self.process = None
+            "EDITING_SERVICE_DEVICE": device,
+            **(extra_env or {}),
+        }, log_path=home / "server.log", startup_s=180.0, stop_s=40.0, cwd=ROOT)
 
 
 # ------------------------------------------------------------------------------------------ project

@@ -66,7 +66,7 @@ def save_model(
         if not isinstance(edit, FeatureAblation):
             raise TypeError(f"Cannot save an intervention of type {type(edit).__name__}.")
         edits.append({"key": f"edit{i}", "site": edit.site.name, "features": edit.features, "mode": edit.mode})
-        for name, tensor in edit.named_buffers():
+        for name, tensor in edit.saved_tensors().items():
             tensors[f"edit{i}.{name}"] = tensor.detach().cpu().contiguous()
     if tensors:
         save_file(tensors, folder / "edits.safetensors")
@@ -134,8 +134,7 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> TextC
         sites = {s.name: s for s in classifier.resolve_sites([e["site"] for e in config["edits"]])}
         edits = []
         for entry in config["edits"]:
-            buffers = {name: tensors[f"{entry['key']}.{name}"]
-                       for name in ("W_enc", "b_enc", "threshold", "W_dec", "b_dec", "mean")}
+            buffers = {name: tensors[f"{entry['key']}.{name}"] for name in FeatureAblation.TENSORS}
             edits.append(FeatureAblation(sites[entry["site"]], entry["features"], mode=entry["mode"], **buffers))
         classifier.set_interventions(edits)
     return classifier.to(device)

@@ -18,11 +18,12 @@ from typing import Literal
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from editing_service.model.batching import length_sorted_batches
 from editing_service.model.head import fit_linear_head
-from editing_service.model.hooks import capture, capture_input, intervene
+from editing_service.model.hooks import capture, capture_input, replace_output
 from editing_service.model.sites import Site, SiteKind, find_sites, resolve_sites
 
 ClassifierKind = Literal["probe", "sequence_classification"]
@@ -74,6 +75,10 @@ class SiteIntervention(nn.Module):
 
     site: Site
 
+    def rewrite_(self, hidden: torch.Tensor) -> torch.Tensor:
+        """What the classifier's forward pass uses; may overwrite `hidden` in place (default: `forward`)."""
+        return self(hidden)
+
 
 class TextClassifier(nn.Module):
     """A transformer classifier with an identifiable linear head and hookable sites.
@@ -103,6 +108,7 @@ class TextClassifier(nn.Module):
         self.probe_layer = probe_layer
         self._head_path: str | None = None
         self.interventions = nn.ModuleList()
+        self._intervention_hooks: list[RemovableHandle] = []
         if kind == "probe":
             if probe_layer is None:
                 raise ValueError("A probe classifier needs probe_layer.")
@@ -162,20 +168,23 @@ class TextClassifier(nn.Module):
         return self
 
     def set_interventions(self, interventions: list[SiteIntervention]) -> None:
-        """Interventions applied on every forward pass from now on (replacing any earlier ones)."""
+        """Interventions applied on every forward pass from now on (replacing any earlier ones).
+
+        They are part of the model: each is hooked onto its site ahead of any other hook, so whatever
+        reads a site (a `capture`, the probe head) sees the edited output.
+        """
+        for handle in self._intervention_hooks:
+            handle.remove()
         self.interventions = nn.ModuleList(interventions).to(self.device)
+        self._intervention_hooks = [
+            replace_output(self.backbone, m.site, m.rewrite_, first=True) for m in self.interventions
+        ]
 
     # ---- computation -----------------------------------------------------------------------
     def head_features(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(features the head reads [B, d], logits [B, C] or None when the head is not fitted)."""
-        with intervene(self.backbone, {m.site: m for m in self.interventions}):
-            return self._head_features(input_ids, attention_mask)
-
-    def _head_features(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.kind == "probe":
             site = self.probe_site
             assert site is not None

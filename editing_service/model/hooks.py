@@ -1,8 +1,9 @@
-"""Forward hooks attached in context managers: read or replace a site's output.
+"""Forward hooks that read or replace a site's output.
 
-Hooks are removed in `finally`, so an intervention never leaks into the next call. Module outputs
-may be a tensor or a tuple whose first element is the hidden state (DeBERTa layers, attention
-modules); both are handled here and nowhere else.
+The context managers remove their hooks in `finally`, so a temporary intervention never leaks into the
+next call; `replace_output` hands back the handle, for edits that belong to a model (`TextClassifier`).
+Module outputs may be a tensor or a tuple whose first element is the hidden state (DeBERTa layers,
+attention modules); both are handled here and nowhere else.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from editing_service.model.sites import Site
 
@@ -35,18 +37,26 @@ def with_hidden(output: Any, hidden: torch.Tensor) -> Any:
     return (hidden, *output[1:])
 
 
+def replace_output(model: nn.Module, site: Site, fn: HiddenFn, *, first: bool = False) -> RemovableHandle:
+    """Attach a hook replacing `site`'s hidden output `h` with `fn(h)` until the handle is removed.
+
+    With `first=True` the hook runs before those already attached, so every other reader of the site
+    (a `capture`, say) sees the replaced output, and `fn` may overwrite `h` in place.
+    """
+
+    def hook(_mod: nn.Module, _args: Any, output: Any) -> Any:
+        return with_hidden(output, fn(hidden_of(output)))
+
+    return model.get_submodule(site.module_path).register_forward_hook(hook, prepend=first)
+
+
 @contextmanager
 def intervene(model: nn.Module, fns: Mapping[Site, HiddenFn]) -> Iterator[None]:
     """Replace each site's hidden output `h` with `fn(h)` while the context is open."""
     handles = []
     try:
         for site, fn in fns.items():
-            module = model.get_submodule(site.module_path)
-
-            def hook(_mod: nn.Module, _args: Any, output: Any, fn: HiddenFn = fn) -> Any:
-                return with_hidden(output, fn(hidden_of(output)))
-
-            handles.append(module.register_forward_hook(hook))
+            handles.append(replace_output(model, site, fn))
         yield
     finally:
         for handle in handles:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from factories import make_model_folder
+from safetensors.torch import load_file
 from torch import nn
 
 import editing_service
@@ -100,7 +101,8 @@ def test_served_topk_edit_equals_the_training_time_form_and_matches_topk_closely
     assert agree > 0.9
 
 
-def test_edit_in_the_classifier_equals_the_spliced_model_with_features_zeroed(classifier) -> None:
+@pytest.mark.parametrize("grad_mode", [torch.no_grad, torch.inference_mode])
+def test_edit_in_the_classifier_equals_the_spliced_model_with_features_zeroed(classifier, grad_mode) -> None:
     sites = classifier.sites()
     saes = {site: _sae("jumprelu", seed=i) for i, site in enumerate(sites)}
     flagged = {sites[0]: [2, 4], sites[1]: [0]}
@@ -116,7 +118,7 @@ def test_edit_in_the_classifier_equals_the_spliced_model_with_features_zeroed(cl
 
         return fn
 
-    with torch.no_grad():
+    with grad_mode():
         with intervene(classifier.backbone, {s: zeroed(saes[s], f) for s, f in flagged.items()}):
             reference = classifier(batch["input_ids"], batch["attention_mask"])
         classifier.set_interventions([FeatureAblation.from_sae(s, saes[s], f) for s, f in flagged.items()])
@@ -127,6 +129,53 @@ def test_edit_in_the_classifier_equals_the_spliced_model_with_features_zeroed(cl
         assert not torch.allclose(classifier(batch["input_ids"], batch["attention_mask"]), edited)
 
 
+@pytest.mark.parametrize("thresholds", ["jumprelu", "relu", "mixed", "negative"])
+@pytest.mark.parametrize("mode", ["zero", "mean"])
+def test_in_place_served_form_equals_the_literal_edit(classifier, thresholds: str, mode: str) -> None:
+    sae = _sae("relu" if thresholds == "relu" else "jumprelu")
+    with torch.no_grad():
+        if thresholds == "mixed":
+            sae.threshold[::2] = 0.0
+        if thresholds == "negative":  # acts as 0, as in the SAE's own encode
+            sae.threshold[::3] = -0.5
+    features = [1, 5, 7, 11, 20]  # 5 features: the computing form pads them to 16
+    means = np.linspace(0.1, 0.5, 5) if mode == "mean" else None
+    ablation = FeatureAblation.from_sae(classifier.sites()[0], sae, features, mode=mode, mean=means)
+    x = torch.randn(3, 9, 32)
+    kept = x.clone()
+    a = torch.zeros(5) if means is None else torch.tensor(means, dtype=torch.float32)
+    by_hand = x - (sae.encode(x)[..., features] - a) @ sae.W_dec[features]
+    literal = ablation(x)
+    torch.testing.assert_close(literal, by_hand)
+    assert torch.equal(x, kept)  # forward never writes into its input
+    outside = ablation.rewrite_(x)  # outside inference mode: the literal form, input untouched
+    assert torch.equal(x, kept) and torch.equal(outside, literal)
+    with torch.inference_mode():
+        y = x.clone()
+        rewritten = ablation.rewrite_(y)
+    assert rewritten.data_ptr() == y.data_ptr()
+    torch.testing.assert_close(rewritten, literal, atol=1e-5, rtol=1e-5)
+
+
+def test_edits_belong_to_the_model_and_are_replaced_not_stacked(classifier) -> None:
+    site = classifier.sites()[0]
+    ablation = FeatureAblation.from_sae(site, _sae("jumprelu"), [2, 4, 6, 9])
+    batch = _batch(classifier)
+    with torch.inference_mode():
+        with capture(classifier.backbone, [site]) as clean:
+            original = classifier(batch["input_ids"], batch["attention_mask"])
+        classifier.set_interventions([ablation])
+        with capture(classifier.backbone, [site]) as seen:
+            edited = classifier(batch["input_ids"], batch["attention_mask"])
+        # whatever reads the site sees the edited output
+        torch.testing.assert_close(seen[site.name], ablation(clean[site.name]), atol=1e-5, rtol=1e-5)
+        classifier.set_interventions([ablation])
+        assert torch.equal(classifier(batch["input_ids"], batch["attention_mask"]), edited)
+        classifier.set_interventions([])
+        assert torch.equal(classifier(batch["input_ids"], batch["attention_mask"]), original)
+    assert not torch.allclose(edited, original)
+
+
 @pytest.mark.parametrize("copy_base", [False, True])
 def test_save_and_load_give_identical_predictions(classifier, tmp_path, copy_base: bool) -> None:
     sites = classifier.sites()
@@ -134,6 +183,7 @@ def test_save_and_load_give_identical_predictions(classifier, tmp_path, copy_bas
     classifier.set_interventions([FeatureAblation.from_sae(sites[1], sae, [3, 8])])
     retrain_head(classifier, TEXTS, LABELS, batch_size=2)
     folder = save_model(classifier, tmp_path / "edited", copy_base=copy_base, provenance={"note": "test"})
+    assert set(load_file(folder / "edits.safetensors")) == {f"edit0.{name}" for name in FeatureAblation.TENSORS}
     loaded = editing_service.load_model(folder)
     assert loaded.classes == CLASSES and len(loaded.interventions) == 1
     np.testing.assert_array_equal(loaded.predict_proba(TEXTS), classifier.predict_proba(TEXTS))

@@ -10,8 +10,8 @@ through learned thresholds, see `editing_service.sae.topk_to_jumprelu`).
 pass uses, costs one thin encoder product, one elementwise cut and one decode product written into the
 site's output in place (under inference mode): b_dec folded into the encoder bias, the thresholds folded
 into the encoder and decoder scales, and the encoder's columns padded to a multiple of 16, which the CPU
-matrix kernels run much faster than odd widths. That is about 2% of a MiniLM forward pass for 50
-features per site at each of its 6 layers.
+matrix kernels run much faster than odd widths. For 50 features at each of MiniLM's 6 layers that is
+2% of the forward pass's multiply-adds; on 2 CPU cores, 0.6-0.8 ms of a 17-20 ms batch-1 forward pass.
 """
 
 from __future__ import annotations

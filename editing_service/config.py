@@ -16,6 +16,12 @@
     EDITING_SERVICE_JOB_STALE_S     seconds without a heartbeat before a running job counts as lost
                                     (then it is requeued, or failed once it has been tried
                                     EDITING_SERVICE_JOB_MAX_ATTEMPTS times; default 2)
+    EDITING_SERVICE_PREDICT_MAX_TEXTS       most texts in one predict request; default 512
+    EDITING_SERVICE_PREDICT_MAX_BATCH       most texts one forward pass of the adaptive batcher takes;
+                                            default 32
+    EDITING_SERVICE_PREDICT_MAX_LATENCY_MS  how long a request waits for others to join its batch;
+                                            default 5 (0: answer each request on its own)
+    EDITING_SERVICE_LOADED_MODELS           models kept loaded for predictions; default 4
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ NO_TOKENS = (
 BAD_TOKEN_ENTRY = "EDITING_SERVICE_API_TOKENS entry {entry!r} must be `name=token` with both parts non-empty."
 DUPLICATE_TOKEN = "EDITING_SERVICE_API_TOKENS gives the same token to {first!r} and {second!r}."
 BAD_NUMBER = "{name} must be a number, got {value!r}."
+NEGATIVE = "{name} must be 0 or more, got {value!r}."
+NOT_A_COUNT = "{name} must be a whole number of at least 1, got {value!r}."
 
 
 def parse_tokens(value: str) -> dict[str, str]:
@@ -53,14 +61,24 @@ def parse_tokens(value: str) -> dict[str, str]:
     return tokens
 
 
-def _number(env: Mapping[str, str], name: str, default: float) -> float:
+def _number(env: Mapping[str, str], name: str, default: float, *, negative: bool = True) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError as err:
         raise ValueError(BAD_NUMBER.format(name=name, value=raw)) from err
+    if not negative and not value >= 0:
+        raise ValueError(NEGATIVE.format(name=name, value=raw))
+    return value
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _number(env, name, default)
+    if not (value >= 1 and value == int(value)):
+        raise ValueError(NOT_A_COUNT.format(name=name, value=env.get(name)))
+    return int(value)
 
 
 class ServiceConfig(BaseModel):
@@ -74,16 +92,16 @@ class ServiceConfig(BaseModel):
     model_roots: list[Path]
     data_roots: list[Path]
     max_request_bytes: int = 32 * 1024 * 1024
-    max_predict_texts: int = 512
+    max_predict_texts: int = Field(512, ge=1)
     run_worker: bool = True
     device: Literal["auto", "cpu", "cuda"] = "auto"
     job_stale_seconds: float = 120.0
     job_max_attempts: int = 2
     heartbeat_seconds: float = 5.0
     worker_poll_seconds: float = 0.5
-    predict_max_batch: int = 32
-    predict_max_latency_ms: float = 5.0
-    loaded_models: int = 4
+    predict_max_batch: int = Field(32, ge=1)
+    predict_max_latency_ms: float = Field(5.0, ge=0)
+    loaded_models: int = Field(4, ge=1)
 
     @property
     def uploads(self) -> Path:
@@ -111,4 +129,8 @@ class ServiceConfig(BaseModel):
             device=env.get("EDITING_SERVICE_DEVICE") or "auto",
             job_stale_seconds=_number(env, "EDITING_SERVICE_JOB_STALE_S", 120.0),
             job_max_attempts=int(_number(env, "EDITING_SERVICE_JOB_MAX_ATTEMPTS", 2)),
+            max_predict_texts=_count(env, "EDITING_SERVICE_PREDICT_MAX_TEXTS", 512),
+            predict_max_batch=_count(env, "EDITING_SERVICE_PREDICT_MAX_BATCH", 32),
+            predict_max_latency_ms=_number(env, "EDITING_SERVICE_PREDICT_MAX_LATENCY_MS", 5.0, negative=False),
+            loaded_models=_count(env, "EDITING_SERVICE_LOADED_MODELS", 4),
         )

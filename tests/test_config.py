@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from editing_service.config import BAD_TOKEN_ENTRY, DUPLICATE_TOKEN, NO_TOKENS, ServiceConfig, parse_tokens
+from editing_service.config import (
+    BAD_TOKEN_ENTRY,
+    DUPLICATE_TOKEN,
+    NEGATIVE,
+    NO_TOKENS,
+    NOT_A_COUNT,
+    ServiceConfig,
+    parse_tokens,
+)
 
 
 def test_defaults_live_under_home(tmp_path: Path) -> None:
@@ -43,3 +51,27 @@ def test_bad_tokens_are_refused(value: str, message: str) -> None:
 def test_a_bad_number_names_the_variable(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="EDITING_SERVICE_JOB_STALE_S must be a number, got 'soon'"):
         ServiceConfig.from_env({"EDITING_SERVICE_API_TOKENS": "a=1", "EDITING_SERVICE_JOB_STALE_S": "soon"})
+
+
+def test_prediction_settings_can_be_set(tmp_path: Path) -> None:
+    config = ServiceConfig.from_env({
+        "EDITING_SERVICE_API_TOKENS": "a=1", "EDITING_SERVICE_PREDICT_MAX_TEXTS": "64",
+        "EDITING_SERVICE_PREDICT_MAX_BATCH": "8", "EDITING_SERVICE_PREDICT_MAX_LATENCY_MS": "0",
+        "EDITING_SERVICE_LOADED_MODELS": "2",
+    })
+    assert (config.max_predict_texts, config.predict_max_batch, config.predict_max_latency_ms) == (64, 8, 0.0)
+    assert config.loaded_models == 2
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("EDITING_SERVICE_PREDICT_MAX_BATCH", "0", NOT_A_COUNT.format(name="EDITING_SERVICE_PREDICT_MAX_BATCH", value="0")),
+    ("EDITING_SERVICE_LOADED_MODELS", "2.5", NOT_A_COUNT.format(name="EDITING_SERVICE_LOADED_MODELS", value="2.5")),
+    ("EDITING_SERVICE_PREDICT_MAX_TEXTS", "-3", NOT_A_COUNT.format(name="EDITING_SERVICE_PREDICT_MAX_TEXTS", value="-3")),
+    ("EDITING_SERVICE_PREDICT_MAX_LATENCY_MS", "-1",
+     NEGATIVE.format(name="EDITING_SERVICE_PREDICT_MAX_LATENCY_MS", value="-1")),
+    ("EDITING_SERVICE_PREDICT_MAX_BATCH", "many", "EDITING_SERVICE_PREDICT_MAX_BATCH must be a number, got 'many'."),
+])
+def test_bad_prediction_settings_name_the_variable(name: str, value: str, message: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        ServiceConfig.from_env({"EDITING_SERVICE_API_TOKENS": "a=1", name: value})
+    assert str(raised.value) == message

@@ -2,8 +2,11 @@
 
 Concurrent requests for the same model are merged: the first request opens a batch, others join it
 until it holds `max_batch` texts or `max_latency_ms` has passed, then one forward pass answers them
-all. Forward passes run in a thread (one at a time per process, so requests never oversubscribe the
-device) and leave the event loop free.
+all. Forward passes run on one dedicated thread, which leaves the event loop free, runs one pass at a
+time (requests never oversubscribe the device) and is always the same thread: the CPU math library
+keeps a team of helper threads per calling thread, and on a rotating thread pool each pass would wake
+a cold team (measured on 2 cores: about 5 ms more per batch-1 request, and an edit's small products
+cost twice as much).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import asyncio
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +34,16 @@ class ModelCache:
         self._models: OrderedDict[Path, TextClassifier] = OrderedDict()
         self._lock = threading.Lock()
 
+    def loaded(self, folder: Path) -> TextClassifier | None:
+        """The model of `folder` if it is loaded (marked recently used), else None; never loads."""
+        with self._lock:
+            model = self._models.get(folder)
+            if model is not None:
+                self._models.move_to_end(folder)
+            return model
+
     def get(self, folder: Path) -> TextClassifier:
+        """The model of `folder`, loaded first if needed (slow: call it off the event loop)."""
         with self._lock:
             if folder in self._models:
                 self._models.move_to_end(folder)
@@ -62,10 +75,13 @@ class AdaptiveBatcher:
     def __init__(self, cache: ModelCache, *, max_batch: int, max_latency_ms: float) -> None:
         self.cache, self.max_batch, self.max_latency = cache, max_batch, max_latency_ms / 1000
         self._queues: dict[Path, _Queue] = {}
-        self._device_lock = threading.Lock()
+        self._forward_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forward")
 
     async def predict_proba(self, folder: Path, texts: list[str]) -> tuple[list[str], np.ndarray]:
-        model = await asyncio.to_thread(self.cache.get, folder)  # loads once; raises for a bad folder
+        """(class names, probabilities [len(texts), C]) of the model saved in `folder`."""
+        model = self.cache.loaded(folder)
+        if model is None:
+            model = await asyncio.to_thread(self.cache.get, folder)  # raises for a bad folder
         future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
         queue = self._queues.get(folder)
         if queue is None:
@@ -86,7 +102,7 @@ class AdaptiveBatcher:
             del self._queues[folder]  # later requests open the next batch
         texts = [t for item in queue.items for t in item.texts]
         try:
-            proba = await asyncio.to_thread(self._forward, model, texts)
+            proba = await asyncio.get_running_loop().run_in_executor(self._forward_thread, self._forward, model, texts)
         except Exception as err:
             for item in queue.items:
                 item.future.set_exception(err)
@@ -97,5 +113,8 @@ class AdaptiveBatcher:
             start += len(item.texts)
 
     def _forward(self, model: TextClassifier, texts: list[str]) -> np.ndarray:
-        with self._device_lock:
-            return model.predict_proba(texts, batch_size=max(self.max_batch, 1))
+        return model.predict_proba(texts, batch_size=max(self.max_batch, 1))
+
+    def close(self) -> None:
+        """Stop the forward thread once the pass under way (if any) ends; queued passes are dropped."""
+        self._forward_thread.shutdown(wait=False, cancel_futures=True)

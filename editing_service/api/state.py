@@ -36,6 +36,7 @@ class ServiceState:
     def stop(self) -> None:
         if self.worker is not None:
             self.worker.stop()
+        self.batcher.close()
         self.db.dispose()
 
 

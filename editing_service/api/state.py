@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from editing_service.api.predictor import AdaptiveBatcher, ModelCache
+from editing_service.api.predictor import AdaptiveBatcher, ModelCache, settle_heap
 from editing_service.config import ServiceConfig
 from editing_service.jobs import JobWorker
 from editing_service.pipeline import resolve_device
@@ -31,6 +31,7 @@ class ServiceState:
         batcher = AdaptiveBatcher(cache, max_batch=config.predict_max_batch,
                                   max_latency_ms=config.predict_max_latency_ms)
         worker = JobWorker(db, config).start() if config.run_worker else None
+        settle_heap()
         return cls(config=config, db=db, batcher=batcher, worker=worker)
 
     def stop(self) -> None:

@@ -5,7 +5,7 @@ They raise `NotFound`, `Conflict` or `Invalid` with messages meant for the servi
 """
 
 from editing_service.store.database import Database
-from editing_service.store.edits import create_edit, get_edit, list_edits, set_edit_summary
+from editing_service.store.edits import create_edit, get_edit, get_edit_folders, list_edits, set_edit_summary
 from editing_service.store.errors import Conflict, Invalid, NotFound, StoreError
 from editing_service.store.features import count_features, get_feature, list_features, replace_features
 from editing_service.store.flags import apply_suggestions, audit_log, clear_flag, list_flags, set_flag
@@ -29,6 +29,7 @@ from editing_service.store.records import (
     JOB_STATUSES,
     SUGGESTION_KINDS,
     AuditRecord,
+    EditFolders,
     EditRecord,
     FeatureRecord,
     FlagRecord,
@@ -45,6 +46,7 @@ __all__ = [
     "AuditRecord",
     "Conflict",
     "Database",
+    "EditFolders",
     "EditRecord",
     "FeatureRecord",
     "FlagRecord",
@@ -64,6 +66,7 @@ __all__ = [
     "release_jobs_of_worker",
     "finish_job",
     "get_edit",
+    "get_edit_folders",
     "get_feature",
     "get_job",
     "get_project",

@@ -13,8 +13,8 @@ from editing_service.store.database import Database
 from editing_service.store.errors import Invalid, NotFound
 from editing_service.store.jobs import add_job
 from editing_service.store.projects import require_project
-from editing_service.store.records import FLAG_SOURCES, FLAG_STATES, EditRecord, JobRecord
-from editing_service.store.tables import EditRow, FlagRow, new_id, utcnow
+from editing_service.store.records import FLAG_SOURCES, FLAG_STATES, EditFolders, EditRecord, JobRecord
+from editing_service.store.tables import EditRow, FlagRow, ProjectRow, new_id, utcnow
 
 EDIT_NOT_FOUND = "Edit {id!r} does not exist in project {project!r}."
 EDIT_ID_NOT_FOUND = "Edit {id!r} does not exist."
@@ -65,6 +65,19 @@ def get_edit(db: Database, project_id: str, edit_id: str) -> EditRecord:
         if row is None or row.project_id != project_id:
             raise NotFound(EDIT_NOT_FOUND.format(id=edit_id, project=project_id))
         return row.record()
+
+
+def get_edit_folders(db: Database, project_id: str, edit_id: str) -> EditFolders:
+    """The edit's status, output folder and project folder in one query that leaves the flags unread."""
+    with db.session(readonly=True) as session:
+        row = session.execute(
+            select(EditRow.status, EditRow.out_dir, ProjectRow.artifacts_dir)
+            .join(ProjectRow, ProjectRow.id == EditRow.project_id)
+            .where(EditRow.id == edit_id, EditRow.project_id == project_id)
+        ).one_or_none()
+    if row is None:
+        raise NotFound(EDIT_NOT_FOUND.format(id=edit_id, project=project_id))
+    return EditFolders(status=row.status, out_dir=Path(row.out_dir), project_dir=Path(row.artifacts_dir))
 
 
 def list_edits(db: Database, project_id: str) -> list[EditRecord]:

@@ -121,3 +121,12 @@ class EditRecord:
     out_dir: Path
     summary: dict[str, Any] | None
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EditFolders:
+    """Where an edit's models live, and whether its job has finished (what serving a prediction needs)."""
+
+    status: str
+    out_dir: Path
+    project_dir: Path

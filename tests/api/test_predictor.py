@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
+import weakref
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +47,13 @@ class Spy:
 
         model.predict_proba = spied  # type: ignore[method-assign]
         return model
+
+
+@pytest.fixture(autouse=True)
+def thaw_heap() -> Iterator[None]:
+    """Loads freeze the heap (`settle_heap`); hand the rest of the test session a thawed one."""
+    yield
+    gc.unfreeze()
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +122,15 @@ def test_the_cache_keeps_the_most_recently_used_models(folders: list[Path]) -> N
     assert cache.loaded(folders[0]) is first and cache.get(folders[0]) is first
     cache.get(folders[1])
     assert cache.loaded(folders[0]) is None and spy.loads == folders
+
+
+def test_a_load_freezes_the_heap_and_an_evicted_model_is_still_freed(folders: list[Path]) -> None:
+    gc.unfreeze()
+    cache = ModelCache(1, torch.device("cpu"), loader=Spy())
+    first = weakref.ref(cache.get(folders[0]))
+    assert gc.get_freeze_count() > 10_000  # the libraries and the model, out of full collections
+    cache.get(folders[1])  # evicts the first model
+    assert first() is None
 
 
 def test_a_failed_forward_pass_fails_every_request_in_it_and_the_next_one_works(

@@ -12,6 +12,7 @@ from sqlalchemy import update
 
 from editing_service.store import (
     Database,
+    EditFolders,
     Invalid,
     NotFound,
     ProjectRecord,
@@ -19,6 +20,7 @@ from editing_service.store import (
     create_edit,
     finish_job,
     get_edit,
+    get_edit_folders,
     get_job,
     list_edits,
     recover_stale_jobs,
@@ -63,6 +65,9 @@ def test_an_edit_is_created_with_its_queued_job(db: Database, project: ProjectRe
     assert edit.out_dir == project.artifacts_dir / "edits" / edit.id
     assert get_edit(db, project.id, edit.id) == edit
     assert get_job(db, job.id) == job
+    assert get_edit_folders(db, project.id, edit.id) == EditFolders(
+        status="queued", out_dir=edit.out_dir, project_dir=project.artifacts_dir
+    )
 
 
 def test_an_edit_snapshots_the_current_flags_by_default(
@@ -136,6 +141,9 @@ def test_edit_errors_say_what_is_wrong(db: Database, project: ProjectRecord, tmp
     edit, _ = create_edit(db, project_id=project.id, policy="p", flags=[SPURIOUS])
     with pytest.raises(NotFound, match=re.escape(EDIT_NOT_FOUND.format(id=edit.id, project="other"))):
         get_edit(db, "other", edit.id)
+    for project_id, edit_id in (("other", edit.id), (project.id, "nope")):
+        with pytest.raises(NotFound, match=re.escape(EDIT_NOT_FOUND.format(id=edit_id, project=project_id))):
+            get_edit_folders(db, project_id, edit_id)
     with pytest.raises(NotFound, match=re.escape(EDIT_ID_NOT_FOUND.format(id="nope"))):
         set_edit_summary(db, "nope", {})
     with pytest.raises(NotFound, match=re.escape(PROJECT_NOT_FOUND.format(id="nope"))):

@@ -22,6 +22,7 @@ from editing_service.store import (
     count_features,
     create_edit,
     get_edit,
+    get_edit_folders,
     get_feature,
     get_project,
     list_edits,
@@ -101,10 +102,14 @@ def report_html(project_id: str, edit_id: str, state: ServiceState = Depends(get
 
 
 def _model_folder(state: ServiceState, project_id: str, edit_id: str, which: str) -> Path:
+    """The folder of the edited model (once its job has succeeded) or of the original; one light query,
+    the same for both, as every predict request makes it."""
+    folders = get_edit_folders(state.db, project_id, edit_id)
     if which == "original":
-        get_edit(state.db, project_id, edit_id)
-        return ArtifactDir(Path(get_project(state.db, project_id).artifacts_dir)).original_model
-    return _finished(state, project_id, edit_id, "edited model").edited_model
+        return ArtifactDir(folders.project_dir).original_model
+    if folders.status != "succeeded":
+        raise Conflict(NOT_READY.format(edit=edit_id, status=folders.status, what="edited model"))
+    return ArtifactDir(folders.out_dir).edited_model
 
 
 @router.get(EditPath + "/model", response_class=FileResponse)

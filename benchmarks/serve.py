@@ -388,7 +388,7 @@ def render(heading: str, doc: dict[str, Any], flow: FlowResult, report: dict[str
 
 Command: `{doc['command']}` (one server process, one run).
 Machine: {m['cpu']}, {m['cores']} cores, {gpu}; torch {m['torch']}, {m['torch_threads']} torch threads (the server's default), python {m['python']}.
-Server: {doc['server']}, device {m['server_device']}; one worker, adaptive batching (at most {BATCH_TEXTS} texts or {BATCH_MS:g} ms per batch).
+Server: {doc['server']}, device {m['server_device']}; one worker, adaptive batching (at most {BATCH_TEXTS} texts or {BATCH_MS:g} ms per batch), forward passes on one dedicated thread.
 Load: {load_text(doc)}
 Model: {doc['model']}. Project `{flow.project['id']}`, edit `{flow.edit['id']}`: {doc['flagged']} flagged features ablated at {flagged_sites(flow.edit)}.
 Texts: the `{data['split']}` split of `{data['spec']}` ({data['pool']} texts), drawn with seed {doc['seed']}. Sanity check on 32 texts: the edited model's label differs on {doc['check']['labels_changed']} of them, max |p_edited - p_original| = {doc['check']['max_abs_proba_diff']:.4f}.

@@ -61,7 +61,7 @@ def parse_tokens(value: str) -> dict[str, str]:
     return tokens
 
 
-def _number(env: Mapping[str, str], name: str, default: float, *, negative: bool = True) -> float:
+def _number(env: Mapping[str, str], name: str, default: float, *, allow_negative: bool = True) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -69,7 +69,7 @@ def _number(env: Mapping[str, str], name: str, default: float, *, negative: bool
         value = float(raw)
     except ValueError as err:
         raise ValueError(BAD_NUMBER.format(name=name, value=raw)) from err
-    if not negative and not value >= 0:
+    if not allow_negative and not value >= 0:
         raise ValueError(NEGATIVE.format(name=name, value=raw))
     return value
 
@@ -128,9 +128,9 @@ class ServiceConfig(BaseModel):
             run_worker=env.get("EDITING_SERVICE_WORKER", "1") not in ("0", "false", "no"),
             device=env.get("EDITING_SERVICE_DEVICE") or "auto",
             job_stale_seconds=_number(env, "EDITING_SERVICE_JOB_STALE_S", 120.0),
-            job_max_attempts=int(_number(env, "EDITING_SERVICE_JOB_MAX_ATTEMPTS", 2)),
+            job_max_attempts=_count(env, "EDITING_SERVICE_JOB_MAX_ATTEMPTS", 2),
             max_predict_texts=_count(env, "EDITING_SERVICE_PREDICT_MAX_TEXTS", 512),
             predict_max_batch=_count(env, "EDITING_SERVICE_PREDICT_MAX_BATCH", 32),
-            predict_max_latency_ms=_number(env, "EDITING_SERVICE_PREDICT_MAX_LATENCY_MS", 5.0, negative=False),
+            predict_max_latency_ms=_number(env, "EDITING_SERVICE_PREDICT_MAX_LATENCY_MS", 5.0, allow_negative=False),
             loaded_models=_count(env, "EDITING_SERVICE_LOADED_MODELS", 4),
         )

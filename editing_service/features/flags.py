@@ -74,7 +74,8 @@ class FlagSet(BaseModel):
 
     def spurious(self) -> dict[str, list[int]]:
         """{site: sorted feature indices} of the features flagged spurious, sites in sorted order whatever
-        the order of the flags (so that seeded baselines do not depend on it); refuses an empty set."""
+        the order of the flags (so an edit is the same whether its flags came from the CLI or the API);
+        refuses an empty set."""
         out: dict[str, set[int]] = {}
         for flag in self.flags:
             if flag.state == "spurious":

@@ -83,10 +83,11 @@ def get(project_id: str, edit_id: str, state: ServiceState = Depends(get_state))
 
 
 def _finished(state: ServiceState, project_id: str, edit_id: str, what: str) -> ArtifactDir:
-    edit = get_edit(state.db, project_id, edit_id)
-    if edit.status != "succeeded":
-        raise Conflict(NOT_READY.format(edit=edit_id, status=edit.status, what=what))
-    return ArtifactDir(Path(edit.out_dir))
+    """The edit's output folder, once its job has succeeded."""
+    folders = get_edit_folders(state.db, project_id, edit_id)
+    if folders.status != "succeeded":
+        raise Conflict(NOT_READY.format(edit=edit_id, status=folders.status, what=what))
+    return ArtifactDir(folders.out_dir)
 
 
 @router.get(EditPath + "/report")
@@ -102,14 +103,11 @@ def report_html(project_id: str, edit_id: str, state: ServiceState = Depends(get
 
 
 def _model_folder(state: ServiceState, project_id: str, edit_id: str, which: str) -> Path:
-    """The folder of the edited model (once its job has succeeded) or of the original; one light query,
+    """The folder of the edited model (once its job has succeeded) or of the original: one light query,
     the same for both, as every predict request makes it."""
-    folders = get_edit_folders(state.db, project_id, edit_id)
     if which == "original":
-        return ArtifactDir(folders.project_dir).original_model
-    if folders.status != "succeeded":
-        raise Conflict(NOT_READY.format(edit=edit_id, status=folders.status, what="edited model"))
-    return ArtifactDir(folders.out_dir).edited_model
+        return ArtifactDir(get_edit_folders(state.db, project_id, edit_id).project_dir).original_model
+    return _finished(state, project_id, edit_id, "edited model").edited_model
 
 
 @router.get(EditPath + "/model", response_class=FileResponse)

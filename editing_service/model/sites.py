@@ -4,6 +4,8 @@ A site is a module whose output we read or replace: the output of every transfor
 and the attention and MLP outputs where they can be identified. Blocks are found as the
 `nn.ModuleList` whose length equals `config.num_hidden_layers`, which covers BERT, RoBERTa,
 DistilBERT, DeBERTa, GPT-2, GPT-NeoX and Llama-style models without per-architecture tables.
+The embedding output (`embeddings.out`, what the first block reads) is a site too, asked for by name:
+the model's `embeddings` module where it has one (BERT-style encoders), else its input embedding.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from typing import Literal
 
 from torch import nn
 
-SiteKind = Literal["block", "attn", "mlp"]
-SITE_KINDS: tuple[SiteKind, ...] = ("block", "attn", "mlp")
+SiteKind = Literal["block", "attn", "mlp", "embed"]
+SITE_KINDS: tuple[SiteKind, ...] = ("block", "attn", "mlp", "embed")
+EMBEDDING_SITE = "embeddings.out"  # layer -1: before every block
 _SITE_NAME = re.compile(r"^blocks\.(\d+)\.(out|attn|mlp)$")
 _KIND_SUFFIX = {"block": "out", "attn": "attn", "mlp": "mlp"}
 
@@ -24,7 +27,10 @@ UNSUPPORTED_LAYOUT = (
     "equals config.num_hidden_layers ({n}); found ModuleLists {found}."
 )
 UNKNOWN_SITE = "Unknown site {name!r}; this model has sites {known}."
-BAD_SITE_NAME = "Bad site name {name!r}: expected 'blocks.<layer>.out', 'blocks.<layer>.attn' or 'blocks.<layer>.mlp'."
+BAD_SITE_NAME = (
+    "Bad site name {name!r}: expected 'embeddings.out', 'blocks.<layer>.out', 'blocks.<layer>.attn' or "
+    "'blocks.<layer>.mlp'."
+)
 
 # Children that hold a block's attention / MLP. For post-LN encoders (BERT, RoBERTa, DeBERTa) the
 # attention module includes the residual add and LayerNorm, so its pure output is the `dense`
@@ -48,6 +54,8 @@ def site_name(layer: int, kind: SiteKind) -> str:
 
 
 def parse_site_name(name: str) -> tuple[int, SiteKind]:
+    if name == EMBEDDING_SITE:
+        return -1, "embed"
     match = _SITE_NAME.match(name)
     if match is None:
         raise ValueError(BAD_SITE_NAME.format(name=name))
@@ -68,6 +76,16 @@ def find_blocks(model: nn.Module) -> tuple[str, nn.ModuleList]:
     raise ValueError(UNSUPPORTED_LAYOUT.format(arch=arch, n=n_layers, found=found))
 
 
+def find_embeddings(model: nn.Module) -> str:
+    """The path of the module whose output the first block reads: a module named `embeddings` (token,
+    position and type embeddings with their LayerNorm), else the input embedding itself."""
+    for path, module in model.named_modules():
+        if path.rsplit(".", 1)[-1] == "embeddings" and not isinstance(module, nn.Embedding):
+            return path
+    embedding = model.get_input_embeddings()  # type: ignore[operator]
+    return next(path for path, module in model.named_modules() if module is embedding)
+
+
 def _first_submodule(block: nn.Module, candidates: tuple[str, ...]) -> str | None:
     for path in candidates:
         try:
@@ -85,6 +103,8 @@ def find_sites(model: nn.Module, *, kinds: tuple[SiteKind, ...] = ("block",)) ->
             raise ValueError(f"Unknown site kind {kind!r}; expected one of {list(SITE_KINDS)}.")
     blocks_path, blocks = find_blocks(model)
     sites: list[Site] = []
+    if "embed" in kinds:
+        sites.append(Site(EMBEDDING_SITE, -1, "embed", find_embeddings(model)))
     for layer, block in enumerate(blocks):
         prefix = f"{blocks_path}.{layer}"
         if "attn" in kinds and (sub := _first_submodule(block, _ATTN_PATHS)) is not None:

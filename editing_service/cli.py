@@ -11,10 +11,14 @@ import logging
 import subprocess
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from editing_service import __version__
+
+if TYPE_CHECKING:
+    from editing_service.report.schema import Report
 
 logger = logging.getLogger("editing_service.cli")
 
@@ -61,9 +65,17 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--attribution-examples", type=int, default=None, help="default: 512")
         sub.add_argument("--circuit-top-k", type=int, default=None, help="features per site in the circuit (default: 300)")
         sub.add_argument("--lexicon", default="gendered", help="concept lexicon for suggestions and token deletion")
+        sub.add_argument("--rows", nargs="*", default=None,
+                         help="optional report rows to run (default: random_ablation token_deletion leace "
+                              "neuron_ablation shift_embedding oracle)")
+        sub.add_argument("--budget", nargs="*", type=int, default=None,
+                         help="budget-curve sizes N, plus all flags (default: 2 5 10 20 50 100; none: no curve)")
     run.add_argument("--flags", default="auto",
                      help="auto (lexicon suggestions), auto:protected, or a YAML/JSON flags file")
     run.add_argument("--ablation", choices=["zero", "mean"], default="zero")
+    run.add_argument("--seeds", type=int, default=1,
+                     help="repeat SAE training and everything after it with N seeds; the report gives the mean "
+                          "and min-max of every row (default: 1)")
 
     features = commands.add_parser("features", help="print the feature cards of a discovered run")
     features.add_argument("--out", required=True, help="the folder of a discovered run")
@@ -128,18 +140,36 @@ def _run_settings(args: argparse.Namespace) -> object:
         cache_dtype=args.cache_dtype,
         attribution=_given(method=args.attribution, n_examples=args.attribution_examples),
         circuit=_given(top_k=args.circuit_top_k), suggestions={"lexicon": args.lexicon},
-        edit={"mode": getattr(args, "ablation", "zero")},
+        edit=_given(mode=getattr(args, "ablation", "zero"), baselines=args.rows, budget=args.budget),
+        seeds=getattr(args, "seeds", 1),
     )
 
 
-def _print_report(report: dict) -> None:
+def _print_report(report: Report) -> None:
     print(f"{'row':<18}{'acc':>7}{'gbal':>7}{'worst':>7}{'prot.':>7}  (evaluation split)")
-    for row in report["rows"]:
-        prot = row.get("protected_attribute_accuracy")
-        print(f"{row['name']:<18}{row['accuracy']:>7.3f}{row['group_balanced_accuracy']:>7.3f}"
-              f"{row['worst_group_accuracy']:>7.3f}{(prot if prot is not None else float('nan')):>7.3f}")
-    policy = report.get("flag_policy") or {}
-    print(policy.get("statement", "") if isinstance(policy, dict) else policy)
+    for row in report.rows:
+        prot = row.protected_attribute_accuracy
+        print(f"{row.name:<18}{row.accuracy:>7.3f}{row.group_balanced_accuracy:>7.3f}"
+              f"{row.worst_group_accuracy:>7.3f}{(prot if prot is not None else float('nan')):>7.3f}")
+    for skipped in report.skipped_rows:
+        print(f"{skipped.name:<18}not run: {skipped.reason}")
+    if report.seeds is not None:
+        print(f"over seeds {report.seeds.seeds}: mean [min, max]")
+        for name, spread in report.seeds.rows.items():
+            print(f"{name:<18}" + "  ".join(
+                f"{metric[:5]} {s.mean:.3f} [{s.min:.3f}, {s.max:.3f}]" for metric, s in spread.items()))
+    if report.budget_curve is not None:
+        print("budget curve (N: score original head / retrained): " + ", ".join(
+            f"{p.n}: {_score(p.score)}/{_score(p.score_retrained)}" for p in report.budget_curve.points))
+    comparison = report.comparison
+    if comparison.shift_row is not None:
+        print(f"{comparison.shift_row} beats (group-balanced and worst group): {', '.join(comparison.beats) or 'none'}; "
+              f"does not beat: {', '.join(comparison.does_not_beat) or 'none'}")
+    print(report.flag_policy.statement)
+
+
+def _score(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 def _cmd_run(args: argparse.Namespace) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from editing_service.activations import CacheDtype
+from editing_service.edit.rows import check_row_names, default_row_names
+from editing_service.report.budget import DEFAULT_BUDGETS
 
 
 class _Settings(BaseModel):
@@ -87,10 +89,26 @@ class EditSettings(_Settings):
         "validate", description="inverse L2 strength of the heads, or 'validate': chosen on the validate split"
     )
     seed: int = 0
-    baselines: list[Literal["random_ablation", "token_deletion", "oracle"]] = [
-        "random_ablation", "token_deletion", "oracle",
-    ]
+    baselines: list[str] = Field(
+        default_factory=default_row_names,
+        description="the optional report rows to run (the row registry's names; default: every one on by default)",
+    )
+    budget: list[int] = Field(
+        list(DEFAULT_BUDGETS), description="budget-curve sizes N (plus all flags); empty: no curve"
+    )
     n_boot: int = Field(200, ge=0)
+
+    @field_validator("baselines")
+    @classmethod
+    def _registered(cls, names: list[str]) -> list[str]:
+        return check_row_names(names)
+
+    @field_validator("budget")
+    @classmethod
+    def _positive(cls, sizes: list[int]) -> list[int]:
+        if any(n < 1 for n in sizes):
+            raise ValueError(f"budget sizes must be >= 1, got {sizes}")
+        return sizes
 
 
 class RunSettings(_Settings):
@@ -105,3 +123,13 @@ class RunSettings(_Settings):
     circuit: CircuitSettings = CircuitSettings()
     suggestions: SuggestionSettings = SuggestionSettings()
     edit: EditSettings = EditSettings()
+    seeds: int = Field(1, ge=1, description="repeats of SAE training and everything after it, seeds 0..N-1 added")
+
+    def with_seed_offset(self, offset: int) -> RunSettings:
+        """These settings with `offset` added to every seed from SAE training on."""
+        return self.model_copy(update={
+            "sae": self.sae.model_copy(update={"seed": self.sae.seed + offset}),
+            "attribution": self.attribution.model_copy(update={"seed": self.attribution.seed + offset}),
+            "edit": self.edit.model_copy(update={"seed": self.edit.seed + offset}),
+            "seeds": 1,
+        })

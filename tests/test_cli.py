@@ -95,12 +95,15 @@ def test_run_writes_report_features_and_models(discovered: Path) -> None:
 
     report = json.loads((discovered / "report.json").read_text())
     names = [row["name"] for row in report["rows"]]
-    assert names == ["original", "shift", "shift_retrained", "random_ablation", "token_deletion", "oracle"]
+    assert names == ["original", "shift", "shift_retrained", "random_ablation", "token_deletion", "leace",
+                     "neuron_ablation", "shift_embedding", "oracle"]
+    assert report["schema_version"] == 2 and report["budget_curve"]["points"][-1]["n"] == sum(
+        1 for f in report["flags"] if f["site"] != "embeddings.out")
     assert report["flag_policy"]["sources"] == {"lexicon": len(report["flags"])}
     html = (discovered / "report.html").read_text()
     assert html.startswith("<!DOCTYPE html>") and "shift_retrained" in html
     features = json.loads((discovered / "features.json").read_text())
-    assert len(features["cards"]) == len(features["circuit"]) == 40  # 20 per site, 2 sites
+    assert len(features["cards"]) == len(features["circuit"]) == 60  # 20 per site: the embedding output, 2 blocks
     edited = editing_service.load_model(discovered / "models" / "edited")
     original = editing_service.load_model(discovered / "models" / "original")
     assert len(edited.interventions) >= 1 and len(original.interventions) == 0

@@ -16,6 +16,7 @@ from editing_service.artifacts import ArtifactDir
 from editing_service.config import ServiceConfig
 from editing_service.features.flags import Flag, FlagSet
 from editing_service.pipeline import run_discover, run_edit
+from editing_service.report.schema import HEADLINE_METRICS, Report
 from editing_service.settings import RunSettings
 from editing_service.store import (
     Database,
@@ -28,7 +29,6 @@ from editing_service.store import (
 
 Progress = Callable[[str, float], None]
 UNKNOWN_KIND = "Unknown job kind {kind!r}; the kinds are discover and edit."
-HEADLINE = ("accuracy", "group_balanced_accuracy", "worst_group_accuracy", "protected_attribute_accuracy")
 
 
 class JobCancelled(Exception):
@@ -56,11 +56,11 @@ def feature_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def report_summary(report: dict[str, Any]) -> dict[str, Any]:
+def report_summary(report: Report) -> dict[str, Any]:
     """The headline figures of every report row, for listings."""
     return {
-        "rows": {row["name"]: {k: row.get(k) for k in HEADLINE} for row in report.get("rows", [])},
-        "seconds": report.get("seconds"),
+        "rows": {row.name: {k: row.metric(k) for k in HEADLINE_METRICS} for row in report.rows},
+        "seconds": report.seconds,
     }
 
 

@@ -10,6 +10,7 @@ from editing_service.activations import ActivationCache, collect_activations
 from editing_service.artifacts import ArtifactDir
 from editing_service.data import DatasetSpec, TextSplit, load_role, load_spec
 from editing_service.edit.head_choice import choose_head_C
+from editing_service.edit.rows import sites_needed
 from editing_service.model import Site, TextClassifier, load_classifier
 from editing_service.settings import ModelSettings
 
@@ -41,6 +42,14 @@ def load_inputs(spec_ref: str, model: ModelSettings) -> tuple[DatasetSpec, TextC
     return spec, classifier
 
 
+def discovery_sites(classifier: TextClassifier, sites: list[str] | None, rows: list[str]) -> list[Site]:
+    """The run's edit sites (`sites`; None: every block output) and the extra sites its report rows
+    need (`rows`: the optional rows switched on), in model order."""
+    names = [s.name for s in classifier.resolve_sites(sites)]
+    names += [s for s in sites_needed(rows) if s not in names]
+    return classifier.resolve_sites(names)
+
+
 def group_attribute(spec: DatasetSpec) -> str | None:
     """The protected attribute reports group by: the spec's first one, if any."""
     return spec.protected[0].name if spec.protected else None
@@ -56,9 +65,19 @@ def cache_role(
     dtype: str = "float32",
     batch_size: int = 32,
     progress: ProgressFn = quiet,
+    reuse: bool = False,
 ) -> tuple[TextSplit, ActivationCache]:
-    """Load the subset playing `role` and cache its activations (one forward pass)."""
+    """Load the subset playing `role` and cache its activations (one forward pass).
+
+    With `reuse`, a cache already there for the same subset, sites and storage type is opened instead
+    (the repeats of `--seeds` share the first run's forward passes)."""
     split = load_role(spec, role)
+    if reuse and (artifacts.cache(role) / "meta.json").is_file():
+        cache = ActivationCache.open(artifacts.cache(role))
+        same = (cache.meta.get("subset") == split.name and cache.meta.get("dtype") == dtype
+                and list(cache.meta["sites"]) == [s.name for s in sites] and cache.n_examples == len(split.texts))
+        if same:
+            return split, cache
     cache = collect_activations(
         classifier, split.texts, sites=sites, out_dir=artifacts.cache(role), labels=split.labels,
         dtype=dtype, batch_size=batch_size, on_progress=lambda f: progress(f"activations:{role}", f),

@@ -23,6 +23,7 @@ from editing_service.circuit import (
     integrated_gradients,
     select_circuit,
 )
+from editing_service.circuit.sample import stratified_sample
 from editing_service.data import TextSplit
 from editing_service.edit import save_model
 from editing_service.features import (
@@ -36,6 +37,7 @@ from editing_service.model import Site, TextClassifier
 from editing_service.pipeline.common import (
     ProgressFn,
     cache_role,
+    discovery_sites,
     fit_original_head,
     group_attribute,
     load_inputs,
@@ -60,11 +62,7 @@ def token_sample(cache: ActivationCache, site: str, n: int = QUALITY_TOKENS) -> 
 
 def attribution_sample(split: TextSplit, settings: AttributionSettings) -> np.ndarray:
     """Row indices of the examples attribution runs on: up to n_examples, stratified by class, seeded."""
-    rng = np.random.default_rng(settings.seed)
-    classes = np.unique(split.labels)
-    per_class = max(1, settings.n_examples // len(classes))
-    picked = [rng.permutation(np.flatnonzero(split.labels == c))[:per_class] for c in classes]
-    return np.sort(np.concatenate(picked))
+    return stratified_sample(split.labels, n_examples=settings.n_examples, seed=settings.seed)
 
 
 def node_scores(
@@ -97,19 +95,24 @@ def class_logit_effects(
     return {(site, f): [float(scores[site].features[f]) for scores in per_class] for site, f in features}
 
 
-def run_discover(settings: RunSettings, out: str | Path, *, progress: ProgressFn = quiet) -> dict[str, Any]:
-    """Run discovery and return the features document (also written to features.json)."""
+def run_discover(settings: RunSettings, out: str | Path, *, progress: ProgressFn = quiet,
+                 reuse_caches: bool = False) -> dict[str, Any]:
+    """Run discovery and return the features document (also written to features.json).
+
+    With `reuse_caches`, activation caches already in `out` for the same subsets and sites are kept."""
     started = time.perf_counter()
     artifacts = ArtifactDir(Path(out))
     artifacts.root.mkdir(parents=True, exist_ok=True)
     artifacts.run_config.write_text(settings.model_dump_json(indent=2))
     spec, classifier = load_inputs(settings.spec, settings.model)
-    sites = classifier.resolve_sites(settings.sites)
+    sites = discovery_sites(classifier, settings.sites, settings.edit.baselines)
     batch = settings.model.batch_size
     train, train_cache = cache_role(classifier, spec, "train", sites=sites, artifacts=artifacts,
-                                    dtype=settings.cache_dtype, batch_size=batch, progress=progress)
+                                    dtype=settings.cache_dtype, batch_size=batch, progress=progress,
+                                    reuse=reuse_caches)
     validate, validate_cache = cache_role(classifier, spec, "validate", sites=sites, artifacts=artifacts,
-                                          dtype=settings.cache_dtype, batch_size=batch, progress=progress)
+                                          dtype=settings.cache_dtype, batch_size=batch, progress=progress,
+                                          reuse=reuse_caches)
     head = fit_original_head(classifier, train_cache, C=settings.edit.head_C, validate=validate,
                              validate_cache=validate_cache, attribute=group_attribute(spec))
     save_model(classifier, artifacts.original_model,

@@ -1,7 +1,8 @@
-"""The `edit` step: ablate the flagged features, retrain the head, run the baselines, write the report.
+"""The `edit` step: run every report row (the row registry), the budget curve, and write the report.
 
-Reads what `discover` wrote (run.json, the original model, the SAEs, the training cache, features.json)
-and writes models/edited/ (with a model card), report.json and report.html.
+Reads what `discover` wrote (run.json, the original model, the SAEs, the caches, attribution.json,
+features.json) and writes models/edited/ (SHIFT with the retrained head, with a model card), report.json
+(the typed `Report`) and report.html.
 """
 
 from __future__ import annotations
@@ -10,109 +11,90 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from editing_service.activations import ActivationCache
 from editing_service.artifacts import ArtifactDir
+from editing_service.circuit import NodeScores
 from editing_service.data import DatasetSpec, TextSplit, load_role, load_spec, stereotype_labels
-from editing_service.edit import FeatureAblation, head_features, load_model, retrain_head, save_model
-from editing_service.edit.head_choice import choose_head_C
-from editing_service.features import load_lexicon
+from editing_service.edit import load_model, save_model
+from editing_service.edit.budget import budget_points
+from editing_service.edit.rows import RowContext, RowSkipped, rows_to_run
 from editing_service.features.flags import FlagSet
-from editing_service.model import TextClassifier, fit_linear_head
 from editing_service.pipeline.common import ProgressFn, group_attribute, quiet, resolve_device
-from editing_service.report import build_report, evaluate_row, model_card, render_html
-from editing_service.report.baselines import delete_words, random_features
-from editing_service.sae import SAE, TopKSAE, load_sae, topk_to_jumprelu
+from editing_service.report import (
+    Report,
+    Row,
+    SkippedRow,
+    build_report,
+    evaluate_row,
+    model_card,
+    render_html,
+)
+from editing_service.report.budget import budget_curve
+from editing_service.sae import load_sae
 from editing_service.settings import RunSettings
+
+__all__ = ["run_edit", "write_report"]
 
 logger = logging.getLogger(__name__)
 
 NOT_DISCOVERED = "{path} has no discovery results (run.json missing): run `discover` first."
 UNKNOWN_FLAG_SITE = "Flagged feature {id} names site {site!r}, which has no SAE in this run; the sites are {known}."
-
-
-def _served_sae(sae: SAE, cache: ActivationCache, site: str) -> SAE:
-    """TopK SAEs are served through per-feature JumpReLU thresholds fitted on the training tokens."""
-    return topk_to_jumprelu(sae, cache.site(site), n_sample=8192) if isinstance(sae, TopKSAE) else sae
-
-
-def _alive(sae: SAE, cache: ActivationCache, site: str, n_rows: int = 16384) -> np.ndarray:
-    rows = np.random.default_rng(0).choice(cache.n_tokens, size=min(n_rows, cache.n_tokens), replace=False)
-    with torch.no_grad():
-        f = sae.encode(torch.from_numpy(cache.read(site, np.sort(rows))).to(sae.W_enc.device))
-    return (f > 0).any(0).cpu().numpy()
-
-
-def build_ablations(
-    classifier: TextClassifier, saes: dict[str, SAE], features: dict[str, list[int]], cache: ActivationCache,
-    *, mode: str, served: dict[str, SAE] | None = None,
-) -> list[FeatureAblation]:
-    """The served ablation of `features` ({site: indices}) at every site that has some.
-
-    `served` memoises each site's served SAE (the TopK -> JumpReLU fit) across calls.
-    """
-    served = {} if served is None else served
-    sites = {s.name: s for s in classifier.resolve_sites(list(features))}
-    edits = []
-    for name, indices in features.items():
-        if name not in served:
-            served[name] = _served_sae(saes[name], cache, name)
-        ablation = FeatureAblation.from_sae(sites[name], served[name], indices)
-        if mode == "mean":
-            with torch.no_grad():
-                acts = ablation.activations(torch.from_numpy(cache.read(name)).to(ablation.W_enc.device))
-            ablation = FeatureAblation.from_sae(sites[name], served[name], indices, mode="mean",
-                                                mean=acts.mean(0).cpu().numpy())
-        edits.append(ablation)
-    return edits
+NOT_AT_EDIT_SITES = "No flagged feature is at the run's edit sites {sites}; flags at {others} alone edit nothing."
 
 
 class _Evaluator:
-    """Scores predictions on the evaluation split as report rows."""
+    """Scores a row's head on its evaluation-split features as a report row."""
 
     def __init__(self, spec: DatasetSpec, split: TextSplit, settings: RunSettings) -> None:
         self.spec, self.split, self.settings = spec, split, settings
         self.attribute = group_attribute(spec)
         has_stereotype = self.attribute and spec.attribute(self.attribute).stereotype
         self.stereotype = stereotype_labels(spec, split, self.attribute) if has_stereotype else None
-        self.rows: list[dict[str, Any]] = []
 
-    def add(self, name: str, description: str, features: np.ndarray, head: torch.nn.Linear) -> None:
+    def score(self, *, name: str, title: str, role: str, description: str, features: np.ndarray,
+              head: torch.nn.Linear) -> Row:
         with torch.no_grad():
-            logits = torch.from_numpy(features).to(head.weight) @ head.weight.T + head.bias
-        self.rows.append(evaluate_row(
-            name=name, description=description, y_true=self.split.labels, y_pred=logits.argmax(1).cpu().numpy(),
-            label_names=self.split.label_names, groups=self.split.groups, attribute=self.attribute,
-            stereotype=self.stereotype, representation=features, n_boot=self.settings.edit.n_boot,
-            seed=self.settings.edit.seed,
-        ))
+            logits = torch.from_numpy(features).to(head.weight) @ head.weight.T
+            if head.bias is not None:
+                logits = logits + head.bias
+        return evaluate_row(
+            name=name, title=title, role=role, description=description, y_true=self.split.labels,  # type: ignore[arg-type]
+            y_pred=logits.argmax(1).cpu().numpy(), label_names=self.split.label_names, groups=self.split.groups,
+            attribute=self.attribute, stereotype=self.stereotype, representation=features,
+            n_boot=self.settings.edit.n_boot, seed=self.settings.edit.seed,
+        )
 
 
-def _original_head_C(artifacts: ArtifactDir) -> tuple[float, str]:
-    """The regularisation the original head was fitted with (chosen on the validate split), and where it
-    came from; a sequence classifier's own head has none, so its retrained head gets C = 1."""
+def _original_head(artifacts: ArtifactDir, kind: str) -> tuple[float, str, str]:
+    """(C for retrained heads, where it came from, how the original head came about in words).
+
+    A probe's head was fitted at discovery with a C chosen on the validate split, which the retrained
+    heads reuse; a sequence classifier's own head has none, so its retrained heads get C = 1."""
     provenance = json.loads((artifacts.original_model / "config.json").read_text()).get("provenance", {})
     if "C" in provenance:
-        return float(provenance["C"]), "the original head's, chosen on the validate split"
-    return 1.0, "1.0 (the original head is the model's own)"
+        return (float(provenance["C"]), "the original head's, chosen on the validate split",
+                f"a logistic-regression probe head (C = {float(provenance['C']):g}) fitted on the training "
+                f"subset {provenance.get('trained_on', 'train')!r}")
+    if kind != "probe":
+        return 1.0, "1.0 (the original head is the model's own)", "the sequence classifier's own head, kept as saved"
+    return 1.0, "1.0 (the original head recorded no C)", "the probe head saved with the model"
 
 
-def _copy_head(head: torch.nn.Linear) -> torch.nn.Linear:
-    copy = torch.nn.Linear(head.in_features, head.out_features).to(head.weight.device)
-    copy.load_state_dict(head.state_dict())
-    return copy
+def _edit_sites(classifier, settings: RunSettings) -> list[str]:  # noqa: ANN001
+    return [s.name for s in classifier.resolve_sites(settings.sites)]
 
 
 def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
-             edit_out: str | Path | None = None) -> dict[str, Any]:
+             edit_out: str | Path | None = None) -> Report:
     """Apply `flags` to the discovered run in `out`; returns the report (also written to disk).
 
     The edited model, flags and report go to `edit_out` (default: `out` itself), so one discovery
-    can serve several edits.
+    can serve several edits. SHIFT ablates the flags at the run's sites; flags at sites trained only
+    for a row (embeddings.out for `shift_embedding`) are that row's.
     """
     started = time.perf_counter()
     artifacts = ArtifactDir(Path(out))
@@ -121,103 +103,82 @@ def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
     if not artifacts.run_config.is_file():
         raise FileNotFoundError(NOT_DISCOVERED.format(path=artifacts.root))
     settings = RunSettings.model_validate_json(artifacts.run_config.read_text())
-    batch = settings.model.batch_size
     spec = load_spec(settings.spec)
     classifier = load_model(artifacts.original_model, device=resolve_device(settings.model.device))
     saes = {p.name: load_sae(p).to(classifier.device) for p in sorted(artifacts.saes.iterdir()) if p.is_dir()}
-    flagged = flags.spurious()
-    for site, indices in flagged.items():
+    all_flagged = flags.spurious()
+    for site, indices in all_flagged.items():
         if site not in saes:
             raise ValueError(UNKNOWN_FLAG_SITE.format(id=f"{site}/{indices[0]}", site=site, known=sorted(saes)))
-    train_cache = ActivationCache.open(artifacts.cache("train"))
-    train, evaluate = load_role(spec, "train"), load_role(spec, "evaluate")
-    rows = _Evaluator(spec, evaluate, settings)
-    original_head = _copy_head(classifier.head)
-    mode, seed = settings.edit.mode, settings.edit.seed
-    validate = load_role(spec, "validate")
-    attribute = group_attribute(spec)
-
-    def step(name: str):
-        return lambda f: progress(name, f)
-
-    eval_original = head_features(classifier, evaluate.texts, batch_size=batch, on_progress=step("eval:original"))
-    rows.add("original", "The classifier as given (head trained on the training set).", eval_original, original_head)
-
-    served: dict[str, SAE] = {}
-    edits = build_ablations(classifier, saes, flagged, train_cache, mode=mode, served=served)
-    classifier.set_interventions(edits)
-    eval_shift = head_features(classifier, evaluate.texts, batch_size=batch, on_progress=step("eval:shift"))
-    rows.add("shift", "Flagged features ablated, original head.", eval_shift, original_head)
-    train_shift = head_features(classifier, train.texts, batch_size=batch, on_progress=step("retrain:shift"))
-    C, C_source = settings.edit.head_C, "the run's settings"
-    if C == "validate":
-        C, C_source = _original_head_C(artifacts)
-    classifier.fit_head(train_shift, train.labels, C=C, seed=seed)
-    rows.add("shift_retrained", "Flagged features ablated, head retrained on the training set.", eval_shift,
-             classifier.head)
-    shift_head = _copy_head(classifier.head)
-    n_flagged = sum(len(v) for v in flagged.values())
-
-    if "random_ablation" in settings.edit.baselines:
-        alive = {site: _alive(saes[site], train_cache, site) for site in flagged}
-        chosen = random_features(flagged, alive, seed=seed)
-        classifier.set_interventions(build_ablations(classifier, saes, chosen, train_cache, mode=mode, served=served))
-        retrain_head(classifier, train.texts, train.labels, batch_size=batch, C=C, seed=seed,
-                     on_progress=step("retrain:random"))  # SHIFT's C: the baselines get the same head
-        features = head_features(classifier, evaluate.texts, batch_size=batch, on_progress=step("eval:random"))
-        rows.add("random_ablation", f"{n_flagged} random live features ablated at the same sites, head retrained.",
-                 features, classifier.head)
-    classifier.set_interventions([])
-    if "token_deletion" in settings.edit.baselines:
-        lexicon = load_lexicon(settings.suggestions.lexicon)
-        train_features = head_features(classifier, delete_words(train.texts, lexicon.words), batch_size=batch,
-                                       on_progress=step("retrain:token_deletion"))
-        head = fit_linear_head(train_features, train.labels, n_classes=len(spec.labels), C=C, seed=seed)
-        features = head_features(classifier, delete_words(evaluate.texts, lexicon.words), batch_size=batch,
-                                 on_progress=step("eval:token_deletion"))
-        rows.add("token_deletion", f"Words of the {lexicon.name!r} lexicon deleted from every input, head "
-                 "retrained.", features, head)
-    if "oracle" in settings.edit.baselines and "oracle" in spec.roles:
-        oracle = load_role(spec, "oracle")
-        oracle_features = head_features(classifier, oracle.texts, batch_size=batch, on_progress=step("oracle"))
-        oracle_C = settings.edit.head_C
-        if oracle_C == "validate":
-            oracle_C, _ = choose_head_C(
-                train_features=oracle_features, train_labels=oracle.labels,
-                validate_features=ActivationCache.open(artifacts.cache("validate")).head_features,
-                validate_labels=validate.labels,
-                validate_groups=validate.groups.get(attribute) if attribute else None,
-                label_names=list(spec.labels), seed=seed,
-            )
-        head = fit_linear_head(oracle_features, oracle.labels, n_classes=len(spec.labels), C=oracle_C, seed=seed)
-        rows.add("oracle", f"Head trained on the group-balanced subset {oracle.name!r} (no edit).",
-                 eval_original, head)
+    edit_sites = _edit_sites(classifier, settings)
+    flagged = {site: v for site, v in all_flagged.items() if site in edit_sites}
+    if not flagged:
+        raise ValueError(NOT_AT_EDIT_SITES.format(sites=edit_sites, others=sorted(all_flagged)))
+    scores = ({name: NodeScores.from_dict(d) for name, d in json.loads(artifacts.attribution.read_text()).items()}
+              if artifacts.attribution.is_file() else {})
+    C, C_source, origin = _original_head(artifacts, classifier.kind)
+    if settings.edit.head_C != "validate":
+        C, C_source = float(settings.edit.head_C), "the run's settings"
+    evaluate = load_role(spec, "evaluate")
+    ctx = RowContext(
+        classifier=classifier, saes=saes, flagged=flagged, all_flagged=all_flagged, scores=scores,
+        train_cache=ActivationCache.open(artifacts.cache("train")),
+        validate_cache=ActivationCache.open(artifacts.cache("validate")), spec=spec,
+        train=load_role(spec, "train"), validate=load_role(spec, "validate"), evaluate=evaluate,
+        attribute=group_attribute(spec), settings=settings, C=C, C_source=C_source, original_head_origin=origin,
+        progress=progress,
+    )
+    evaluator = _Evaluator(spec, evaluate, settings)
+    rows: list[Row] = []
+    skipped: list[SkippedRow] = []
+    for row in rows_to_run(settings.edit.baselines):
+        try:
+            output = row.run(ctx)
+        except RowSkipped as why:
+            skipped.append(SkippedRow(name=row.name, title=row.title, reason=str(why.args[0])))
+            logger.info("row %s not run: %s", row.name, why.args[0])
+            continue
+        rows.append(evaluator.score(name=row.name, title=row.title, role=row.role, description=output.description,
+                                    features=output.features, head=output.head))
+    curve = None
+    if settings.edit.budget and ctx.attribute is not None:
+        base, oracle = next(r for r in rows if r.name == "original"), next((r for r in rows if r.name == "oracle"), None)
+        curve = budget_curve(budget_points(ctx, settings.edit.budget), base=base.group_balanced_accuracy,
+                             oracle=None if oracle is None else oracle.group_balanced_accuracy)
 
     # The edited model: SHIFT with the retrained head.
-    classifier.set_interventions(edits)
-    classifier.set_head(shift_head)
+    classifier.set_interventions(ctx.shift_edits)
+    classifier.set_head(ctx.shift_head)
     features_doc = json.loads(artifacts.features.read_text()) if artifacts.features.is_file() else {}
     labels = {c["id"]: c.get("label") for c in features_doc.get("cards", [])}
     flag_rows = [{"site": f.site, "feature": f.feature, "label": labels.get(f.id), "who": f.reviewer,
-                  "why": f.rationale, "source": f.source, "state": f.state} for f in flags.flags]
+                  "why": f.rationale, "source": f.source} for f in flags.flags]
+    extra = sorted(set(all_flagged) - set(flagged))
     report = build_report(
         title=f"SHIFT edit of {classifier.source.name_or_path} on {spec.name}",
         dataset={"name": spec.name, "subsets": dict(spec.roles), "evaluated_on": evaluate.name},
         model={"base_model": classifier.source.name_or_path, "sha256": classifier.source.weights_sha256,
                "classifier_kind": classifier.kind, "edited_model": str(results.edited_model)},
-        rows=rows.rows, flags=flag_rows, sae=settings.sae.model_dump(),
-        retrain={"head": "logistic regression", "C": C, "C_source": C_source, "seed": seed,
-                 "trained_on": train.name, "mode": mode, "baselines_use_the_same_C": True},
+        rows=rows, skipped_rows=skipped, budget_curve=curve, flags=flag_rows, sae=settings.sae.model_dump(),
+        retrain={"head": "logistic regression", "C": C, "C_source": C_source, "seed": settings.edit.seed,
+                 "trained_on": ctx.train.name, "mode": settings.edit.mode, "baselines_use_the_same_C": True,
+                 "edit_sites": edit_sites},
         flag_policy=flags.policy, flag_selection_subset=features_doc.get("cards_split"),
+        limitations=[f"Flags at {', '.join(extra)} are used only by the rows that edit those sites; SHIFT edits "
+                     f"{', '.join(edit_sites)}."] if extra else [],
     )
-    report["seconds"] = round(time.perf_counter() - started, 1)
+    report.seconds = round(time.perf_counter() - started, 1)
     save_model(classifier, results.edited_model,
                provenance={"spec": spec.name, "flags": [f.model_dump() for f in flags.flags],
-                           "flag_policy": flags.policy, "retrain": report.get("retrain")})
-    card = model_card(report, row="shift_retrained")
-    (results.edited_model / "README.md").write_text(card)
+                           "flag_policy": flags.policy, "retrain": report.retrain})
+    (results.edited_model / "README.md").write_text(model_card(report, row="shift_retrained"))
     results.flags.write_text(flags.model_dump_json(indent=2))
-    results.report_json.write_text(json.dumps(report, indent=2))
-    results.report_html.write_text(render_html(report))
-    logger.info("Report written to %s (%.0f s)", results.report_html, report["seconds"])
+    write_report(report, results)
+    logger.info("Report written to %s (%.0f s)", results.report_html, report.seconds)
     return report
+
+
+def write_report(report: Report, results: ArtifactDir) -> None:
+    """report.json and report.html."""
+    report.write(results.report_json)
+    results.report_html.write_text(render_html(report))

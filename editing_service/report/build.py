@@ -1,7 +1,8 @@
 """The bias and accuracy report: provenance, the flags and how they were chosen, rows, findings, limits.
 
-`build_report` takes plain dicts and lists (what the pipeline has at hand) and returns one
-JSON-serialisable dict, written as report.json and rendered by `render_html` and `model_card`.
+`build_report` takes the scored rows (`Row`), the rows not run (`SkippedRow`) and plain provenance
+(what the pipeline has at hand), and returns one typed `Report`, written as report.json and rendered by
+`render_html` and `model_card`. Rows keep the order given (the row registry's order).
 """
 
 from __future__ import annotations
@@ -10,10 +11,19 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
-from editing_service.report.compare import BASELINES, ROW_ORDER, compare_rows
-from editing_service.report.compare import title as row_title
+from editing_service.report.compare import compare_rows
+from editing_service.report.schema import (
+    BudgetCurve,
+    DatasetInfo,
+    FlagPolicy,
+    ModelInfo,
+    Report,
+    Row,
+    SeedSummary,
+    SkippedRow,
+)
+from editing_service.report.schema import Flag as ReportFlag
 
-REPORT_VERSION = 1
 FLAG_SOURCES = {
     "person": "a person reviewing the feature cards",
     "protected_attribute": "a protected-attribute suggestion (features separating the groups)",
@@ -34,14 +44,12 @@ FLAGS_ON_EVALUATION = (
 )
 
 
-def order_rows(rows: Sequence[Mapping]) -> list[Mapping]:
-    """Standard rows in `ROW_ORDER`, then any others in the order given; refuses duplicate names."""
-    names = [r["name"] for r in rows]
+def check_unique(rows: Sequence[Row]) -> None:
+    """Refuses two rows of the same name."""
+    names = [r.name for r in rows]
     for name in names:
         if names.count(name) > 1:
             raise ValueError(DUPLICATE_ROW.format(name=name))
-    rank = {name: i for i, name in enumerate(ROW_ORDER)}
-    return sorted(rows, key=lambda r: rank.get(r["name"], len(ROW_ORDER)))  # stable for the others
 
 
 def normalise_flags(flags: Sequence[Mapping]) -> tuple[list[dict], list[str]]:
@@ -98,9 +106,11 @@ def describe_flag_policy(
     }, notes
 
 
-def default_limitations(*, attribute: str, rows: Sequence[Mapping], dataset: Mapping) -> list[str]:
-    """What the numbers do not cover, from the attribute, the rows present and the dataset."""
-    groups = sorted({g for r in rows for g in r.get("groups", [])})
+def default_limitations(
+    *, attribute: str, rows: Sequence[Row], skipped: Sequence[SkippedRow], dataset: Mapping
+) -> list[str]:
+    """What the numbers do not cover, from the attribute, the rows present and skipped, and the dataset."""
+    groups = sorted({g for r in rows for g in r.groups})
     out = []
     if attribute.lower() in GENDER_ATTRIBUTES:
         out.append(
@@ -114,16 +124,14 @@ def default_limitations(*, attribute: str, rows: Sequence[Mapping], dataset: Map
         f"Only the protected attribute {attribute!r} was tested; other attributes (for example race or "
         "age) and their intersections were not."
     )
-    n = rows[0].get("n")
+    n = rows[0].n
     out.append(
         f"Evaluated on one dataset ({dataset.get('name', 'unnamed')}, {n} rows); other occupations, "
         "domains and distribution shifts were not tested."
     )
-    names = {r["name"] for r in rows}
-    missing = [row_title(b) for b in ("original", "shift_retrained", *BASELINES, "oracle") if b not in names]
-    if missing:
-        out.append("Not run in this report: " + "; ".join(missing) + ".")
-    if any(r.get("leakage") for r in rows):
+    if skipped:
+        out.append("Not run in this report: " + "; ".join(f"{s.title} ({s.reason})" for s in skipped) + ".")
+    if any(r.leakage for r in rows):
         out.append(
             "Leakage is measured by a linear and a small MLP probe; a stronger probe may recover more."
         )
@@ -143,30 +151,35 @@ def build_report(
     title: str,
     dataset: Mapping,
     model: Mapping,
-    rows: Sequence[Mapping],
+    rows: Sequence[Row],
     flags: Sequence[Mapping],
+    skipped_rows: Sequence[SkippedRow] = (),
+    budget_curve: BudgetCurve | None = None,
+    seeds: SeedSummary | None = None,
     sae: Mapping | None = None,
     retrain: Mapping | None = None,
     flag_policy: str | None = None,
     flag_selection_subset: str | None = None,
     limitations: Sequence[str] = (),
     created_at: str | None = None,
-) -> dict[str, object]:
-    """The report dict.
+) -> Report:
+    """The report.
 
     `dataset`: name, subsets ({role: subset}), sha256, ...; `model`: base_model, sha256 or revision,
-    classifier_kind, edited_model_id, ...; `rows`: from `evaluate_row`; `flags`: {site, feature, label,
+    classifier_kind, edited_model_id, ...; `rows`: from `evaluate_row`, in the order shown;
+    `skipped_rows`: registered rows not run, with why; `budget_curve`, `seeds`: see the schema; `flags`: {site, feature, label,
     who, why, source}; `sae`: settings and quality summary; `retrain`: head settings and seed;
     `flag_policy`: a sentence saying how the flags were chosen (default: written from the flags' sources);
     `flag_selection_subset`: the subset the flags were chosen on (checked against the evaluation subset).
     """
     if not rows:
         raise ValueError(NO_ROWS)
-    ordered = order_rows(rows)
-    attribute = ordered[0]["attribute"]
+    check_unique(rows)
+    ordered = list(rows)
+    attribute = ordered[0].attribute
     for row in ordered:
-        if row["attribute"] != attribute:
-            raise ValueError(ROWS_DIFFER.format(name=row["name"], got=row["attribute"], expected=attribute))
+        if row.attribute != attribute:
+            raise ValueError(ROWS_DIFFER.format(name=row.name, got=row.attribute, expected=attribute))
     flag_list, warnings = normalise_flags(flags)
     subsets = dict(dataset.get("subsets") or {})
     policy, notes = describe_flag_policy(
@@ -177,27 +190,24 @@ def build_report(
     )
     warnings = notes + warnings
     for row in ordered:
-        warnings += [f"[{row['name']}] {w}" for w in row.get("warnings", [])]
-    return {
-        "version": REPORT_VERSION,
-        "title": title,
-        "created_at": created_at or datetime.now(UTC).isoformat(timespec="seconds"),
-        "attribute": attribute,
-        "label_names": list(ordered[0]["label_names"]),
-        "dataset": {
-            "name": dataset.get("name"),
-            "subsets": subsets,
-            "sha256": dataset.get("sha256"),
-            **{k: v for k, v in dataset.items() if k not in ("name", "subsets", "sha256")},
-        },
-        "model": dict(model),
-        "sae": dict(sae) if sae is not None else None,
-        "retrain": dict(retrain) if retrain is not None else None,
-        "flags": flag_list,
-        "flag_policy": policy,
-        "rows": [dict(r) for r in ordered],
-        "comparison": compare_rows(ordered),
-        "limitations": default_limitations(attribute=attribute, rows=ordered, dataset=dataset)
+        warnings += [f"[{row.name}] {w}" for w in row.warnings]
+    return Report(
+        title=title,
+        created_at=created_at or datetime.now(UTC).isoformat(timespec="seconds"),
+        attribute=attribute,
+        label_names=list(ordered[0].label_names),
+        dataset=DatasetInfo.model_validate({**dataset, "subsets": subsets}),
+        model=ModelInfo.model_validate(dict(model)),
+        sae=dict(sae) if sae is not None else None,
+        retrain=dict(retrain) if retrain is not None else None,
+        flags=[ReportFlag.model_validate(f) for f in flag_list],
+        flag_policy=FlagPolicy.model_validate(policy),
+        rows=ordered,
+        skipped_rows=list(skipped_rows),
+        comparison=compare_rows(ordered),
+        budget_curve=budget_curve,
+        seeds=seeds,
+        limitations=default_limitations(attribute=attribute, rows=ordered, skipped=skipped_rows, dataset=dataset)
         + list(limitations),
-        "warnings": list(dict.fromkeys(warnings)),
-    }
+        warnings=list(dict.fromkeys(warnings)),
+    )

@@ -7,8 +7,10 @@ balanced set means the predictions carry no group signal.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from html import escape
+
+from editing_service.report.schema import Row
 
 SERIES = (
     ("group_balanced_accuracy", "group-balanced accuracy", "#3b6ea8"),
@@ -24,12 +26,12 @@ def _y(value: float) -> float:
     return TOP + HEIGHT * (1.0 - max(0.0, min(1.0, value)))
 
 
-def _bar(x: float, row: Mapping, key: str, label: str, colour: str) -> str:
-    value = row.get(key)
+def _bar(x: float, row: Row, key: str, label: str, colour: str) -> str:
+    value = row.metric(key)
     if value is None:
         return f'<text x="{x + BAR / 2:.1f}" y="{TOP + HEIGHT - 4}" font-size="9" text-anchor="middle">n/a</text>'
-    interval = (row.get("intervals") or {}).get(key)
-    tip = f"{row['name']}: {label} {value:.3f}" + (
+    interval = row.intervals.of(key)
+    tip = f"{row.name}: {label} {value:.3f}" + (
         f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""
     )
     parts = [
@@ -49,7 +51,7 @@ def _bar(x: float, row: Mapping, key: str, label: str, colour: str) -> str:
     return "".join(parts)
 
 
-def bar_chart(rows: Sequence[Mapping]) -> str:
+def bar_chart(rows: Sequence[Row]) -> str:
     """One <svg> element: three bars per row, 0 to 1, with bootstrap intervals where present."""
     group = len(SERIES) * BAR + GAP
     width = max(LEFT + group * len(rows) + 10, LEGEND_WIDTH)
@@ -80,7 +82,7 @@ def bar_chart(rows: Sequence[Mapping]) -> str:
         y = TOP + HEIGHT + 14 + (i % 2) * 12  # alternate lines so long names do not collide
         out.append(
             f'<text x="{cx:.1f}" y="{y}" font-size="10" text-anchor="middle">'
-            f"{escape(str(row['name']))}</text>"
+            f"{escape(row.name)}</text>"
         )
     notes = (
         "dashed line at 0.5: protected-attribute accuracy with no group signal (balanced set)",

@@ -10,7 +10,9 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 
+from editing_service.report.budget_chart import budget_chart
 from editing_service.report.chart import bar_chart
+from editing_service.report.schema import BudgetCurve, Flag, Report, Row, SeedSummary, SkippedRow
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1200px;
@@ -61,7 +63,7 @@ def _table(
     return f"<table><thead><tr>{ths}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def _headline(rows: Sequence[Mapping]) -> str:
+def _headline(rows: Sequence[Row]) -> str:
     head = [
         "row",
         *(_e(t) for _, t in HEADLINE),
@@ -75,59 +77,50 @@ def _headline(rows: Sequence[Mapping]) -> str:
     ]
     body = []
     for r in rows:
-        fair, leak = r["fairness"], r.get("leakage")
-        cells = [f'<b>{_e(r["name"])}</b><br><span class="muted">{_e(r.get("description"))}</span>']
-        cells += [_f(r.get(k)) + _ci((r.get("intervals") or {}).get(k)) for k, _ in HEADLINE]
-        cells.append(_e(f"({r['worst_group']['label']}, {r['worst_group']['group']})"))
+        fair, leak = r.fairness, r.leakage
+        cells = [f'<b>{_e(r.name)}</b> <span class="muted">({_e(r.role)})</span><br>'
+                 f'<span class="muted">{_e(r.description)}</span>']
+        cells += [_f(getattr(r, k)) + _ci(r.intervals.of(k)) for k, _ in HEADLINE]
+        cells.append(_e(f"({r.worst_group.label}, {r.worst_group.group})"))
         cells += [
-            _f(fair.get(k))
-            for k in (
-                "demographic_parity_difference",
-                "equalized_odds_difference",
-                "equal_opportunity_difference",
-            )
+            _f(fair.demographic_parity_difference),
+            _f(fair.equalized_odds_difference),
+            _f(fair.equal_opportunity_difference),
         ]
-        cells.append(_f(fair["tpr_gap"]["rms"]))
-        four = fair["four_fifths"]
+        cells.append(_f(fair.tpr_gap.rms))
+        four = fair.four_fifths
         cells.append(
-            f'<span class="{"bad" if four["violated"] else ""}">'
-            f"{'violated' if four['violated'] else 'ok'} ({_f(four['min_ratio'], 2)})</span>"
+            f'<span class="{"bad" if four.violated else ""}">'
+            f"{'violated' if four.violated else 'ok'} ({_f(four.min_ratio, 2)})</span>"
         )
         cells.append(
             "&mdash;"
-            if not leak
-            else f"{_f(leak['probes']['linear']['accuracy'])} / {_f(leak['probes']['mlp']['accuracy'])} "
-            f"({_f(leak['majority_baseline'])})"
+            if leak is None
+            else f"{_f(leak.probes['linear'].accuracy)} / {_f(leak.probes['mlp'].accuracy)} "
+            f"({_f(leak.majority_baseline)})"
         )
         body.append(cells)
     return _table(head, body)
 
 
-def _row_detail(r: Mapping) -> str:
-    boot = r.get("bootstrap", {})
-    cells = r["cells"]
-    small = [c["count"] < r.get("min_cell_count", 30) for c in cells]
+def _row_detail(r: Row) -> str:
+    boot = r.bootstrap
+    cells = r.cells
+    small = [c.count < r.min_cell_count for c in cells]
     body = [
-        [
-            _e(c["label"]),
-            _e(c["group"]),
-            _f(c["count"]),
-            _f(c["accuracy"]),
-            _ci(c.get("ci")),
-            _ci(c.get("wilson_ci")),
-        ]
+        [_e(c.label), _e(c.group), _f(c.count), _f(c.accuracy), _ci(c.ci), _ci(c.wilson_ci)]
         for c in cells
     ]
-    body += [[_e(c["label"]), _e(c["group"]), "0", "empty", "", ""] for c in r.get("empty_cells", [])]
+    body += [[_e(c.label), _e(c.group), "0", "empty", "", ""] for c in r.empty_cells]
     out = [
-        f"<h3>{_e(r['name'])}</h3><p>{_e(r.get('description'))}</p>",
+        f"<h3>{_e(r.name)}</h3><p>{_e(r.description)}</p>",
         _table(
             [
                 "class",
-                _e(r["attribute"]),
+                _e(r.attribute),
                 "count",
                 "accuracy",
-                _e(f"bootstrap CI ({boot.get('method')}, {boot.get('n_boot')} resamples)"),
+                _e(f"bootstrap CI ({boot.method}, {boot.n_boot} resamples)"),
                 "Wilson CI",
             ],
             body,
@@ -137,19 +130,19 @@ def _row_detail(r: Mapping) -> str:
     ]
     out.append(
         _table(
-            [_e(r["attribute"]), "count", "accuracy"],
-            [[_e(g["group"]), _f(g["count"]), _f(g["accuracy"])] for g in r["by_group"]],
+            [_e(r.attribute), "count", "accuracy"],
+            [[_e(g.group), _f(g.count), _f(g.accuracy)] for g in r.by_group],
         )
     )
-    gap = r["fairness"]["tpr_gap"]
+    gap = r.fairness.tpr_gap
     out.append(
         _table(
-            ["class", _e(f"TPR gap: {gap['definition']}")],
-            [[_e(k), _f(v)] for k, v in gap["per_class"].items()],
+            ["class", _e(f"TPR gap: {gap.definition}")],
+            [[_e(k), _f(v)] for k, v in gap.per_class.items()],
         )
     )
-    if r.get("warnings"):
-        out.append("<ul>" + "".join(f"<li>{_e(w)}</li>" for w in r["warnings"]) + "</ul>")
+    if r.warnings:
+        out.append("<ul>" + "".join(f"<li>{_e(w)}</li>" for w in r.warnings) + "</ul>")
     return "".join(out)
 
 
@@ -163,23 +156,56 @@ def _mapping(data: Mapping | None) -> str:
     return _table(["field", "value"], body, text_columns=2)
 
 
-def _flags(flags: Sequence[Mapping]) -> str:
+def _flags(flags: Sequence[Flag]) -> str:
     if not flags:
         return '<p class="muted">No features were flagged.</p>'
     return _table(
         ["site", "feature", "label", "who", "why", "source"],
-        [
-            [
-                _e(f["site"]),
-                _e(f["feature"]),
-                _e(f.get("label")),
-                _e(f.get("who")),
-                _e(f.get("why")),
-                _e(f.get("source")),
-            ]
-            for f in flags
-        ],
+        [[_e(f.site), _e(f.feature), _e(f.label), _e(f.who), _e(f.why), _e(f.source)] for f in flags],
         text_columns=6,
+    )
+
+
+def _skipped(skipped: Sequence[SkippedRow]) -> str:
+    if not skipped:
+        return ""
+    return "<h3>Rows not run</h3>" + _table(
+        ["row", "why not"], [[_e(s.name), _e(s.reason)] for s in skipped], text_columns=2
+    )
+
+
+def _budget(curve: BudgetCurve | None) -> str:
+    if curve is None:
+        return '<p class="muted">No budget curve was computed.</p>'
+    oracle = "no oracle row, so no normalised score" if curve.oracle is None else f"oracle {curve.oracle:.3f}"
+    body = [
+        [_f(p.n), _f(p.accuracy), _f(p.score), _f(p.accuracy_retrained), _f(p.score_retrained)]
+        for p in curve.points
+    ]
+    return (
+        f"<p>The top N flagged features by attribution, ablated; score = (A - A<sub>base</sub>) / "
+        f"(A<sub>oracle</sub> - A<sub>base</sub>) on {_e(curve.metric)} (base {curve.base:.3f}, {_e(oracle)}): "
+        "1 closes the whole gap to the oracle, 0 changes nothing (SAEBench's SCR).</p>"
+        + _table(["N", "accuracy (original head)", "score", "accuracy (head retrained)", "score"], body, 0)
+        + budget_chart(curve)
+    )
+
+
+def _seeds(summary: SeedSummary | None) -> str:
+    if summary is None:
+        return ""
+    metrics = [k for k, _ in HEADLINE if k != "n"]
+    body = []
+    for name, spread in summary.rows.items():
+        cells = [_e(name)]
+        for metric in metrics:
+            s = spread.get(metric)
+            cells.append("&mdash;" if s is None else f"{s.mean:.3f} <span class=\"muted\">[{s.min:.3f}, {s.max:.3f}]</span>")
+        body.append(cells)
+    return (
+        f"<h2>Over {len(summary.seeds)} seeds</h2><p>SAE training and everything after it repeated with seeds "
+        f"{_e(', '.join(map(str, summary.seeds)))}: mean [min, max].</p>"
+        + _table(["row", *(_e(t) for k, t in HEADLINE if k != "n")], body)
     )
 
 
@@ -187,45 +213,49 @@ def _list(items: Iterable[object]) -> str:
     return "<ul>" + "".join(f"<li>{_e(i)}</li>" for i in items) + "</ul>"
 
 
-def render_html(report: Mapping) -> str:
+def render_html(report: Report) -> str:
     """The report as one HTML page (a string)."""
-    rows = report["rows"]
-    policy = report["flag_policy"]
+    rows = report.rows
+    policy = report.flag_policy
     parts = [
         "<!DOCTYPE html>",
-        f'<html lang="en"><head><meta charset="utf-8"><title>{_e(report["title"])}</title>',
+        f'<html lang="en"><head><meta charset="utf-8"><title>{_e(report.title)}</title>',
         f"<style>{CSS}</style></head><body>",
-        f"<h1>{_e(report['title'])}</h1>",
-        f'<p class="muted">Created {_e(report.get("created_at"))}; protected attribute '
-        f"<code>{_e(report['attribute'])}</code>; classes {_e(', '.join(report['label_names']))}; dataset "
-        f"{_e(report['dataset'].get('name'))}.</p>",
+        f"<h1>{_e(report.title)}</h1>",
+        f'<p class="muted">Created {_e(report.created_at)}; protected attribute '
+        f"<code>{_e(report.attribute)}</code>; classes {_e(', '.join(report.label_names))}; dataset "
+        f"{_e(report.dataset.name)}; report schema version {report.schema_version}.</p>",
         "<h2>Findings</h2>",
-        _list(report["comparison"]["findings"]),
+        _list(report.comparison.findings),
         "<h2>Rows</h2>",
         _headline(rows),
+        _skipped(report.skipped_rows),
         '<p class="muted">Group-balanced: mean accuracy over (class, group) cells; worst group: the lowest cell; '
         "protected-attribute accuracy: how often the prediction is the class the stereotype gives the row's "
         "group (0.5 on a balanced set: no group signal). Gaps: fairlearn, "
-        f"{_e(rows[0]['fairness']['aggregation'])}. Bracketed: bootstrap intervals.</p>",
+        f"{_e(rows[0].fairness.aggregation)}. Bracketed: bootstrap intervals.</p>",
         bar_chart(rows),
+        _seeds(report.seeds),
+        "<h2>Budget curve</h2>",
+        _budget(report.budget_curve),
         "<h2>Flags</h2>",
-        f"<p>{_e(policy['statement'])}</p>",
-        _flags(report["flags"]),
+        f"<p>{_e(policy.statement)}</p>",
+        _flags(report.flags),
         "<h2>Cells per row</h2>",
         *(_row_detail(r) for r in rows),
         "<h2>Provenance</h2>",
         "<h3>Dataset</h3>",
-        _mapping(report["dataset"]),
+        _mapping(report.dataset.model_dump()),
         "<h3>Model</h3>",
-        _mapping(report["model"]),
+        _mapping(report.model.model_dump()),
         "<h3>SAEs</h3>",
-        _mapping(report.get("sae")),
+        _mapping(report.sae),
         "<h3>Head retraining</h3>",
-        _mapping(report.get("retrain")),
+        _mapping(report.retrain),
         "<h2>Limitations</h2>",
-        _list(report["limitations"]),
+        _list(report.limitations),
         "<h2>Warnings</h2>",
-        _list(report["warnings"]) if report["warnings"] else "<p>None.</p>",
+        _list(report.warnings) if report.warnings else "<p>None.</p>",
         "</body></html>",
     ]
     return "\n".join(parts)

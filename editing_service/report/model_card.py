@@ -14,42 +14,35 @@ from collections.abc import Iterable, Mapping, Sequence
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from editing_service.report.compare import SHIFT_ROWS
+from editing_service.report.schema import Report, Row
 
 UNKNOWN_ROW = "The report has no row {row!r}; its rows are: {available}."
 RESULTS = (  # (metric type, display name, how to read it from a row)
-    ("accuracy", "Accuracy", lambda r: r["accuracy"]),
-    ("group_balanced_accuracy", "Group-balanced accuracy", lambda r: r["group_balanced_accuracy"]),
-    ("worst_group_accuracy", "Worst-group accuracy", lambda r: r["worst_group_accuracy"]),
-    (
-        "protected_attribute_accuracy",
-        "Protected-attribute accuracy",
-        lambda r: r["protected_attribute_accuracy"],
-    ),
+    ("accuracy", "Accuracy", lambda r: r.accuracy),
+    ("group_balanced_accuracy", "Group-balanced accuracy", lambda r: r.group_balanced_accuracy),
+    ("worst_group_accuracy", "Worst-group accuracy", lambda r: r.worst_group_accuracy),
+    ("protected_attribute_accuracy", "Protected-attribute accuracy", lambda r: r.protected_attribute_accuracy),
     (
         "demographic_parity_difference",
         "Demographic parity difference",
-        lambda r: r["fairness"]["demographic_parity_difference"],
+        lambda r: r.fairness.demographic_parity_difference,
     ),
-    (
-        "equalized_odds_difference",
-        "Equalized odds difference",
-        lambda r: r["fairness"]["equalized_odds_difference"],
-    ),
+    ("equalized_odds_difference", "Equalized odds difference", lambda r: r.fairness.equalized_odds_difference),
     (
         "equal_opportunity_difference",
         "Equal opportunity difference",
-        lambda r: r["fairness"]["equal_opportunity_difference"],
+        lambda r: r.fairness.equal_opportunity_difference,
     ),
-    ("tpr_gap_rms", "TPR gap (RMS over classes)", lambda r: r["fairness"]["tpr_gap"]["rms"]),
+    ("tpr_gap_rms", "TPR gap (RMS over classes)", lambda r: r.fairness.tpr_gap.rms),
     (
         "leakage_linear_probe_accuracy",
         "Leakage: linear probe accuracy",
-        lambda r: r["leakage"]["probes"]["linear"]["accuracy"] if r.get("leakage") else None,
+        lambda r: r.leakage.probes["linear"].accuracy if r.leakage else None,
     ),
     (
         "leakage_mlp_probe_accuracy",
         "Leakage: MLP probe accuracy",
-        lambda r: r["leakage"]["probes"]["mlp"]["accuracy"] if r.get("leakage") else None,
+        lambda r: r.leakage.probes["mlp"].accuracy if r.leakage else None,
     ),
 )
 
@@ -82,25 +75,25 @@ def _table(head: Sequence[str], body: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def _pick_row(report: Mapping, row: str | None) -> Mapping:
-    by_name = {r["name"]: r for r in report["rows"]}
+def _pick_row(report: Report, row: str | None) -> Row:
+    by_name = {r.name: r for r in report.rows}
     if row is None:
-        row = next((n for n in SHIFT_ROWS if n in by_name), report["rows"][0]["name"])
+        row = next((n for n in SHIFT_ROWS if n in by_name), report.rows[0].name)
     if row not in by_name:
         raise ValueError(UNKNOWN_ROW.format(row=row, available=list(by_name)))
     return by_name[row]
 
 
-def _eval_results(report: Mapping, row: Mapping) -> list[EvalResult]:
-    dataset = report["dataset"]
+def _eval_results(report: Report, row: Row) -> list[EvalResult]:
+    dataset = report.dataset
     common = {
         "task_type": "text-classification",
-        "dataset_type": str(dataset.get("hub_id") or dataset.get("name") or "dataset"),
-        "dataset_name": str(dataset.get("name") or "dataset"),
-        "dataset_split": (dataset.get("subsets") or {}).get("evaluate"),
-        "dataset_revision": dataset.get("sha256"),
+        "dataset_type": str(dataset.hub_id or dataset.name or "dataset"),
+        "dataset_name": str(dataset.name or "dataset"),
+        "dataset_split": dataset.subsets.get("evaluate"),
+        "dataset_revision": dataset.sha256,
     }
-    worst = f"{row['worst_group']['label']}, {row['worst_group']['group']}"
+    worst = f"{row.worst_group.label}, {row.worst_group.group}"
     return [
         EvalResult(
             **common,
@@ -114,77 +107,71 @@ def _eval_results(report: Mapping, row: Mapping) -> list[EvalResult]:
     ]
 
 
-def _sections(report: Mapping, row: Mapping) -> list[str]:
-    model, dataset = report["model"], report["dataset"]
+def _sections(report: Report, row: Row) -> list[str]:
+    model, dataset = report.model, report.dataset
     rows_table = _table(
-        ["row", "accuracy", "group-balanced", "worst group", "protected-attr. acc.", "TPR-gap RMS"],
+        ["row", "what was done", "accuracy", "group-balanced", "worst group", "protected-attr. acc.",
+         "TPR-gap RMS"],
         [
             [
-                _md(r["name"]),
-                _num(r["accuracy"]),
-                _num(r["group_balanced_accuracy"]),
-                f"{_num(r['worst_group_accuracy'])} ({_md(r['worst_group']['label'])}, {_md(r['worst_group']['group'])})",
-                _num(r["protected_attribute_accuracy"]),
-                _num(r["fairness"]["tpr_gap"]["rms"]),
+                _md(r.name),
+                _md(r.description),
+                _num(r.accuracy),
+                _num(r.group_balanced_accuracy),
+                f"{_num(r.worst_group_accuracy)} ({_md(r.worst_group.label)}, {_md(r.worst_group.group)})",
+                _num(r.protected_attribute_accuracy),
+                _num(r.fairness.tpr_gap.rms),
             ]
-            for r in report["rows"]
+            for r in report.rows
         ],
     )
-    flags = report["flags"]
+    flags = report.flags
     flag_table = (
         _table(
             ["site", "feature", "label", "who", "why", "source"],
-            [
-                [
-                    _md(f["site"]),
-                    _md(f["feature"]),
-                    _md(f.get("label")),
-                    _md(f.get("who")),
-                    _md(f.get("why")),
-                    _md(f.get("source")),
-                ]
-                for f in flags
-            ],
+            [[_md(f.site), _md(f.feature), _md(f.label), _md(f.who), _md(f.why), _md(f.source)] for f in flags],
         )
         if flags
         else "No features were ablated."
     )
-    warnings = ["### Warnings", _bullets(report["warnings"])] if report["warnings"] else []
+    warnings = ["### Warnings", _bullets(report.warnings)] if report.warnings else []
+    skipped = [_bullets(f"Not run: {s.title} ({s.reason})." for s in report.skipped_rows)] if report.skipped_rows else []
     return [
         "## Model Details",
-        _fields(model),
+        _fields(model.model_dump()),
         "## Training Details",
         "### Data",
-        _fields(dataset),
+        _fields(dataset.model_dump()),
         "### Head retraining",
-        _fields(report.get("retrain")),
+        _fields(report.retrain),
         "### Sparse autoencoders",
-        _fields(report.get("sae")),
+        _fields(report.sae),
         "## Evaluation",
-        f"Rows evaluated on the {_md((dataset.get('subsets') or {}).get('evaluate'))} subset, protected "
-        f"attribute {_md(report['attribute'])}; the model-index results above are those of row "
-        f"{_md(row['name'])}.",
+        f"Rows evaluated on the {_md(dataset.subsets.get('evaluate'))} subset, protected "
+        f"attribute {_md(report.attribute)}; the model-index results above are those of row "
+        f"{_md(row.name)}.",
         rows_table,
+        *skipped,
         "### Findings",
-        _bullets(report["comparison"]["findings"]),
+        _bullets(report.comparison.findings),
         "## Bias, Risks, and Limitations",
-        _bullets(report["limitations"]),
+        _bullets(report.limitations),
         *warnings,
         "## Model Examination",
-        _md(report["flag_policy"]["statement"]),
+        _md(report.flag_policy.statement),
         flag_table,
     ]
 
 
 def model_card(
-    report: Mapping, *, model_id: str | None = None, row: str | None = None, license: str | None = None
+    report: Report, *, model_id: str | None = None, row: str | None = None, license: str | None = None
 ) -> str:
     """README.md content for the edited model; `row` picks the results (default: the SHIFT row)."""
     chosen = _pick_row(report, row)
-    name = model_id or report["model"].get("edited_model_id") or "edited-model"
+    name = model_id or report.model.edited_model_id or "edited-model"
     data = ModelCardData(
         model_name=name,
-        base_model=report["model"].get("base_model"),
+        base_model=report.model.base_model,
         language="en",
         license=license,
         pipeline_tag="text-classification",
@@ -192,8 +179,8 @@ def model_card(
         eval_results=_eval_results(report, chosen),
     )
     intro = (
-        f"# {_md(name)}\n\n{_md(report['title'])}. An edited copy of {_md(report['model'].get('base_model'))}: "
-        f"{len(report['flags'])} sparse-autoencoder feature(s) flagged as spurious are ablated (SHIFT, "
+        f"# {_md(name)}\n\n{_md(report.title)}. An edited copy of {_md(report.model.base_model)}: "
+        f"{len(report.flags)} sparse-autoencoder feature(s) flagged as spurious are ablated (SHIFT, "
         "Marks et al. 2024) and the classification head is retrained with the ablation in place."
     )
     content = f"---\n{data.to_yaml()}\n---\n\n{intro}\n\n" + "\n\n".join(_sections(report, chosen)) + "\n"

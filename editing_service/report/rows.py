@@ -1,7 +1,8 @@
 """One row of the comparison table: every bias and accuracy number of one model on the evaluation split.
 
 `evaluate_row` takes plain arrays (class indices, group names, an optional stereotype and pooled
-representation) and returns a JSON-serialisable dict; `build_report` puts several rows side by side.
+representation) and returns a typed `Row` (editing_service.report.schema); `build_report` puts several
+rows side by side.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from editing_service.report.bootstrap import (
 from editing_service.report.fairness import fairness_gaps, protected_attribute_accuracy
 from editing_service.report.leakage import ProbeSettings, leakage_probes
 from editing_service.report.metrics import check_labels, group_accuracy
+from editing_service.report.schema import Row, RowRole
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +88,8 @@ def evaluate_row(
     *,
     name: str,
     description: str,
+    title: str = "",
+    role: RowRole = "baseline",
     y_true: Sequence[int] | np.ndarray,
     y_pred: Sequence[int] | np.ndarray,
     label_names: Sequence[str],
@@ -100,13 +104,14 @@ def evaluate_row(
     min_cell_count: int = SMALL_CELL,
     gap_order: Sequence[str] | None = None,
     probe_settings: ProbeSettings | None = None,
-) -> dict[str, object]:
+) -> Row:
     """Score one model's predictions on the evaluation split (see the module docstring of each part).
 
     `y_true`, `y_pred` and `stereotype` are class indices [n] (`stereotype` -1 where a group has none);
     `groups[attribute]` the group names [n]; `representation` [n, d] what the head reads, for the
     leakage probes. `gap_order` names the two groups of the TPR gap (first minus second; default
-    sorted, e.g. F - M).
+    sorted, e.g. F - M). `title` (the row as a phrase) and `role` (reference, edit or baseline) say
+    what the row is to the comparison.
     """
     if not name:
         raise ValueError(EMPTY_NAME)
@@ -165,7 +170,9 @@ def evaluate_row(
     by_group = summary["by_group"]
     row = {
         "name": name,
+        "title": title,
         "description": description,
+        "role": role,
         "attribute": attribute,
         "label_names": list(label_names),
         "groups": sorted({g["group"] for g in by_group}),
@@ -196,4 +203,4 @@ def evaluate_row(
         "warnings": warnings,
     }
     logger.info("row %s scored in %.2f s", name, time.perf_counter() - started)
-    return row
+    return Row.model_validate(row)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import tarfile
 import tempfile
 from pathlib import Path
@@ -16,6 +15,7 @@ from editing_service.api import schemas
 from editing_service.api.routes.jobs import job_view
 from editing_service.api.state import ServiceState, get_state
 from editing_service.artifacts import ArtifactDir
+from editing_service.report.schema import Report
 from editing_service.store import (
     Conflict,
     Invalid,
@@ -93,7 +93,7 @@ def _finished(state: ServiceState, project_id: str, edit_id: str, what: str) -> 
 @router.get(EditPath + "/report")
 def report(project_id: str, edit_id: str, state: ServiceState = Depends(get_state)) -> dict:
     """The report as JSON: every row's metrics, the flags applied and how they were chosen."""
-    return json.loads(_finished(state, project_id, edit_id, "report").report_json.read_text())
+    return Report.read(_finished(state, project_id, edit_id, "report").report_json).model_dump(mode="json")
 
 
 @router.get(EditPath + "/report.html", response_class=HTMLResponse)

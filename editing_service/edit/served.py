@@ -1,0 +1,55 @@
+"""The served ablation of a set of features ({site: indices}), as every edit row builds it.
+
+TopK SAEs are served through per-feature JumpReLU thresholds fitted on the training tokens; the fit of
+each site is memoised by the caller (`served`), so the SHIFT row, the baselines and the budget curve
+share it. `alive_features` is what a random draw is taken from.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from editing_service.activations import ActivationCache
+from editing_service.edit.ablation import AblationMode, FeatureAblation
+from editing_service.model import TextClassifier
+from editing_service.sae import SAE, TopKSAE, topk_to_jumprelu
+
+
+def served_sae(sae: SAE, cache: ActivationCache, site: str) -> SAE:
+    """The SAE in the form the edit serves (TopK -> JumpReLU thresholds fitted on the cached tokens)."""
+    return topk_to_jumprelu(sae, cache.site(site), n_sample=8192) if isinstance(sae, TopKSAE) else sae
+
+
+def alive_features(sae: SAE, cache: ActivationCache, site: str, n_rows: int = 16384) -> np.ndarray:
+    """[d_sae] bool: features that fire on a seeded sample of the cached tokens."""
+    rows = np.random.default_rng(0).choice(cache.n_tokens, size=min(n_rows, cache.n_tokens), replace=False)
+    with torch.no_grad():
+        f = sae.encode(torch.from_numpy(cache.read(site, np.sort(rows))).to(sae.W_enc.device))
+    return (f > 0).any(0).cpu().numpy()
+
+
+def build_ablations(
+    classifier: TextClassifier, saes: dict[str, SAE], features: dict[str, list[int]], cache: ActivationCache,
+    *, mode: AblationMode, served: dict[str, SAE] | None = None,
+) -> list[FeatureAblation]:
+    """The served ablation of `features` ({site: indices}) at every site that has some.
+
+    `served` memoises each site's served SAE (the TopK -> JumpReLU fit) across calls.
+    """
+    served = {} if served is None else served
+    sites = {s.name: s for s in classifier.resolve_sites(list(features))}
+    edits = []
+    for name, indices in features.items():
+        if not indices:
+            continue
+        if name not in served:
+            served[name] = served_sae(saes[name], cache, name)
+        ablation = FeatureAblation.from_sae(sites[name], served[name], indices)
+        if mode == "mean":
+            with torch.no_grad():
+                acts = ablation.activations(torch.from_numpy(cache.read(name)).to(ablation.W_enc.device))
+            ablation = FeatureAblation.from_sae(sites[name], served[name], indices, mode="mean",
+                                                mean=acts.mean(0).cpu().numpy())
+        edits.append(ablation)
+    return edits

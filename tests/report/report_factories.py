@@ -6,7 +6,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from editing_service.report import build_report, evaluate_row
+from editing_service.edit.rows import registered_rows
+from editing_service.report import Report, Row, build_report, evaluate_row
 
 LABELS = ["nurse", "surgeon"]
 STEREOTYPE = {"F": 0, "M": 1}  # F -> nurse, M -> surgeon
@@ -35,10 +36,15 @@ def stereotype_of(groups: np.ndarray) -> np.ndarray:
     return np.array([STEREOTYPE[g] for g in groups])
 
 
-def row_from_cells(name: str, cells: Mapping[tuple[str, str], tuple[int, int]], **kwargs) -> dict:
-    """A report row from a cell table, stereotype included, no representation."""
+REGISTERED = {r.name: r for r in registered_rows()}  # titles and roles as the pipeline gives them
+
+
+def row_from_cells(name: str, cells: Mapping[tuple[str, str], tuple[int, int]], **kwargs) -> Row:
+    """A report row from a cell table, stereotype included, no representation (role from the name)."""
     y_true, y_pred, groups = make_cells(cells)
-    options = {"n_boot": 50, "seed": 0, **kwargs}
+    known = REGISTERED.get(name)
+    options = {"n_boot": 50, "seed": 0, "role": known.role if known else "baseline",
+               "title": known.title if known else "", **kwargs}
     return evaluate_row(
         name=name,
         description=f"{name} row",
@@ -83,7 +89,7 @@ FLAGS = [
 ]
 
 
-def report_of(rows: list[dict], **changes) -> dict:
+def report_of(rows: list[Row], **changes) -> Report:
     """A report of `rows` with fixed provenance, flags and date; `changes` override build_report arguments."""
     kwargs = {
         "title": "Surgeon vs nurse",

@@ -37,7 +37,7 @@ class _Balance(HTMLParser):
 def page() -> tuple[dict, str]:
     names = ("original", "shift", "shift_retrained", "random_ablation", "token_deletion", "oracle")
     rows = [row_from_cells(name, TINY, n_boot=20) for name in names]
-    rows[0]["description"] = "trained on <b>biased</b> data & more"
+    rows[0].description = "trained on <b>biased</b> data & more"
     report = report_of(rows)
     return report, render_html(report)
 
@@ -62,9 +62,9 @@ def test_page_is_self_contained(page) -> None:
 
 def test_page_shows_every_row_and_section(page) -> None:
     report, html = page
-    for row in report["rows"]:
-        assert f"<h3>{row['name']}</h3>" in html
-        assert f"<b>{row['name']}</b>" in html
+    for row in report.rows:
+        assert f"<h3>{row.name}</h3>" in html
+        assert f"<b>{row.name}</b>" in html
     for heading in ("Findings", "Rows", "Flags", "Cells per row", "Provenance", "Limitations", "Warnings"):
         assert f"<h2>{heading}</h2>" in html
     assert "ana" in html and "fires on she/her" in html  # who and why

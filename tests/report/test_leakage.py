@@ -107,7 +107,7 @@ def test_evaluate_row_reports_leakage_beside_the_baseline(groups) -> None:
         representation=x,
         n_boot=20,
     )
-    leak = row["leakage"]
-    assert leak["probes"]["linear"]["accuracy"] > 0.95
-    assert leak["majority_baseline"] < 0.6
-    assert leak["chance_balanced_accuracy"] == 0.5
+    leak = row.leakage
+    assert leak.probes["linear"].accuracy > 0.95
+    assert leak.majority_baseline < 0.6
+    assert leak.chance_balanced_accuracy == 0.5

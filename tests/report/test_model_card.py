@@ -24,9 +24,9 @@ def test_model_card_renders_with_worst_group_result(report) -> None:
     assert card.data.model_name == "surgeon-nurse-shift"
     assert card.data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
     results = {r.metric_type: r for r in card.data.eval_results}
-    shift = next(r for r in report["rows"] if r["name"] == "shift_retrained")
+    shift = next(r for r in report.rows if r.name == "shift_retrained")
     assert results["worst_group_accuracy"].metric_value == pytest.approx(
-        shift["worst_group_accuracy"], abs=1e-4
+        shift.worst_group_accuracy, abs=1e-4
     )
     assert results["worst_group_accuracy"].metric_config == "surgeon, F"
     assert results["worst_group_accuracy"].dataset_split == "test"
@@ -54,9 +54,9 @@ def test_model_card_lists_ablated_features_and_limitations(report) -> None:
 
 def test_model_card_picks_a_named_row(report) -> None:
     card = ModelCard(model_card(report, row="original"))
-    original = report["rows"][0]
+    original = report.rows[0]
     values = {r.metric_type: r.metric_value for r in card.data.eval_results}
-    assert values["accuracy"] == pytest.approx(original["accuracy"], abs=1e-4)
+    assert values["accuracy"] == pytest.approx(original.accuracy, abs=1e-4)
     with pytest.raises(ValueError) as err:
         model_card(report, row="leace")
     assert str(err.value) == UNKNOWN_ROW.format(

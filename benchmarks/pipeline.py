@@ -119,10 +119,13 @@ def main(argv: list[str] | None = None) -> None:
 
     steps = "\n".join(f"| {name} | {span[0]:.0f} | {span[1]:.0f} |" for name, span in clock.spans.items())
     rows = "\n".join(
-        f"| {r['name']} | {r['accuracy']:.3f} | {r['group_balanced_accuracy']:.3f} | "
-        f"{r['worst_group_accuracy']:.3f} | {r['protected_attribute_accuracy']:.3f} |"
-        for r in report["rows"]
+        f"| {r.name} | {r.accuracy:.3f} | {r.group_balanced_accuracy:.3f} | "
+        f"{r.worst_group_accuracy:.3f} | {r.protected_attribute_accuracy:.3f} |"
+        for r in report.rows
     )
+    comparison = report.comparison
+    verdict = (f"{comparison.shift_row} beats (group-balanced and worst group): {', '.join(comparison.beats) or 'none'}; "
+               f"does not beat: {', '.join(comparison.does_not_beat) or 'none'}.")
     section = f"""{HEADING}
 
 Command: `.venv/bin/python benchmarks/pipeline.py --write BENCHMARKS.md` (one process, one run).
@@ -143,11 +146,13 @@ Steps (seconds from the start of the run, first and last progress report):
 |---|---|---|
 {steps}
 
-The report of that run (evaluation split `{report["dataset"].get("evaluated_on")}`):
+The report of that run (evaluation split `{report.dataset.model_dump().get("evaluated_on")}`):
 
 | row | accuracy | group-balanced | worst group | gender accuracy |
 |---|---|---|---|---|
 {rows}
+
+{verdict}
 """
     print(section)
     if args.write:

@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="optional report rows to run (default: random_ablation token_deletion leace "
                               "neuron_ablation shift_embedding oracle)")
         sub.add_argument("--budget", nargs="*", type=int, default=None,
-                         help="budget-curve sizes N, plus all flags (default: 2 5 10 20 50 100; none: no curve)")
+                         help="compute the budget curve at these sizes N, plus all flags (alone: 2 5 10 20 50 "
+                              "100; default: no curve, each N costs a forward pass over train and evaluation)")
     run.add_argument("--flags", default="auto",
                      help="auto (lexicon suggestions), auto:protected, or a YAML/JSON flags file")
     run.add_argument("--ablation", choices=["zero", "mean"], default="zero")
@@ -140,9 +141,18 @@ def _run_settings(args: argparse.Namespace) -> object:
         cache_dtype=args.cache_dtype,
         attribution=_given(method=args.attribution, n_examples=args.attribution_examples),
         circuit=_given(top_k=args.circuit_top_k), suggestions={"lexicon": args.lexicon},
-        edit=_given(mode=getattr(args, "ablation", "zero"), baselines=args.rows, budget=args.budget),
+        edit=_given(mode=getattr(args, "ablation", "zero"), baselines=args.rows, budget=_budget(args.budget)),
         seeds=getattr(args, "seeds", 1),
     )
+
+
+def _budget(sizes: list[int] | None) -> list[int] | None:
+    """`--budget` alone: the default sizes; with numbers: those; absent: the settings' default (none)."""
+    if sizes is None or sizes:
+        return sizes
+    from editing_service.report.budget import DEFAULT_BUDGETS
+
+    return list(DEFAULT_BUDGETS)
 
 
 def _print_report(report: Report) -> None:

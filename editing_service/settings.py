@@ -94,7 +94,9 @@ class EditSettings(_Settings):
         description="the optional report rows to run (the row registry's names; default: every one on by default)",
     )
     budget: list[int] = Field(
-        list(DEFAULT_BUDGETS), description="budget-curve sizes N (plus all flags); empty: no curve"
+        default_factory=list,
+        description=f"budget-curve sizes N, plus all flags (e.g. {list(DEFAULT_BUDGETS)}); empty: no curve. Off by "
+        "default: each N costs a forward pass over the training and evaluation splits",
     )
     n_boot: int = Field(200, ge=0)
 

@@ -37,7 +37,7 @@ from editing_service.report.budget import budget_curve
 from editing_service.sae import load_sae
 from editing_service.settings import RunSettings
 
-__all__ = ["run_edit", "write_report"]
+__all__ = ["row_context", "run_edit", "write_report"]
 
 logger = logging.getLogger(__name__)
 
@@ -88,18 +88,12 @@ def _edit_sites(classifier, settings: RunSettings) -> list[str]:  # noqa: ANN001
     return [s.name for s in classifier.resolve_sites(settings.sites)]
 
 
-def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
-             edit_out: str | Path | None = None) -> Report:
-    """Apply `flags` to the discovered run in `out`; returns the report (also written to disk).
+def row_context(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet) -> RowContext:
+    """Everything the rows of the discovered run in `out` read, with `flags` applied.
 
-    The edited model, flags and report go to `edit_out` (default: `out` itself), so one discovery
-    can serve several edits. SHIFT ablates the flags at the run's sites; flags at sites trained only
-    for a row (embeddings.out for `shift_embedding`) are that row's.
-    """
-    started = time.perf_counter()
+    SHIFT ablates the flags at the run's sites; flags at sites trained only for a row (embeddings.out
+    for `shift_embedding`) are that row's."""
     artifacts = ArtifactDir(Path(out))
-    results = ArtifactDir(Path(edit_out)) if edit_out is not None else artifacts
-    results.root.mkdir(parents=True, exist_ok=True)
     if not artifacts.run_config.is_file():
         raise FileNotFoundError(NOT_DISCOVERED.format(path=artifacts.root))
     settings = RunSettings.model_validate_json(artifacts.run_config.read_text())
@@ -119,15 +113,32 @@ def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
     C, C_source, origin = _original_head(artifacts, classifier.kind)
     if settings.edit.head_C != "validate":
         C, C_source = float(settings.edit.head_C), "the run's settings"
-    evaluate = load_role(spec, "evaluate")
-    ctx = RowContext(
+    return RowContext(
         classifier=classifier, saes=saes, flagged=flagged, all_flagged=all_flagged, scores=scores,
         train_cache=ActivationCache.open(artifacts.cache("train")),
         validate_cache=ActivationCache.open(artifacts.cache("validate")), spec=spec,
-        train=load_role(spec, "train"), validate=load_role(spec, "validate"), evaluate=evaluate,
+        train=load_role(spec, "train"), validate=load_role(spec, "validate"), evaluate=load_role(spec, "evaluate"),
         attribute=group_attribute(spec), settings=settings, C=C, C_source=C_source, original_head_origin=origin,
         progress=progress,
     )
+
+
+def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
+             edit_out: str | Path | None = None) -> Report:
+    """Apply `flags` to the discovered run in `out`; returns the report (also written to disk).
+
+    The edited model, flags and report go to `edit_out` (default: `out` itself), so one discovery
+    can serve several edits.
+    """
+    started = time.perf_counter()
+    artifacts = ArtifactDir(Path(out))
+    results = ArtifactDir(Path(edit_out)) if edit_out is not None else artifacts
+    ctx = row_context(out, flags, progress=progress)
+    results.root.mkdir(parents=True, exist_ok=True)
+    settings, spec, classifier, evaluate = ctx.settings, ctx.spec, ctx.classifier, ctx.evaluate
+    flagged, all_flagged = ctx.flagged, ctx.all_flagged
+    edit_sites = _edit_sites(classifier, settings)
+    C, C_source = ctx.C, ctx.C_source
     evaluator = _Evaluator(spec, evaluate, settings)
     rows: list[Row] = []
     skipped: list[SkippedRow] = []

@@ -91,3 +91,17 @@ def test_resolve_sites_by_name_and_unknown_names(folders: dict) -> None:
         resolve_sites(clf.backbone, ["blocks.7.out"])
     with pytest.raises(ValueError, match=r"Bad site name 'layer3'"):
         parse_site_name("layer3")
+
+
+@pytest.mark.parametrize(("arch", "module_path"), [("bert", "embeddings"), ("gpt2", "wte")])
+def test_the_embedding_output_is_a_site_asked_for_by_name(tmp_path, arch: str, module_path: str) -> None:
+    from factories import make_model_folder
+
+    from editing_service.model import load_classifier
+    from editing_service.model.sites import EMBEDDING_SITE, parse_site_name
+
+    clf = load_classifier(make_model_folder(tmp_path, arch), classes=["a", "b"])
+    sites = clf.resolve_sites([EMBEDDING_SITE, "blocks.0.out"])
+    assert [s.name for s in sites] == [EMBEDDING_SITE, "blocks.0.out"]
+    assert sites[0].module_path == module_path and parse_site_name(EMBEDDING_SITE) == (-1, "embed")
+    assert EMBEDDING_SITE not in [s.name for s in clf.sites()]  # not a default site

@@ -9,7 +9,6 @@ import pytest
 from report_factories import DATASET, FLAGS, MODEL, balanced_cells, report_of, row_from_cells
 
 from editing_service.report import Report, Row, SkippedRow, build_report, compare_rows
-from editing_service.report.schema import SCHEMA_VERSION, WRONG_VERSION, Leakage, Probe
 from editing_service.report.build import (
     DUPLICATE_ROW,
     FLAG_MISSING,
@@ -17,6 +16,7 @@ from editing_service.report.build import (
     NO_ROWS,
     ROWS_DIFFER,
 )
+from editing_service.report.schema import SCHEMA_VERSION, WRONG_VERSION, Leakage, Probe
 
 CELLS = [("nurse", "F"), ("nurse", "M"), ("surgeon", "F"), ("surgeon", "M")]
 

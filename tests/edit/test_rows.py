@@ -1,0 +1,166 @@
+"""The report rows on a tiny discovered run: LEACE, neuron ablation, the registry, the budget curve."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from factories import make_bios_frame, make_model_folder
+from pydantic import ValidationError
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_val_score
+
+from editing_service.circuit.metric import true_class_metric
+from editing_service.cli import main
+from editing_service.edit.rows import ReportRow, RowOutput, register, registered_rows, unregister
+from editing_service.edit.rows.base import UNKNOWN_ROW
+from editing_service.edit.rows.leace import Leace, erase, fit_leace
+from editing_service.edit.rows.neuron_ablation import choose_neurons
+from editing_service.features.flags import Flag, FlagSet
+from editing_service.model.classifier import mean_pool
+from editing_service.pipeline.edit import row_context, run_edit
+from editing_service.report import Report
+from editing_service.settings import RunSettings
+
+SPEC = """
+name: tiny_bios
+source: {kind: file, path: bios.csv}
+splits: {kind: column, column: split, names: [train, validate, test]}
+text_column: text
+label_column: occupation
+labels: [nurse, surgeon]
+protected:
+  - {name: gender, column: gender, groups: [F, M], stereotype: {F: nurse, M: surgeon}}
+subsets:
+  train_biased: {split: train, cells: [[surgeon, M], [nurse, F]]}
+  validate: {split: validate}
+  test: {split: test}
+  train_oracle: {split: train, per_cell: 6}
+roles: {train: train_biased, validate: validate, evaluate: test, oracle: train_oracle}
+"""
+
+
+@pytest.fixture(scope="module")
+def discovered(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("rows")
+    make_bios_frame(12).to_csv(root / "bios.csv", index=False)
+    (root / "spec.yaml").write_text(SPEC)
+    out = root / "run"
+    code = main(["-q", "discover", "--spec", str(root / "spec.yaml"), "--out", str(out),
+                 "--model", str(make_model_folder(root, "bert")), "--d-sae", "64", "--k", "4", "--epochs", "5",
+                 "--attribution-examples", "16", "--circuit-top-k", "20", "--budget"])
+    assert code == 0
+    return out
+
+
+def _flags(out: Path) -> FlagSet:
+    """Three features at each block site and two at the embedding output (the rows need a few flags)."""
+    circuit = json.loads((out / "features.json").read_text())["circuit"]
+    flags, per_site = [], {}
+    for c in circuit:
+        wanted = 2 if c["site"] == "embeddings.out" else 3
+        if per_site.get(c["site"], 0) < wanted:
+            per_site[c["site"]] = per_site.get(c["site"], 0) + 1
+            flags.append(Flag(site=c["site"], feature=c["feature"], state="spurious", rationale="test"))
+    return FlagSet(flags=flags)
+
+
+def test_leace_row_leaves_the_head_input_at_chance_on_validate(discovered: Path) -> None:
+    ctx = row_context(discovered, _flags(discovered))
+    features = ctx.validate_cache.head_features
+    groups = np.asarray(ctx.validate.groups["gender"]).astype(str)
+    majority = max(np.mean(groups == "F"), np.mean(groups == "M"))
+    probe = LogisticRegression(C=10.0, max_iter=2000)
+    before = cross_val_score(probe, features, groups, cv=4).mean()
+    erased = erase(fit_leace(features, groups), features)
+    after = cross_val_score(probe, erased, groups, cv=4).mean()
+    assert before > majority + 0.15  # the tiny model's head input does carry gender ...
+    assert after <= majority + 0.05  # ... and after LEACE a linear probe is at chance
+    centred = erased - erased.mean(0)
+    one_hot = (groups == "F").astype(float) - np.mean(groups == "F")
+    assert np.abs(centred.T @ one_hot).max() < 1e-6 * len(groups)  # no covariance with the group left
+    output = Leace().run(ctx)
+    expected = erase(fit_leace(features, groups), ctx.original_eval)
+    np.testing.assert_allclose(output.features, expected, atol=1e-6)
+    assert "validate subset 'validate'" in output.description
+
+
+def _exact_neuron_scores(ctx, site_layer: int, rows: np.ndarray) -> np.ndarray:
+    """-x * dm/dx summed over positions, one example at a time, from the model's own hidden states."""
+    clf = ctx.classifier
+    total = None
+    for i in rows:
+        batch = clf.tokenizer([ctx.train.texts[i]], return_tensors="pt")
+        out = clf.backbone(**batch, output_hidden_states=True)
+        hidden = out.hidden_states[site_layer + 1]
+        pooled = mean_pool(out.hidden_states[clf.probe_layer + 1], batch["attention_mask"])
+        metric = true_class_metric(clf.head(pooled), torch.tensor([ctx.train.labels[i]]))
+        (grad,) = torch.autograd.grad(metric.sum(), hidden)
+        effect = (-hidden * grad).sum((0, 1)).detach().double().numpy()
+        total = effect if total is None else total + effect
+    return total / len(rows)
+
+
+def test_neuron_row_picks_the_top_attributed_neurons(discovered: Path) -> None:
+    from editing_service.circuit.sample import stratified_sample
+
+    ctx = row_context(discovered, _flags(discovered))
+    settings = ctx.settings.attribution
+    rows = stratified_sample(ctx.train.labels, n_examples=settings.n_examples, seed=settings.seed)
+    chosen = choose_neurons(ctx)
+    assert list(chosen) == list(ctx.flagged)
+    for site, features in ctx.flagged.items():
+        layer = int(site.split(".")[1])
+        exact = _exact_neuron_scores(ctx, layer, rows)
+        expected = list(np.argsort(-np.abs(exact), kind="stable")[: len(features)])
+        assert chosen[site] == [int(i) for i in expected]
+
+
+class _Echo(ReportRow):
+    name = "echo_test_row"
+    title = "an echo of the original model"
+    role = "baseline"
+    summary = "The original model again, for the registry test."
+    order = 95
+    optional = False
+
+    def run(self, ctx):
+        return RowOutput(ctx.original_eval, ctx.original_head, "Registered by a test: the original model again.")
+
+
+def test_a_registered_row_reaches_the_report_the_page_and_the_card(discovered: Path, tmp_path: Path) -> None:
+    register(_Echo)
+    try:
+        report = run_edit(discovered, _flags(discovered), edit_out=tmp_path)
+    finally:
+        unregister(_Echo.name)
+    names = [r.name for r in report.rows]
+    assert names == ["original", "shift", "shift_retrained", "random_ablation", "token_deletion", "leace",
+                     "neuron_ablation", "shift_embedding", "oracle", "echo_test_row"]
+    again = Report.read(tmp_path / "report.json")
+    echo = again.row("echo_test_row")
+    assert echo is not None and echo.description == "Registered by a test: the original model again."
+    assert echo.group_balanced_accuracy == again.row("original").group_balanced_accuracy
+    assert "echo_test_row" in again.comparison.beats + again.comparison.does_not_beat
+    assert "<b>echo_test_row</b>" in (tmp_path / "report.html").read_text()
+    assert "| echo_test_row | Registered by a test" in (tmp_path / "models" / "edited" / "README.md").read_text()
+    assert "echo_test_row" not in [r.name for r in registered_rows()]
+    # The budget curve ends with every flag: the SHIFT rows' own numbers.
+    last = again.budget_curve.points[-1]
+    assert last.n == sum(len(v) for v in _flags(discovered).spurious().values() if v) - 2  # not embeddings.out
+    assert last.accuracy == again.row("shift").group_balanced_accuracy
+    assert last.accuracy_retrained == again.row("shift_retrained").group_balanced_accuracy
+    base, oracle = again.row("original").group_balanced_accuracy, again.row("oracle").group_balanced_accuracy
+    assert last.score_retrained == pytest.approx((last.accuracy_retrained - base) / (oracle - base))
+    original = again.row("original").description
+    assert "probe head (C = " in original and "fitted on the training subset 'train_biased'" in original
+
+
+def test_unknown_rows_are_refused_by_the_settings() -> None:
+    with pytest.raises(ValidationError) as err:
+        RunSettings(spec="x", edit={"baselines": ["leace", "nope"]})
+    known = [r.name for r in registered_rows() if r.optional]
+    assert UNKNOWN_ROW.format(name="nope", known=known) in str(err.value)

@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 
+from editing_service.report.schema import Report
+
 FINISHED = ("succeeded", "failed", "cancelled")
 
 
@@ -147,8 +149,9 @@ class EditingClient:
     def edit(self, project_id: str, edit_id: str) -> dict[str, Any]:
         return self._call("GET", f"/projects/{project_id}/edits/{edit_id}")
 
-    def report(self, project_id: str, edit_id: str) -> dict[str, Any]:
-        return self._call("GET", f"/projects/{project_id}/edits/{edit_id}/report")
+    def report(self, project_id: str, edit_id: str) -> Report:
+        """The edit's report, read through its typed schema."""
+        return Report.model_validate(self._call("GET", f"/projects/{project_id}/edits/{edit_id}/report"))
 
     def report_html(self, project_id: str, edit_id: str) -> str:
         return self._call("GET", f"/projects/{project_id}/edits/{edit_id}/report.html").decode()

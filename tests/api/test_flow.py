@@ -80,9 +80,9 @@ def test_whole_flow(flow_server: ServerProcess, tmp_path: Path) -> None:
         assert [e["id"] for e in ana.edits(project["id"])] == [edit["id"]]
 
         report = ana.report(project["id"], edit["id"])
-        names = [row["name"] for row in report["rows"]]
+        names = [row.name for row in report.rows]
         assert names[:3] == ["original", "shift", "shift_retrained"]
-        assert {f"{f['site']}/{f['feature']}" for f in report["flags"]} == {f["id"] for f in suggested}
+        assert {f"{f.site}/{f.feature}" for f in report.flags} == {f["id"] for f in suggested}
         assert "<html" in ana.report_html(project["id"], edit["id"]).lower()
 
         archive = ana.download_model(project["id"], edit["id"], tmp_path / "edited.tar.gz")

@@ -90,10 +90,10 @@ def _finished(state: ServiceState, project_id: str, edit_id: str, what: str) -> 
     return ArtifactDir(folders.out_dir)
 
 
-@router.get(EditPath + "/report")
-def report(project_id: str, edit_id: str, state: ServiceState = Depends(get_state)) -> dict:
-    """The report as JSON: every row's metrics, the flags applied and how they were chosen."""
-    return Report.read(_finished(state, project_id, edit_id, "report").report_json).model_dump(mode="json")
+@router.get(EditPath + "/report", response_model=Report)
+def report(project_id: str, edit_id: str, state: ServiceState = Depends(get_state)) -> Report:
+    """The report (its typed schema): every row's metrics, the flags applied and how they were chosen."""
+    return Report.read(_finished(state, project_id, edit_id, "report").report_json)
 
 
 @router.get(EditPath + "/report.html", response_class=HTMLResponse)

@@ -11,6 +11,7 @@ import logging
 import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
@@ -87,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     edit = commands.add_parser("edit", help="apply a flags file to a discovered run, retrain, report")
     edit.add_argument("--out", required=True, help="the folder of a discovered run")
     edit.add_argument("--flags", required=True, help="a YAML/JSON flags file, or auto / auto:protected")
+    edit.add_argument("--rows", nargs="*", default=None, help="optional report rows to run (default: the run's)")
+    edit.add_argument("--budget", nargs="*", type=int, default=None,
+                      help="budget-curve sizes N, plus all flags (alone: 2 5 10 20 50 100; default: the run's)")
 
     serve = commands.add_parser("serve", help="serve the REST API (BentoML) on this machine")
     serve.add_argument("--host", default="127.0.0.1")
@@ -206,8 +210,15 @@ def _cmd_features(args: argparse.Namespace) -> None:
 
 def _cmd_edit(args: argparse.Namespace) -> None:
     from editing_service.pipeline import resolve_flags, run_edit
+    from editing_service.settings import EditSettings, RunSettings
 
-    report = run_edit(args.out, resolve_flags(args.flags, args.out))
+    edit = None
+    if args.rows is not None or args.budget is not None:
+        run = RunSettings.model_validate_json((Path(args.out) / "run.json").read_text()) \
+            if (Path(args.out) / "run.json").is_file() else None
+        current = run.edit.model_dump() if run is not None else {}
+        edit = EditSettings.model_validate({**current, **_given(baselines=args.rows, budget=_budget(args.budget))})
+    report = run_edit(args.out, resolve_flags(args.flags, args.out), edit=edit)
     _print_report(report)
 
 

@@ -35,7 +35,7 @@ from editing_service.report import (
 )
 from editing_service.report.budget import budget_curve
 from editing_service.sae import load_sae
-from editing_service.settings import RunSettings
+from editing_service.settings import EditSettings, RunSettings
 
 __all__ = ["row_context", "run_edit", "write_report"]
 
@@ -88,8 +88,10 @@ def _edit_sites(classifier, settings: RunSettings) -> list[str]:  # noqa: ANN001
     return [s.name for s in classifier.resolve_sites(settings.sites)]
 
 
-def row_context(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet) -> RowContext:
-    """Everything the rows of the discovered run in `out` read, with `flags` applied.
+def row_context(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
+                edit: EditSettings | None = None) -> RowContext:
+    """Everything the rows of the discovered run in `out` read, with `flags` applied (and `edit` in place
+    of the run's edit settings, when given).
 
     SHIFT ablates the flags at the run's sites; flags at sites trained only for a row (embeddings.out
     for `shift_embedding`) are that row's."""
@@ -97,6 +99,8 @@ def row_context(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet
     if not artifacts.run_config.is_file():
         raise FileNotFoundError(NOT_DISCOVERED.format(path=artifacts.root))
     settings = RunSettings.model_validate_json(artifacts.run_config.read_text())
+    if edit is not None:
+        settings = settings.model_copy(update={"edit": edit})
     spec = load_spec(settings.spec)
     classifier = load_model(artifacts.original_model, device=resolve_device(settings.model.device))
     saes = {p.name: load_sae(p).to(classifier.device) for p in sorted(artifacts.saes.iterdir()) if p.is_dir()}
@@ -124,16 +128,16 @@ def row_context(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet
 
 
 def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
-             edit_out: str | Path | None = None) -> Report:
+             edit_out: str | Path | None = None, edit: EditSettings | None = None) -> Report:
     """Apply `flags` to the discovered run in `out`; returns the report (also written to disk).
 
     The edited model, flags and report go to `edit_out` (default: `out` itself), so one discovery
-    can serve several edits.
+    can serve several edits; `edit` replaces the run's edit settings (rows, budget, ...).
     """
     started = time.perf_counter()
     artifacts = ArtifactDir(Path(out))
     results = ArtifactDir(Path(edit_out)) if edit_out is not None else artifacts
-    ctx = row_context(out, flags, progress=progress)
+    ctx = row_context(out, flags, progress=progress, edit=edit)
     results.root.mkdir(parents=True, exist_ok=True)
     settings, spec, classifier, evaluate = ctx.settings, ctx.spec, ctx.classifier, ctx.evaluate
     flagged, all_flagged = ctx.flagged, ctx.all_flagged

@@ -164,3 +164,22 @@ def test_unknown_rows_are_refused_by_the_settings() -> None:
         RunSettings(spec="x", edit={"baselines": ["leace", "nope"]})
     known = [r.name for r in registered_rows() if r.optional]
     assert UNKNOWN_ROW.format(name="nope", known=known) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("provenance", "kind", "expected"),
+    [
+        ({"C": 0.5, "trained_on": "train_biased"}, "probe",
+         (0.5, "a logistic-regression probe head (C = 0.5) fitted on the training subset 'train_biased'")),
+        ({}, "sequence_classification", (1.0, "the sequence classifier's own head, kept as saved")),
+    ],
+)
+def test_the_original_row_says_what_head_the_classifier_has(tmp_path: Path, provenance, kind, expected) -> None:
+    from editing_service.artifacts import ArtifactDir
+    from editing_service.pipeline.edit import _original_head
+
+    artifacts = ArtifactDir(tmp_path)
+    artifacts.original_model.mkdir(parents=True)
+    (artifacts.original_model / "config.json").write_text(json.dumps({"provenance": provenance}))
+    C, _, origin = _original_head(artifacts, kind)
+    assert (C, origin) == expected

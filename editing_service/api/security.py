@@ -1,4 +1,4 @@
-"""Security at the edge: bearer tokens, request size limits, and paths confined to allowed roots.
+"""Security at the edge: bearer tokens and request size limits (paths: `editing_service.api.paths`).
 
 Both middlewares are plain ASGI so they wrap every route of the BentoML server (its own routes and
 the mounted FastAPI app) alike; only the health checks pass without a token.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
-from pathlib import Path
 from typing import Any
 
 from editing_service.config import ServiceConfig
@@ -24,8 +23,6 @@ OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz"})
 MISSING_TOKEN = "Missing bearer token: send the header `Authorization: Bearer <token>`."
 BAD_TOKEN = "The bearer token is not valid."
 TOO_LARGE = "Request body is larger than the limit of {limit} bytes."
-OUTSIDE_ROOTS = "{what} {path} is outside the allowed roots: {roots}."
-NOT_FOUND = "{what} {path} does not exist."
 
 
 async def send_error(send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]] = ()) -> None:
@@ -115,13 +112,3 @@ class BodySizeLimitMiddleware:
         except _TooLarge:
             if not started:
                 await send_error(send, 413, TOO_LARGE.format(limit=self.limit))
-
-
-def confine(path: str | Path, roots: list[Path], *, what: str, must_exist: bool = True) -> Path:
-    """`path` resolved (symlinks followed), refused unless it lies under one of `roots`."""
-    resolved = Path(path).expanduser().resolve()
-    if not any(resolved == root or root in resolved.parents for root in roots):
-        raise PermissionError(OUTSIDE_ROOTS.format(what=what, path=path, roots=", ".join(map(str, roots))))
-    if must_exist and not resolved.exists():
-        raise FileNotFoundError(NOT_FOUND.format(what=what, path=path))
-    return resolved

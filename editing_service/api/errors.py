@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from editing_service.api.paths import redact
+from editing_service.api.quota import TooManyRequests
 from editing_service.store import Conflict, Invalid, NotFound
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     for kind, _status in STATUS_BY_ERROR:
         app.add_exception_handler(kind, _known)
+
+    @app.exception_handler(TooManyRequests)
+    async def _too_many(request: Request, err: TooManyRequests) -> JSONResponse:
+        answer = _answer(request, str(err), 429)
+        answer.headers["Retry-After"] = str(err.retry_after)
+        return answer
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, _err: Exception) -> JSONResponse:

@@ -71,12 +71,10 @@ class BearerAuthMiddleware:
         await self.app(scope, receive, send)
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodySizeLimitMiddleware:
-    """Refuses (413) request bodies over the limit, by Content-Length or, when streamed, as they arrive."""
+    """Refuses (413) request bodies over the limit: by Content-Length before reading, or, for a body sent
+    without one (chunked), as soon as the bytes read pass the limit. Then the app sees the client gone
+    and whatever it answers is dropped: the 413 has been sent."""
 
     def __init__(self, app: ASGIApp, config: ServiceConfig | None = None) -> None:
         self.app = app
@@ -91,24 +89,28 @@ class BodySizeLimitMiddleware:
             await send_error(send, 413, TOO_LARGE.format(limit=self.limit))
             return
         seen = 0
-        started = False
+        started = refused = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, started, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise _TooLarge
+                    refused = True
+                    if not started:
+                        started = True
+                        await send_error(send, 413, TOO_LARGE.format(limit=self.limit))
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracking_send(message: Message) -> None:
+        async def guarded_send(message: Message) -> None:
             nonlocal started
+            if refused:
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await send_error(send, 413, TOO_LARGE.format(limit=self.limit))
+        await self.app(scope, limited_receive, guarded_send)

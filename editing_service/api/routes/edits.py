@@ -15,7 +15,7 @@ from starlette.background import BackgroundTask
 from editing_service.api import schemas
 from editing_service.api.params import EditId, ProjectId
 from editing_service.api.routes.jobs import job_view
-from editing_service.api.state import ServiceState, get_state
+from editing_service.api.state import ServiceState, get_principal, get_state
 from editing_service.artifacts import ArtifactDir
 from editing_service.store import (
     Conflict,
@@ -62,13 +62,16 @@ def _flag_snapshot(state: ServiceState, project_id: str, body: schemas.EditCreat
 
 
 @router.post("/projects/{project_id}/edits", status_code=202, response_model=schemas.EditCreated)
-def create(project_id: ProjectId, body: schemas.EditCreate, state: ServiceState = Depends(get_state)) -> schemas.EditCreated:
+def create(project_id: ProjectId, body: schemas.EditCreate, state: ServiceState = Depends(get_state),
+           principal: str = Depends(get_principal)) -> schemas.EditCreated:
     """Queue an edit of the current spurious flags (or an explicit list of features)."""
     project = get_project(state.db, project_id)
+    state.quota.check(principal)
     if count_features(state.db, project_id) == 0:
         raise Conflict(NOT_DISCOVERED.format(project=project_id))
     flags, policy = _flag_snapshot(state, project_id, body)
     edit, job = create_edit(state.db, project_id=project.id, flags=flags, policy=policy)
+    state.quota.record(principal)
     return schemas.EditCreated(edit=edit_view(edit), job=job_view(job))
 
 

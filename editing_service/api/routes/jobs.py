@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends
 
 from editing_service.api import schemas
 from editing_service.api.params import JobId, ProjectId
-from editing_service.api.state import ServiceState, get_state
+from editing_service.api.state import ServiceState, get_principal, get_state
 from editing_service.store import Conflict, enqueue_job, get_job, get_project, list_jobs, request_cancel
 
 router = APIRouter(tags=["jobs"])
@@ -19,13 +19,17 @@ def job_view(record: object) -> schemas.Job:
 
 
 @router.post("/projects/{project_id}/jobs", status_code=202, response_model=schemas.Job)
-def create(project_id: ProjectId, body: schemas.JobCreate, state: ServiceState = Depends(get_state)) -> schemas.Job:
+def create(project_id: ProjectId, body: schemas.JobCreate, state: ServiceState = Depends(get_state),
+           principal: str = Depends(get_principal)) -> schemas.Job:
     """Queue a discover job: activations, SAEs, attribution, circuit and feature cards."""
     get_project(state.db, project_id)
+    state.quota.check(principal)
     for job in list_jobs(state.db, project_id=project_id):
         if job.kind == body.kind and job.status in ("queued", "running"):
             raise Conflict(ALREADY_DISCOVERING.format(project=project_id, job=job.id, status=job.status))
-    return job_view(enqueue_job(state.db, project_id=project_id, kind=body.kind))
+    job = enqueue_job(state.db, project_id=project_id, kind=body.kind)
+    state.quota.record(principal)
+    return job_view(job)
 
 
 @router.get("/projects/{project_id}/jobs", response_model=schemas.JobList)

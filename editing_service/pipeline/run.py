@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from editing_service.artifacts import ArtifactDir
-from editing_service.features import Suggestion
+from editing_service.features import Suggestion, load_lexicon
 from editing_service.features.flags import FlagSet, flags_from_suggestions, read_flags_file
 from editing_service.pipeline.common import ProgressFn, quiet
 from editing_service.pipeline.discover import run_discover
@@ -57,7 +57,8 @@ def run_all(settings: RunSettings, out: str | Path, *, flags: str = "auto",
     elif flags not in AUTO_KINDS:
         raise ValueError(BAD_FLAGS.format(value=flags))
     run_discover(settings, out, progress=progress)
-    flag_set = resolve_flags(flags, out, lexicon=settings.suggestions.lexicon)
+    lexicon = load_lexicon(settings.suggestions.lexicon).name
+    flag_set = resolve_flags(flags, out, lexicon=lexicon)
     report = run_edit(out, flag_set, progress=progress)
     if settings.seeds > 1:
         reports, runs = [report], ["."]
@@ -65,7 +66,7 @@ def run_all(settings: RunSettings, out: str | Path, *, flags: str = "auto",
             seed_out = Path(out) / SEEDS_DIR / f"seed-{offset}"
             _share_caches(Path(out), seed_out)
             run_discover(settings.with_seed_offset(offset), seed_out, progress=progress, reuse_caches=True)
-            reports.append(run_edit(seed_out, resolve_flags(flags, seed_out, lexicon=settings.suggestions.lexicon),
+            reports.append(run_edit(seed_out, resolve_flags(flags, seed_out, lexicon=lexicon),
                                     progress=progress))
             runs.append(str(seed_out.relative_to(out)))
         report.seeds = summarise_seeds(reports, [settings.sae.seed + i for i in range(settings.seeds)], runs)

@@ -10,6 +10,7 @@ import pytest
 from report_factories import FLAGS, TINY, report_of, row_from_cells
 
 from editing_service.report import render_html
+from editing_service.report.budget import budget_curve
 
 VOID = {"meta", "br", "hr", "img", "input", "link", "col", "wbr"}
 
@@ -38,7 +39,9 @@ def page() -> tuple[dict, str]:
     names = ("original", "shift", "shift_retrained", "random_ablation", "token_deletion", "oracle")
     rows = [row_from_cells(name, TINY, n_boot=20) for name in names]
     rows[0].description = "trained on <b>biased</b> data & more"
-    report = report_of(rows)
+    curve = budget_curve([(2, ["blocks.0.out/1", "blocks.1.out/7"], 0.62, 0.80), (3, ["a/1", "a/2", "a/3"], 0.66, 0.91)],
+                         base=0.60, oracle=0.90)
+    report = report_of(rows, budget_curve=curve)
     return report, render_html(report)
 
 
@@ -55,9 +58,10 @@ def test_page_is_self_contained(page) -> None:
     _, html = page
     for needle in ("<script", "<link", "src=", "@import", "url(", "<img"):
         assert needle not in html.lower(), needle
-    svg = re.search(r"<svg.*?</svg>", html, re.S)
-    assert svg is not None
-    ET.fromstring(svg.group(0))  # the chart is valid XML
+    charts = re.findall(r"<svg.*?</svg>", html, re.S)
+    assert len(charts) == 2  # the rows and the budget curve
+    for chart in charts:
+        ET.fromstring(chart)  # valid XML
 
 
 def test_page_shows_every_row_and_section(page) -> None:
@@ -65,7 +69,8 @@ def test_page_shows_every_row_and_section(page) -> None:
     for row in report.rows:
         assert f"<h3>{row.name}</h3>" in html
         assert f"<b>{row.name}</b>" in html
-    for heading in ("Findings", "Rows", "Flags", "Cells per row", "Provenance", "Limitations", "Warnings"):
+    for heading in ("Findings", "Rows", "Budget curve", "Flags", "Cells per row", "Provenance", "Limitations",
+                    "Warnings"):
         assert f"<h2>{heading}</h2>" in html
     assert "ana" in html and "fires on she/her" in html  # who and why
     assert "sentence-transformers/all-MiniLM-L6-v2" in html and "fca18329" in html

@@ -67,8 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--circuit-top-k", type=int, default=None, help="features per site in the circuit (default: 300)")
         sub.add_argument("--lexicon", default="gendered", help="concept lexicon for suggestions and token deletion")
         sub.add_argument("--rows", nargs="*", default=None,
-                         help="optional report rows to run (default: random_ablation token_deletion leace "
-                              "neuron_ablation shift_embedding oracle)")
+                         help="optional report rows to run (default: random_ablation token_deletion leace oracle; "
+                              "also neuron_ablation shift_embedding)")
         sub.add_argument("--budget", nargs="*", type=int, default=None,
                          help="compute the budget curve at these sizes N, plus all flags (alone: 2 5 10 20 50 "
                               "100; default: no curve, each N costs a forward pass over train and evaluation)")

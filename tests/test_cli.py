@@ -85,7 +85,7 @@ def discovered(tiny: dict[str, Path]) -> Path:
     out = tiny["root"] / "run"
     code = main(["-q", "run", "--spec", str(tiny["spec"]), "--out", str(out), "--model", str(tiny["model"]),
                  "--d-sae", "64", "--k", "4", "--epochs", "5", "--attribution-examples", "16",
-                 "--circuit-top-k", "20", "--budget"])
+                 "--circuit-top-k", "20", "--budget", "--rows", "random_ablation", "token_deletion", "leace", "neuron_ablation", "shift_embedding", "oracle"])
     assert code == 0
     return out
 

@@ -51,7 +51,7 @@ def discovered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = root / "run"
     code = main(["-q", "discover", "--spec", str(root / "spec.yaml"), "--out", str(out),
                  "--model", str(make_model_folder(root, "bert")), "--d-sae", "64", "--k", "4", "--epochs", "5",
-                 "--attribution-examples", "16", "--circuit-top-k", "20", "--budget"])
+                 "--attribution-examples", "16", "--circuit-top-k", "20", "--budget", "--rows", "random_ablation", "token_deletion", "leace", "neuron_ablation", "shift_embedding", "oracle"])
     assert code == 0
     return out
 

@@ -29,6 +29,7 @@ class NeuronAblationRow(ReportRow):
     role = "baseline"
     summary = "As many neurons as flagged features at each site, top by attribution patching, zeroed; head retrained."
     order = 60
+    on_by_default = False  # about 1.5 forward passes over the training set: asked for with --rows
 
     def run(self, ctx: RowContext) -> RowOutput:
         chosen = choose_neurons(ctx)

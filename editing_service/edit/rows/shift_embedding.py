@@ -21,6 +21,7 @@ class ShiftEmbedding(ReportRow):
     role = "baseline"
     summary = f"The features flagged at {EMBEDDING_SITE} ablated (nowhere else), head retrained."
     order = 70
+    on_by_default = False  # an extra SAE and a forward pass over the training set: asked for with --rows
     needs_sites = (EMBEDDING_SITE,)
 
     def run(self, ctx: RowContext) -> RowOutput:

@@ -22,6 +22,9 @@
     EDITING_SERVICE_PREDICT_MAX_LATENCY_MS  how long a request waits for others to join its batch;
                                             default 5 (0: answer each request on its own)
     EDITING_SERVICE_LOADED_MODELS           models kept loaded for predictions; default 4
+    EDITING_SERVICE_FAILED_ARTIFACTS_RETENTION_H  hours the artifacts of a failed or cancelled
+                                            discovery or edit are kept (for a post-mortem) before the
+                                            job worker removes them; default 72 (0: at once)
 """
 
 from __future__ import annotations
@@ -102,6 +105,7 @@ class ServiceConfig(BaseModel):
     predict_max_batch: int = Field(32, ge=1)
     predict_max_latency_ms: float = Field(5.0, ge=0)
     loaded_models: int = Field(4, ge=1)
+    failed_artifacts_retention_hours: float = Field(72.0, ge=0)
 
     @property
     def uploads(self) -> Path:
@@ -133,4 +137,6 @@ class ServiceConfig(BaseModel):
             predict_max_batch=_count(env, "EDITING_SERVICE_PREDICT_MAX_BATCH", 32),
             predict_max_latency_ms=_number(env, "EDITING_SERVICE_PREDICT_MAX_LATENCY_MS", 5.0, allow_negative=False),
             loaded_models=_count(env, "EDITING_SERVICE_LOADED_MODELS", 4),
+            failed_artifacts_retention_hours=_number(env, "EDITING_SERVICE_FAILED_ARTIFACTS_RETENTION_H", 72.0,
+                                                     allow_negative=False),
         )

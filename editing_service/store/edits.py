@@ -39,13 +39,15 @@ _FLAG_FIELDS = ("site", "feature", "state", *_FLAG_DEFAULTS)
 
 
 def create_edit(
-    db: Database, *, project_id: str, policy: str, flags: Sequence[Mapping[str, Any]] | None = None
+    db: Database, *, project_id: str, policy: str, flags: Sequence[Mapping[str, Any]] | None = None,
+    spurious_only: bool = False,
 ) -> tuple[EditRecord, JobRecord]:
     """Create an edit and its queued 'edit' job (params {"edit_id": ...}) in one transaction, bound to
     the project's current discovery.
 
     `flags` (dicts with site, feature, state and optionally rationale, reviewer, source) default to the project's flags valid for the current discovery, snapshotted
-    now; Conflict if a spurious flag needs review. At least one must be spurious. The edit's artifacts
+    now (`spurious_only`: only the spurious ones); Conflict if a spurious flag needs review. At least
+    one must be spurious. The edit's artifacts
     go to `<project artifacts_dir>/edits/<edit id>`.
     """
     snapshot = None if flags is None else [_checked_flag(index, flag) for index, flag in enumerate(flags)]
@@ -53,7 +55,7 @@ def create_edit(
         project = require_project(session, project_id, lock="share")
         check_upload_kept(project)
         if snapshot is None:
-            snapshot = _current_flags(session, project_id)
+            snapshot = [f for f in _current_flags(session, project_id) if f["state"] == "spurious" or not spurious_only]
         if not any(flag["state"] == "spurious" for flag in snapshot):
             raise Invalid(NOTHING_TO_ABLATE.format(project=project_id))
         discovery = current_row(session, project_id)

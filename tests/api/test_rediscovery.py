@@ -11,7 +11,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -136,7 +135,7 @@ def test_a_killed_rediscovery_loses_nothing_and_a_finished_one_carries_flags(kil
 
         archives = lambda: sorted((root / "tmp").rglob("*.tar.gz"))  # noqa: E731
         ana.download_model(pid, edit["id"], root / "edited.tar.gz")
-        shutil.rmtree(Path(ana.report(pid, edit["id"])["model"]["edited_model"]))
+        shutil.rmtree(root / "home" / "projects" / pid / "edits" / edit["id"] / "models" / "edited")
         with pytest.raises(APIError) as missing:
             ana.download_model(pid, edit["id"], root / "again.tar.gz")
         assert missing.value.status == 409 and archives() == []

@@ -72,7 +72,7 @@ def create(project_id: str, body: schemas.EditCreate, state: ServiceState = Depe
     if count_features(state.db, project_id) == 0:
         raise Conflict(NOT_DISCOVERED.format(project=project_id))
     flags, policy = _flag_snapshot(state, project_id, body)
-    edit, job = create_edit(state.db, project_id=project.id, flags=flags, policy=policy)
+    edit, job = create_edit(state.db, project_id=project.id, flags=flags, policy=policy, spurious_only=True)
     return schemas.EditCreated(edit=edit_view(edit), job=job_view(job))
 
 

@@ -12,6 +12,8 @@ from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
 from pydantic import ValidationError
 
 from editing_service.api import project_setup, schemas
+from editing_service.api.params import Offset, ProjectId
+from editing_service.api.paths import shown
 from editing_service.api.state import ServiceState, get_principal, get_state
 from editing_service.config import ServiceConfig
 from editing_service.store import (
@@ -31,17 +33,36 @@ UPLOAD_NEEDS_INLINE = "An uploaded data file needs an inline spec (dataset.inlin
 BAD_PROJECT_FIELD = "Form field `project` is not a valid project: {problem}"
 UPLOAD_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
 BAD_UPLOAD_SUFFIX = "Uploaded data file {name!r} must end in one of {suffixes}."
+BAD_UPLOAD_NAME = "Uploaded data file name must be 1 to {limit} bytes of UTF-8 without NUL or '/', got {size} bytes."
+MAX_NAME_BYTES = 255  # the longest file name Linux file systems store
 
 
 def project_view(state: ServiceState, record: object) -> schemas.Project:
     discovery = current_discovery(state.db, record.id)
     upload = "none" if record.upload_dir is None else "deleted" if record.upload_removed_at else "kept"
     return schemas.Project(
-        id=record.id, name=record.name, model=record.model_ref, dataset=record.spec_ref,
+        id=record.id, name=record.name, model=_shown_ref(state, record.model_ref),
+        dataset=_shown_ref(state, record.spec_ref),
         settings=record.settings, created_at=record.created_at, features=count_features(state.db, record.id),
         discovery=discovery.id if discovery else None, discovery_version=discovery.version if discovery else None,
         upload=upload,
     )
+
+
+def _shown_ref(state: ServiceState, ref: str | None) -> str | None:
+    """A model or spec reference as answers show it: names as they are, paths relative to the home."""
+    return shown(ref, state.config) if ref is not None and Path(ref).is_absolute() else ref
+
+
+def _upload_name(filename: str | None) -> str:
+    """The uploaded file's own name, refused unless a file system can store it as given."""
+    name = (filename or "data").replace("\\", "/").rsplit("/", 1)[-1]
+    size = len(name.encode("utf-8", errors="replace"))
+    if not 0 < size <= MAX_NAME_BYTES or "\x00" in name or name in (".", ".."):
+        raise ValueError(BAD_UPLOAD_NAME.format(limit=MAX_NAME_BYTES, size=size))
+    if not name.lower().endswith(UPLOAD_SUFFIXES):
+        raise ValueError(BAD_UPLOAD_SUFFIX.format(name=name, suffixes=", ".join(UPLOAD_SUFFIXES)))
+    return name
 
 
 def _create(state: ServiceState, body: schemas.ProjectCreate, *, data_file: Path | None = None,
@@ -85,9 +106,7 @@ def create_with_upload(
         raise ValueError(BAD_PROJECT_FIELD.format(problem=err)) from err
     if body.dataset.inline is None:
         raise ValueError(UPLOAD_NEEDS_INLINE)
-    name = Path(data.filename or "data").name
-    if not name.lower().endswith(UPLOAD_SUFFIXES):
-        raise ValueError(BAD_UPLOAD_SUFFIX.format(name=name, suffixes=", ".join(UPLOAD_SUFFIXES)))
+    name = _upload_name(data.filename)
     folder = state.config.uploads / uuid.uuid4().hex[:12]
     target = folder / name
     try:
@@ -102,7 +121,7 @@ def create_with_upload(
 
 @router.get("/projects", response_model=schemas.ProjectList)
 def list_all(
-    limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Offset = 0,
     state: ServiceState = Depends(get_state),
 ) -> schemas.ProjectList:
     items, total = list_projects(state.db, limit=limit, offset=offset)
@@ -111,7 +130,7 @@ def list_all(
 
 
 @router.get("/projects/{project_id}", response_model=schemas.Project)
-def get(project_id: str, state: ServiceState = Depends(get_state)) -> schemas.Project:
+def get(project_id: ProjectId, state: ServiceState = Depends(get_state)) -> schemas.Project:
     return project_view(state, get_project(state.db, project_id))
 
 
@@ -122,7 +141,7 @@ def _spec_folder(spec_ref: str, config: ServiceConfig) -> Path | None:
 
 
 @router.delete("/projects/{project_id}", status_code=204)
-def delete(project_id: str, state: ServiceState = Depends(get_state),
+def delete(project_id: ProjectId, state: ServiceState = Depends(get_state),
            principal: str = Depends(get_principal)) -> Response:
     """Delete a project with its discoveries, edits, models, caches, inline spec and uploaded data.
 
@@ -136,7 +155,7 @@ def delete(project_id: str, state: ServiceState = Depends(get_state),
 
 
 @router.delete("/projects/{project_id}/upload", status_code=204)
-def delete_uploaded_data(project_id: str, state: ServiceState = Depends(get_state),
+def delete_uploaded_data(project_id: ProjectId, state: ServiceState = Depends(get_state),
                          principal: str = Depends(get_principal)) -> Response:
     """Delete the data file uploaded with the project. Its discoveries, edits, reports and models stay;
     new discoveries and edits are refused (409) since they need the data. 404 if it had no upload;
@@ -147,9 +166,9 @@ def delete_uploaded_data(project_id: str, state: ServiceState = Depends(get_stat
 
 @router.get("/projects/{project_id}/events", response_model=schemas.EventList)
 def events(
-    project_id: str,
+    project_id: ProjectId,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     state: ServiceState = Depends(get_state),
 ) -> schemas.EventList:
     """Changes other than flags, oldest first: discoveries made current (with the flags they carried

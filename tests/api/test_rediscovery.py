@@ -20,7 +20,8 @@ from postgres import fresh_schema
 
 from editing_service.client import APIError, EditingClient
 
-SLOW_SAE = {"sae": {"n_epochs": 20000}}  # merged into the project's settings: runs for minutes unless stopped
+# Merged into the project's settings; within their bounds, runs for minutes unless stopped.
+SLOW_SAE = {"sae": {"d_sae": 65536, "n_epochs": 100, "batch_size": 1}}
 CONCURRENT = 10
 TEXTS = ["she is a nurse", "he operates"]
 

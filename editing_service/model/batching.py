@@ -8,7 +8,6 @@ from collections.abc import Iterator
 import numpy as np
 from transformers import BatchEncoding, PreTrainedTokenizerBase
 
-
 # No tokenizer's token covers more characters than this, spaces before it included, in any text but a
 # contrived one: a text clipped to max_length * MAX_CHARS_PER_TOKEN characters keeps the max_length
 # tokens that truncation would keep (English averages 4 to 5 characters a token).

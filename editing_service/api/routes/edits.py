@@ -37,6 +37,7 @@ NOT_DISCOVERED = "Project {project!r} has no discovered features yet: run a disc
 NOTHING_FLAGGED = "Project {project!r} has no feature flagged spurious, so there is nothing to ablate."
 NOT_READY = "Edit {edit!r} is {status}; its {what} exists once its job has succeeded."
 TOO_MANY_TEXTS = "At most {limit} texts per request, got {n}."
+TEXT_TOO_LONG = "Text {i} has {n} characters; at most {limit} per text (EDITING_SERVICE_PREDICT_MAX_TEXT_CHARS)."
 POLICY_CURRENT = "Flags set by reviewers through the API ({n} spurious), snapshotted when the edit was created."
 POLICY_EXPLICIT = "An explicit list of {n} features given by {reviewer} when the edit was created."
 
@@ -138,6 +139,10 @@ async def predict(
     together are batched."""
     if len(body.texts) > state.config.max_predict_texts:
         raise Invalid(TOO_MANY_TEXTS.format(limit=state.config.max_predict_texts, n=len(body.texts)))
+    limit = state.config.max_predict_text_chars
+    for i, text in enumerate(body.texts):
+        if len(text) > limit:
+            raise Invalid(TEXT_TOO_LONG.format(i=i, n=len(text), limit=limit))
     folder = _model_folder(state, project_id, edit_id, body.model)
     classes, proba = await state.batcher.predict_proba(folder, body.texts)
     return schemas.PredictResponse(model=body.model, classes=classes,

@@ -67,12 +67,11 @@ def create(project_id: ProjectId, body: schemas.EditCreate, state: ServiceState 
            principal: str = Depends(get_principal)) -> schemas.EditCreated:
     """Queue an edit of the current spurious flags (or an explicit list of features)."""
     project = get_project(state.db, project_id)
-    state.quota.check(principal)
-    if count_features(state.db, project_id) == 0:
-        raise Conflict(NOT_DISCOVERED.format(project=project_id))
-    flags, policy = _flag_snapshot(state, project_id, body)
-    edit, job = create_edit(state.db, project_id=project.id, flags=flags, policy=policy)
-    state.quota.record(principal)
+    with state.quota.reserve(principal):
+        if count_features(state.db, project_id) == 0:
+            raise Conflict(NOT_DISCOVERED.format(project=project_id))
+        flags, policy = _flag_snapshot(state, project_id, body)
+        edit, job = create_edit(state.db, project_id=project.id, flags=flags, policy=policy)
     return schemas.EditCreated(edit=edit_view(edit), job=job_view(job))
 
 

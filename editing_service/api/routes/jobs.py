@@ -23,13 +23,11 @@ def create(project_id: ProjectId, body: schemas.JobCreate, state: ServiceState =
            principal: str = Depends(get_principal)) -> schemas.Job:
     """Queue a discover job: activations, SAEs, attribution, circuit and feature cards."""
     get_project(state.db, project_id)
-    state.quota.check(principal)
-    for job in list_jobs(state.db, project_id=project_id):
-        if job.kind == body.kind and job.status in ("queued", "running"):
-            raise Conflict(ALREADY_DISCOVERING.format(project=project_id, job=job.id, status=job.status))
-    job = enqueue_job(state.db, project_id=project_id, kind=body.kind)
-    state.quota.record(principal)
-    return job_view(job)
+    with state.quota.reserve(principal):
+        for job in list_jobs(state.db, project_id=project_id):
+            if job.kind == body.kind and job.status in ("queued", "running"):
+                raise Conflict(ALREADY_DISCOVERING.format(project=project_id, job=job.id, status=job.status))
+        return job_view(enqueue_job(state.db, project_id=project_id, kind=body.kind))
 
 
 @router.get("/projects/{project_id}/jobs", response_model=schemas.JobList)

@@ -205,7 +205,7 @@ class FeatureRef(_Body):
 
 class EditCreate(_Body):
     features: list[FeatureRef] | None = Field(
-        None, description="features to ablate; null applies the project's current flags (spurious ones)"
+        None, max_length=10_000, description="features to ablate; null applies the project's current flags (spurious ones)"
     )
     reviewer: Text = Field(min_length=1, max_length=200)
     rationale: Text = Field("", max_length=4000, description="recorded with an explicit list of features")

@@ -41,6 +41,7 @@ NOT_READY = "Edit {edit!r} is {status}; its {what} exists once its job has succe
 TOO_MANY_TEXTS = "At most {limit} texts per request, got {n}."
 MODEL_MISSING = "The {which} model of edit {edit!r} is missing on disk; its artifacts were removed."
 ARCHIVE_CHUNK = 1 << 20
+TEXT_TOO_LONG = "Text {i} has {n} characters; at most {limit} per text (EDITING_SERVICE_PREDICT_MAX_TEXT_CHARS)."
 POLICY_CURRENT = "Flags set by reviewers through the API ({n} spurious), snapshotted when the edit was created."
 POLICY_EXPLICIT = "An explicit list of {n} features given by {reviewer} when the edit was created."
 
@@ -71,12 +72,11 @@ def create(project_id: ProjectId, body: schemas.EditCreate, state: ServiceState 
     discovery (recorded as its discovery_id). 409 while a spurious flag needs review after a
     re-discovery (set it again or clear it)."""
     project = get_project(state.db, project_id)
-    state.quota.check(principal)
-    if count_features(state.db, project_id) == 0:
-        raise Conflict(NOT_DISCOVERED.format(project=project_id))
-    flags, policy = _flag_snapshot(state, project_id, body)
-    edit, job = create_edit(state.db, project_id=project.id, flags=flags, policy=policy, spurious_only=True)
-    state.quota.record(principal)
+    with state.quota.reserve(principal):
+        if count_features(state.db, project_id) == 0:
+            raise Conflict(NOT_DISCOVERED.format(project=project_id))
+        flags, policy = _flag_snapshot(state, project_id, body)
+        edit, job = create_edit(state.db, project_id=project.id, flags=flags, policy=policy, spurious_only=True)
     return schemas.EditCreated(edit=edit_view(edit), job=job_view(job))
 
 
@@ -170,6 +170,10 @@ async def predict(
     together are batched."""
     if len(body.texts) > state.config.max_predict_texts:
         raise Invalid(TOO_MANY_TEXTS.format(limit=state.config.max_predict_texts, n=len(body.texts)))
+    limit = state.config.max_predict_text_chars
+    for i, text in enumerate(body.texts):
+        if len(text) > limit:
+            raise Invalid(TEXT_TOO_LONG.format(i=i, n=len(text), limit=limit))
     folder = _model_folder(state, project_id, edit_id, body.model)
     classes, proba = await state.batcher.predict_proba(folder, body.texts)
     return schemas.PredictResponse(model=body.model, classes=classes,

@@ -25,12 +25,11 @@ def create(project_id: ProjectId, body: schemas.JobCreate, state: ServiceState =
     is cancelled) the previous one stays current. 409 while the project has another queued or
     running discovery."""
     project = get_project(state.db, project_id)
-    state.quota.check(principal)
     settings = None
     if body.settings is not None:
         settings = project_setup.check_settings(project_setup.merge_settings(project.settings, body.settings))
-    _, job = start_discovery(state.db, project_id=project_id, settings=settings, principal=principal)
-    state.quota.record(principal)
+    with state.quota.reserve(principal):
+        _, job = start_discovery(state.db, project_id=project_id, settings=settings, principal=principal)
     return job_view(job)
 
 

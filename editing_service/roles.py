@@ -57,13 +57,13 @@ MEMBERSHIP_SCOPED = frozenset({Role.reviewer, Role.viewer})
 _RANK = {Role.viewer: 0, Role.reviewer: 1}
 
 
-def project_role(role: Role, membership: MemberRole | None) -> Role | None:
+def project_role(role: Role, membership: MemberRole | str | None) -> Role | None:
     """The role a principal acts with on one project; None when it has no access to it at all."""
     if role not in MEMBERSHIP_SCOPED:
         return role
     if membership is None:
         return None
-    member = Role(membership.value)
+    member = Role(MemberRole(membership).value)
     return min(role, member, key=_RANK.__getitem__)
 
 

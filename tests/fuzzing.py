@@ -3,7 +3,7 @@
 Every operation gets `examples` generated requests of valid data and `examples` of invalid data
 (Hypothesis, seeded, no time limit, no example database), sent with the given token or none. Counted:
 requests, 5xx answers, schema violations (an undocumented status, content type or header, or a body
-that does not match its documented schema), and, without a token, answers other than 401 on routes
+that does not match its documented schema; a 5xx counts as a server error only), and, without a token, answers other than 401 on routes
 that are not health checks. Used by tests/api/test_fuzz.py (small budget) and benchmarks/fuzz.py.
 """
 
@@ -79,8 +79,6 @@ def _has_constraints(operation: dict[str, Any]) -> bool:
 
 def _fuzz_operation(operation: Any, mode: Any, base_url: str, headers: dict[str, str], examples: int, seed: int,
                     counts: FuzzCounts) -> None:
-    label = f"{operation.method.upper()} {operation.path}"
-
     @hypothesis.seed(seed)
     @hypothesis.settings(max_examples=examples, deadline=None, database=None, derandomize=False,
                          phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck),
@@ -89,13 +87,15 @@ def _fuzz_operation(operation: Any, mode: Any, base_url: str, headers: dict[str,
     def run(case: schemathesis.Case) -> None:
         response = case.call(base_url=base_url, headers=headers, timeout=120)
         counts.requests += 1
-        where = f"{label} ({mode.value}) -> {response.status_code}"
-        if response.status_code >= 500:
-            counts.server_errors += 1
-            counts.note(f"5xx: {where} {response.text[:160]}")
+        where = (f"{operation.method.upper()} {case.formatted_path} query={case.query or {}} ({mode.value}) "
+                 f"-> {response.status_code}")
         if not headers and operation.path not in OPEN_PATHS and response.status_code != 401:
             counts.not_refused += 1
             counts.note(f"not refused without a token: {where}")
+        if response.status_code >= 500:  # counted once, as a server error (it is undocumented too)
+            counts.server_errors += 1
+            counts.note(f"5xx: {where} {response.text[:160]}")
+            return
         try:
             case.validate_response(response, checks=list(SCHEMA_CHECKS), headers=headers)
         except (FailureGroup, Failure) as problem:
@@ -110,6 +110,6 @@ def _fuzz_operation(operation: Any, mode: Any, base_url: str, headers: dict[str,
 
 def _first_line(problem: BaseException) -> str:
     failures = problem.exceptions if isinstance(problem, FailureGroup) else [problem]
-    return "; ".join(f"{getattr(f, 'title', type(f).__name__)}: {str(getattr(f, 'message', f))[:160]}"
-                     for f in failures)
+    text = "; ".join(f"{getattr(f, 'title', type(f).__name__)}: {getattr(f, 'message', f)}" for f in failures)
+    return " ".join(text.split())[:300]
 

@@ -1,13 +1,13 @@
-"""Security at the edge: bearer tokens and request size limits (paths: `editing_service.api.paths`).
+"""Security at the edge: bearer tokens, request size limits and unroutable URL paths (file paths:
+`editing_service.api.paths`).
 
-Both middlewares are plain ASGI so they wrap every route of the BentoML server (its own routes and
+The middlewares are plain ASGI so they wrap every route of the BentoML server (its own routes and
 the mounted FastAPI app) alike; only the health checks pass without a token.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -25,8 +25,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz"})
 MISSING_TOKEN = "Missing bearer token: send the header `Authorization: Bearer <token>`."
 BAD_TOKEN = "The bearer token is not valid."
-CONTROL_IN_PATH = "The URL path contains control characters (such as %00 or %0A); no route has them."
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+LINE_BREAK_IN_PATH = "Invalid request: the URL path contains a line break (%0A); no route has one."
 TOO_LARGE = "Request body is larger than the limit of {limit} bytes."
 
 
@@ -79,15 +78,16 @@ class BearerAuthMiddleware:
 
 
 class PathCheckMiddleware:
-    """Refuses (400, JSON) a URL path with control characters: no route has one, and BentoML's router
-    would answer it in plain text (its mount patterns do not match a newline)."""
+    """Refuses (422, JSON) a URL path with a line break (%0A): BentoML's router cannot match one to the
+    REST app's mount and would answer in plain text. Other invalid path values reach the routes, whose
+    typed parameters refuse them."""
 
     def __init__(self, app: ASGIApp, **_: object) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and CONTROL_CHARACTERS.search(scope["path"]):
-            await send_error(send, 400, CONTROL_IN_PATH)
+        if scope["type"] == "http" and "\n" in scope["path"]:
+            await send_error(send, 422, LINE_BREAK_IN_PATH)
             return
         await self.app(scope, receive, send)
 

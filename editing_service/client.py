@@ -187,5 +187,7 @@ class EditingClient:
     def revoke_token(self, token_id: str) -> dict[str, Any]:
         return self._call("DELETE", f"/tokens/{token_id}")
 
-    def service_audit(self, *, limit: int = 100, offset: int = 0) -> dict[str, Any]:
-        return self._call("GET", "/audit", params={"limit": limit, "offset": offset})
+    def service_events(self, *, project_id: str | None = None, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+        """Changes other than flags (projects, edits, members, tokens), oldest first; admins only."""
+        params = {"limit": limit, "offset": offset, **({"project_id": project_id} if project_id else {})}
+        return self._call("GET", "/events", params=params)

@@ -27,7 +27,7 @@ EXPECTED: list[tuple[str, str, int, int, int, int, int, int]] = [
     ("GET", "/v1/tokens",                                     401, 403, 403, 403, 403, 200),
     ("POST", "/v1/tokens",                                    401, 403, 403, 403, 403, 201),
     ("DELETE", "/v1/tokens/{token_id}",                       401, 403, 403, 403, 403, 200),
-    ("GET", "/v1/audit",                                      401, 403, 403, 403, 403, 200),
+    ("GET", "/v1/events",                                     401, 403, 403, 403, 403, 200),
     ("GET", "/v1/projects/{project_id}/jobs",                 401, 403, 404, 200, 200, 200),
     ("POST", "/v1/projects/{project_id}/jobs",                401, 403, 403, 403, 403, 202),
     ("GET", "/v1/jobs/{job_id}",                              401, 403, 404, 200, 200, 200),

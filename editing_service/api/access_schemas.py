@@ -1,14 +1,15 @@
-"""Request and response bodies of the access routes: the caller (/me), members, tokens, the service's audit."""
+"""Request and response bodies of the access routes: the caller (/me), members, tokens, the service's events."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from editing_service.api.schemas import AuditEntry, Page
+from editing_service.api.schemas import Page
 from editing_service.roles import MemberRole, Permission, Role
+from editing_service.store.records import EVENT_ACTIONS
 
 ME_SCHEMA_VERSION = 1
 # Names of principals kept by the service (members, database tokens): no separators of the token
@@ -76,5 +77,17 @@ class TokenList(BaseModel):
     items: list[Token]
 
 
-class ServiceAuditLog(Page):
-    items: list[AuditEntry]
+class ServiceEvent(BaseModel):
+    """A change other than a flag, with the principal that made it (flag changes: a project's /audit)."""
+
+    id: int
+    project_id: str | None = Field(description="null for changes to access that belong to no project (tokens)")
+    action: Literal[EVENT_ACTIONS]  # type: ignore[valid-type]
+    target: str = Field(description="the project, edit, member (a principal's name) or token concerned")
+    principal: str
+    detail: dict[str, Any]
+    at: datetime
+
+
+class ServiceEventList(Page):
+    items: list[ServiceEvent]

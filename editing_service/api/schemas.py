@@ -8,7 +8,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from editing_service.api.params import MAX_INDEX, SITE_PATTERN, JsonDocument, Text
-from editing_service.store.records import AUDIT_ACTIONS
 
 JobKind = Literal["discover", "edit"]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -138,20 +137,16 @@ class FlagList(BaseModel):
 
 
 class AuditEntry(BaseModel):
-    """A flag change (site, feature, reviewer and source set) or an event on a project or on access."""
-
     id: int
-    project_id: str | None
-    site: str | None
-    feature: int | None
-    action: Literal[AUDIT_ACTIONS]  # type: ignore[valid-type]
-    subject: str | None = Field(description="what an event concerns: an edit id, a member's or a token's id")
+    site: str
+    feature: int
+    action: Literal["set", "clear"]
     state: str | None
     previous_state: str | None
     rationale: str
-    reviewer: str | None
+    reviewer: str
     principal: str
-    source: str | None
+    source: str
     at: datetime
 
 

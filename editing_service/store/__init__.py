@@ -7,7 +7,7 @@ They raise `NotFound`, `Conflict` or `Invalid` with messages meant for the servi
 from editing_service.store.database import Database
 from editing_service.store.edits import create_edit, get_edit, get_edit_folders, list_edits, set_edit_summary
 from editing_service.store.errors import Conflict, Invalid, NotFound, StoreError
-from editing_service.store.events import record_event, service_audit_log
+from editing_service.store.events import add_event, service_events
 from editing_service.store.features import count_features, get_feature, list_features, replace_features
 from editing_service.store.flags import apply_suggestions, audit_log, clear_flag, list_flags, set_flag
 from editing_service.store.jobs import (
@@ -33,6 +33,7 @@ from editing_service.store.records import (
     AuditRecord,
     EditFolders,
     EditRecord,
+    EventRecord,
     FeatureRecord,
     FlagRecord,
     JobRecord,
@@ -62,12 +63,14 @@ __all__ = [
     "FeatureRecord",
     "FlagRecord",
     "Invalid",
+    "EventRecord",
     "JobRecord",
     "MemberRecord",
     "TokenRecord",
     "NotFound",
     "ProjectRecord",
     "StoreError",
+    "add_event",
     "apply_suggestions",
     "create_token",
     "list_members",
@@ -75,10 +78,9 @@ __all__ = [
     "member_role",
     "memberships",
     "principal_for_digest",
-    "record_event",
     "remove_member",
     "revoke_token",
-    "service_audit_log",
+    "service_events",
     "set_member",
     "token_digest",
     "audit_log",

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from editing_service.store.database import Database
 from editing_service.store.errors import Invalid, NotFound
-from editing_service.store.events import record_event
+from editing_service.store.events import add_event
 from editing_service.store.jobs import add_job
 from editing_service.store.projects import require_project
 from editing_service.store.records import FLAG_SOURCES, FLAG_STATES, EditFolders, EditRecord, JobRecord
@@ -63,8 +63,8 @@ def create_edit(
         session.add(edit)
         session.flush()
         if created_by is not None:
-            record_event(session, action="edit_created", principal=created_by, project_id=project_id,
-                         subject=edit_id, rationale=policy)
+            add_event(session, project_id=project_id, action="edit_created", target=edit_id, principal=created_by,
+                      detail={"policy": policy, "flags": len(snapshot)})
         return edit.record(), job.record()
 
 

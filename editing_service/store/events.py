@@ -1,41 +1,39 @@
-"""Audited events on projects and on access (who created, deleted, added, revoked what), beside the flag
-changes that flags.py audits; and the service-wide audit log that shows them all."""
+"""Service events: changes other than flags (a project created, an edit queued, members and tokens
+changed), each with the principal that made it. Kept when what they describe is deleted."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, insert, select
+from typing import Any
+
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from editing_service.store.database import Database
 from editing_service.store.errors import check_choice
 from editing_service.store.paging import check_paging
-from editing_service.store.records import EVENT_ACTIONS, AuditRecord
-from editing_service.store.tables import AuditEntryRow, utcnow
+from editing_service.store.records import EVENT_ACTIONS, EventRecord
+from editing_service.store.tables import EventRow, utcnow
 
 
-def record_event(
-    session: Session,
-    *,
-    action: str,
-    principal: str,
-    project_id: str | None = None,
-    subject: str | None = None,
-    state: str | None = None,
-    previous_state: str | None = None,
-    rationale: str = "",
+def add_event(
+    session: Session, *, project_id: str | None, action: str, target: str, principal: str,
+    detail: dict[str, Any] | None = None,
 ) -> None:
-    """Append an event to the audit log, in the caller's transaction (so it commits with the change)."""
+    """Append an event to the session's transaction (it is kept only if the change it records is)."""
     check_choice(action, EVENT_ACTIONS, "action")
-    session.execute(insert(AuditEntryRow).values(
-        project_id=project_id, action=action, principal=principal, subject=subject, state=state,
-        previous_state=previous_state, rationale=rationale, at=utcnow(),
-    ))
+    session.add(EventRow(project_id=project_id, action=action, target=target, principal=principal,
+                         detail=dict(detail or {}), at=utcnow()))
 
 
-def service_audit_log(db: Database, *, limit: int, offset: int = 0) -> tuple[list[AuditRecord], int]:
-    """One page of every audited change of the service (all projects, and access), oldest first."""
+def service_events(
+    db: Database, *, project_id: str | None = None, limit: int, offset: int = 0
+) -> tuple[list[EventRecord], int]:
+    """One page of the service's events (of one project when given), oldest first, and their number."""
     check_paging(limit, offset)
+    query = select(EventRow)
+    if project_id is not None:
+        query = query.where(EventRow.project_id == project_id)
     with db.session(readonly=True) as session:
-        total = session.scalar(select(func.count()).select_from(AuditEntryRow)) or 0
-        rows = session.scalars(select(AuditEntryRow).order_by(AuditEntryRow.id).limit(limit).offset(offset))
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = session.scalars(query.order_by(EventRow.id).limit(limit).offset(offset))
         return [row.record() for row in rows], total

@@ -7,7 +7,7 @@ from sqlalchemy import delete, select
 from editing_service.roles import MemberRole
 from editing_service.store.database import Database
 from editing_service.store.errors import NotFound, check_choice
-from editing_service.store.events import record_event
+from editing_service.store.events import add_event
 from editing_service.store.projects import require_project
 from editing_service.store.records import MEMBER_ROLES, MemberRecord
 from editing_service.store.tables import MemberRow, utcnow
@@ -26,8 +26,8 @@ def set_member(db: Database, *, project_id: str, principal: str, role: str, adde
             row = MemberRow(project_id=project_id, principal=principal)
             session.add(row)
         row.role, row.added_by, row.added_at = role, added_by, utcnow()
-        record_event(session, action="member_added", principal=added_by, project_id=project_id, subject=principal,
-                     state=role, previous_state=previous)
+        add_event(session, project_id=project_id, action="member_added", target=principal, principal=added_by,
+                  detail={"role": role, "previous_role": previous})
         session.flush()
         return row.record()
 
@@ -38,8 +38,8 @@ def remove_member(db: Database, *, project_id: str, principal: str, removed_by: 
         previous = session.scalar(delete(MemberRow).where(*_key(project_id, principal)).returning(MemberRow.role))
         if previous is None:
             raise NotFound(NOT_A_MEMBER.format(principal=principal, project=project_id))
-        record_event(session, action="member_removed", principal=removed_by, project_id=project_id,
-                     subject=principal, previous_state=previous)
+        add_event(session, project_id=project_id, action="member_removed", target=principal, principal=removed_by,
+                  detail={"previous_role": previous})
 
 
 def list_members(db: Database, project_id: str) -> list[MemberRecord]:

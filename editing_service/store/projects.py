@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from editing_service.store.database import Database
 from editing_service.store.errors import Invalid, NotFound
-from editing_service.store.events import record_event
+from editing_service.store.events import add_event
 from editing_service.store.paging import check_paging
 from editing_service.store.records import ProjectRecord
 from editing_service.store.tables import NAME_LENGTH, MemberRow, ProjectRow, new_id
@@ -54,8 +54,8 @@ def create_project(
         session.add(row)
         session.flush()
         if created_by is not None:
-            record_event(session, action="project_created", principal=created_by, project_id=project_id,
-                         subject=name)
+            add_event(session, project_id=project_id, action="project_created", target=project_id,
+                      principal=created_by, detail={"name": name})
         return row.record()
 
 

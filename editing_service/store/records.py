@@ -18,18 +18,20 @@ FINISHED_STATUSES = ("succeeded", "failed", "cancelled")
 FLAG_STATES = ("spurious", "task_relevant")
 SUGGESTION_KINDS = ("lexicon", "protected_attribute")
 FLAG_SOURCES = ("person", *SUGGESTION_KINDS)
-FLAG_ACTIONS = ("set", "clear")
-# Changes to a project or to who may act on it, audited with the principal that made them.
+AUDIT_ACTIONS = ("set", "clear")
+# Changes other than flags, kept in the events table with the principal that made them.
 EVENT_ACTIONS = (
-    "project_created",
+    "discovery_current",
+    "edit_deleted",
+    "upload_deleted",
     "project_deleted",
+    "project_created",
     "edit_created",
     "member_added",
     "member_removed",
     "token_created",
     "token_revoked",
 )
-AUDIT_ACTIONS = (*FLAG_ACTIONS, *EVENT_ACTIONS)
 TOKEN_ROLES = tuple(role.value for role in Role)
 MEMBER_ROLES = tuple(role.value for role in MemberRole)
 
@@ -111,22 +113,32 @@ class FeatureRecord:
 
 @dataclass(frozen=True, slots=True)
 class AuditRecord:
-    """One audited change: a flag set or cleared (site, feature, reviewer, source given), or an event
-    (EVENT_ACTIONS) on a project or on access, naming its `subject` (an edit, member or token)."""
-
     id: int
-    project_id: str | None
-    site: str | None
-    feature: int | None
+    project_id: str
+    site: str
+    feature: int
     action: str
     state: str | None
     previous_state: str | None
     rationale: str
-    reviewer: str | None
+    reviewer: str
     principal: str
-    source: str | None
+    source: str
     at: datetime
-    subject: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """A change other than a flag: who, what, when, and details; project_id is None for access changes
+    that belong to no project (tokens)."""
+
+    id: int
+    project_id: str | None
+    action: str
+    target: str
+    principal: str
+    detail: dict[str, Any]
+    at: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from editing_service.store.records import (
     AUDIT_ACTIONS,
+    EVENT_ACTIONS,
     FLAG_SOURCES,
     FLAG_STATES,
     JOB_KINDS,
@@ -36,6 +37,7 @@ from editing_service.store.records import (
     TOKEN_ROLES,
     AuditRecord,
     EditRecord,
+    EventRecord,
     FeatureRecord,
     FlagRecord,
     JobRecord,
@@ -222,10 +224,6 @@ class FlagRow(Base):
 
 
 class AuditEntryRow(Base):
-    """Flag changes (site, feature, reviewer and source set) and events on projects and access (subject set).
-
-    project_id is null for changes to access that belong to no project (tokens)."""
-
     __tablename__ = "audit_entries"
     __table_args__ = (
         CheckConstraint(_one_of("action", AUDIT_ACTIONS), name="ck_audit_action"),
@@ -233,17 +231,16 @@ class AuditEntryRow(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    project_id: Mapped[str | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
-    site: Mapped[str | None] = mapped_column(String(200))
-    feature: Mapped[int | None] = mapped_column(Integer)
-    action: Mapped[str] = mapped_column(String(32))
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    site: Mapped[str] = mapped_column(String(200))
+    feature: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(16))
     state: Mapped[str | None] = mapped_column(String(32))
     previous_state: Mapped[str | None] = mapped_column(String(32))
     rationale: Mapped[str] = mapped_column(Text, default="")
-    reviewer: Mapped[str | None] = mapped_column(String(200))
+    reviewer: Mapped[str] = mapped_column(String(200))
     principal: Mapped[str] = mapped_column(String(200))
-    source: Mapped[str | None] = mapped_column(String(32))
-    subject: Mapped[str | None] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(32))
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
     def record(self) -> AuditRecord:
@@ -260,7 +257,6 @@ class AuditEntryRow(Base):
             principal=self.principal,
             source=self.source,
             at=self.at,
-            subject=self.subject,
         )
 
 
@@ -335,3 +331,33 @@ class MemberRow(Base):
     def record(self) -> MemberRecord:
         return MemberRecord(project_id=self.project_id, principal=self.principal, role=self.role,
                             added_by=self.added_by, added_at=self.added_at)
+
+
+class EventRow(Base):
+    """A change other than a flag: to a project (created, edited, members) or to access (tokens, with no
+    project). No foreign key: events outlive what they describe, the project included."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        CheckConstraint(_one_of("action", EVENT_ACTIONS), name="ck_events_action"),
+        Index("ix_events_project", "project_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str | None] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(200))
+    principal: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def record(self) -> EventRecord:
+        return EventRecord(
+            id=self.id,
+            project_id=self.project_id,
+            action=self.action,
+            target=self.target,
+            principal=self.principal,
+            detail=dict(self.detail or {}),
+            at=self.at,
+        )

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from editing_service.roles import Principal, Role
 from editing_service.store.database import Database
 from editing_service.store.errors import Conflict, NotFound, check_choice
-from editing_service.store.events import record_event
+from editing_service.store.events import add_event
 from editing_service.store.records import TOKEN_ROLES, TokenRecord
 from editing_service.store.tables import ApiTokenRow, new_id, utcnow
 
@@ -37,8 +37,8 @@ def create_token(db: Database, *, name: str, role: str, created_by: str) -> tupl
     with db.session() as session:
         session.add(row)
         session.flush()
-        record_event(session, action="token_created", principal=created_by, subject=row.id, state=role,
-                     rationale=f"token {row.id} for {name!r} ({role})")
+        add_event(session, project_id=None, action="token_created", target=row.id, principal=created_by,
+                  detail={"name": name, "role": role})
         return row.record(), token
 
 
@@ -51,8 +51,8 @@ def revoke_token(db: Database, token_id: str, *, revoked_by: str) -> TokenRecord
         if row.revoked_at is not None:
             raise Conflict(ALREADY_REVOKED.format(id=token_id))
         row.revoked_at = utcnow()
-        record_event(session, action="token_revoked", principal=revoked_by, subject=row.id, previous_state=row.role,
-                     rationale=f"token {row.id} of {row.name!r} revoked")
+        add_event(session, project_id=None, action="token_revoked", target=row.id, principal=revoked_by,
+                  detail={"name": row.name, "role": row.role})
         session.flush()
         return row.record()
 

@@ -25,7 +25,7 @@ from editing_service.store import (
     principal_for_digest,
     remove_member,
     revoke_token,
-    service_audit_log,
+    service_events,
     set_member,
     token_digest,
 )
@@ -46,15 +46,13 @@ def test_members_are_set_changed_and_removed_with_audit(db: Database, project: P
         set_member(db, project_id=project.id, principal="ana", role="admin", added_by="root")
     with pytest.raises(NotFound):
         set_member(db, project_id="nope", principal="ana", role="viewer", added_by="root")
-    entries, _ = service_audit_log(db, limit=100)
-    events = [(e.action, e.subject, e.state, e.previous_state, e.principal) for e in entries
-              if e.action.startswith("member")]
-    assert events == [
-        ("member_added", "ana", "viewer", None, "root"),
-        ("member_added", "ana", "reviewer", "viewer", "root"),
-        ("member_added", "ben", "viewer", None, "root"),
-        ("member_removed", "ben", None, "viewer", "root"),
-    ]
+    entries, total = service_events(db, project_id=project.id, limit=100)
+    assert [(e.action, e.target, e.detail, e.principal) for e in entries] == [
+        ("member_added", "ana", {"role": "viewer", "previous_role": None}, "root"),
+        ("member_added", "ana", {"role": "reviewer", "previous_role": "viewer"}, "root"),
+        ("member_added", "ben", {"role": "viewer", "previous_role": None}, "root"),
+        ("member_removed", "ben", {"previous_role": "viewer"}, "root"),
+    ] and total == 4
 
 
 def test_listing_by_member_shows_only_its_projects(db: Database, project: ProjectRecord, tmp_path: Path) -> None:
@@ -83,7 +81,8 @@ def test_tokens_are_stored_hashed_and_revoked(db: Database) -> None:
     with pytest.raises(Invalid):
         create_token(db, name="x", role="owner", created_by="root")
     assert [(t.name, t.revoked_at is not None) for t in list_tokens(db)] == [("bot", True)]
-    entries, total = service_audit_log(db, limit=10)
-    assert [(e.action, e.project_id, e.subject, e.principal) for e in entries] == [
-        ("token_created", None, record.id, "root"), ("token_revoked", None, record.id, "root")]
+    entries, total = service_events(db, limit=10)
+    assert [(e.action, e.project_id, e.target, e.principal, e.detail) for e in entries] == [
+        ("token_created", None, record.id, "root", {"name": "bot", "role": "service"}),
+        ("token_revoked", None, record.id, "root", {"name": "bot", "role": "service"})]
     assert total == 2

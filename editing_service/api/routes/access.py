@@ -1,4 +1,4 @@
-"""Access: who the caller is (/me), project members, database tokens, and the service-wide audit log."""
+"""Access: who the caller is (/me), project members, database tokens, and the service's events."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from editing_service.api import access_schemas as schemas
 from editing_service.api.access import caller, needs
 from editing_service.api.params import ID_PATTERN, Offset, ProjectId
-from editing_service.api.schemas import AuditEntry
 from editing_service.api.state import ServiceState, get_state
 from editing_service.roles import MEMBERSHIP_SCOPED, Permission, Principal, permissions, project_role
 from editing_service.store import (
@@ -20,7 +19,7 @@ from editing_service.store import (
     memberships,
     remove_member,
     revoke_token,
-    service_audit_log,
+    service_events,
     set_member,
 )
 
@@ -123,15 +122,14 @@ def _forget_cached_tokens(request: Request) -> None:
         resolver.forget()
 
 
-@router.get("/audit", response_model=schemas.ServiceAuditLog, openapi_extra=needs(Permission.manage_access))
-def audit(
+@router.get("/events", response_model=schemas.ServiceEventList, openapi_extra=needs(Permission.manage_access))
+def events(
+    project_id: Annotated[str | None, Query(pattern=ID_PATTERN, description="only this project's events")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Offset = 0,
     state: ServiceState = Depends(get_state),
-) -> schemas.ServiceAuditLog:
-    """Every audited change of the service, oldest first: flags, projects, edits, members and tokens."""
-    entries, total = service_audit_log(state.db, limit=limit, offset=offset)
-    return schemas.ServiceAuditLog(items=[AuditEntry.model_validate(e, from_attributes=True) for e in entries],
-                                   total=total, limit=limit, offset=offset)
-
-
+) -> schemas.ServiceEventList:
+    """Every change other than a flag, oldest first: projects created and deleted, edits, members, tokens."""
+    items, total = service_events(state.db, project_id=project_id, limit=limit, offset=offset)
+    return schemas.ServiceEventList(items=[schemas.ServiceEvent.model_validate(e, from_attributes=True)
+                                           for e in items], total=total, limit=limit, offset=offset)

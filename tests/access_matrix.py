@@ -3,7 +3,8 @@ matrix test walks (tests/api/test_access.py). A route missing here, or a row nam
 
 Callers: none (no token), service, outsider (a reviewer that is no member of the project), viewer
 and reviewer (members of the project with those roles), admin. Path parameters name the world that
-test builds: a discovered project with a finished edit, the members above, a finished discover job.
+test builds: a discovered project with a finished edit, the members above, a finished discover job;
+the upload and project deletions act on projects of their own.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ EXPECTED: list[tuple[str, str, int, int, int, int, int, int]] = [
     ("POST", "/v1/tokens",                                    401, 403, 403, 403, 403, 201),
     ("DELETE", "/v1/tokens/{token_id}",                       401, 403, 403, 403, 403, 200),
     ("GET", "/v1/events",                                     401, 403, 403, 403, 403, 200),
+    ("GET", "/v1/projects/{project_id}/events",               401, 403, 404, 200, 200, 200),
+    ("GET", "/v1/projects/{project_id}/discoveries",          401, 403, 404, 200, 200, 200),
+    ("GET", "/v1/projects/{project_id}/discoveries/{discovery_id}", 401, 403, 404, 200, 200, 200),
     ("GET", "/v1/projects/{project_id}/jobs",                 401, 403, 404, 200, 200, 200),
     ("POST", "/v1/projects/{project_id}/jobs",                401, 403, 403, 403, 403, 202),
     ("GET", "/v1/jobs/{job_id}",                              401, 403, 404, 200, 200, 200),
@@ -46,6 +50,10 @@ EXPECTED: list[tuple[str, str, int, int, int, int, int, int]] = [
     ("GET", "/v1/projects/{project_id}/edits/{edit_id}/report.html", 401, 403, 404, 200, 200, 200),
     ("GET", "/v1/projects/{project_id}/edits/{edit_id}/model", 401, 403, 404, 200, 200, 200),
     ("POST", "/v1/projects/{project_id}/edits/{edit_id}/predict", 401, 200, 404, 200, 200, 200),
+    # deletions last: they remove the world's edit, an uploaded file, and a project of its own
+    ("DELETE", "/v1/projects/{project_id}/edits/{edit_id}",   401, 403, 403, 403, 403, 204),
+    ("DELETE", "/v1/projects/{project_id}/upload",            401, 403, 403, 403, 403, 204),
+    ("DELETE", "/v1/projects/{project_id}",                   401, 403, 403, 403, 403, 204),
 ]
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from editing_service.api.schemas import Page
+from editing_service.api.schemas import Event, Page
 from editing_service.roles import MemberRole, Permission, Role
-from editing_service.store.records import EVENT_ACTIONS
 
 ME_SCHEMA_VERSION = 1
 # Names of principals kept by the service (members, database tokens): no separators of the token
@@ -77,16 +76,10 @@ class TokenList(BaseModel):
     items: list[Token]
 
 
-class ServiceEvent(BaseModel):
-    """A change other than a flag, with the principal that made it (flag changes: a project's /audit)."""
+class ServiceEvent(Event):
+    """An event of any project, or of access (tokens: no project)."""
 
-    id: int
     project_id: str | None = Field(description="null for changes to access that belong to no project (tokens)")
-    action: Literal[EVENT_ACTIONS]  # type: ignore[valid-type]
-    target: str = Field(description="the project, edit, member (a principal's name) or token concerned")
-    principal: str
-    detail: dict[str, Any]
-    at: datetime
 
 
 class ServiceEventList(Page):

@@ -1,5 +1,8 @@
-"""Service events: changes other than flags (a project created, an edit queued, members and tokens
-changed), each with the principal that made it. Kept when what they describe is deleted."""
+"""Service events: changes other than flags (a project created or deleted, a discovery made current, an
+edit queued or deleted, members and tokens changed), each with the principal that made it.
+
+Kept when what they describe is deleted, the project included, and readable after its deletion.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+# A module reference: projects.py records its events through this module (an import cycle otherwise).
+from editing_service.store import projects as project_store
 from editing_service.store.database import Database
 from editing_service.store.errors import check_choice
 from editing_service.store.paging import check_paging
@@ -37,3 +42,14 @@ def service_events(
         total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows = session.scalars(query.order_by(EventRow.id).limit(limit).offset(offset))
         return [row.record() for row in rows], total
+
+
+def list_events(db: Database, project_id: str, *, limit: int | None = None, offset: int = 0) -> list[EventRecord]:
+    """The project's events, oldest first; also for a deleted project."""
+    check_paging(limit, offset)
+    with db.session(readonly=True) as session:
+        project_store.require_project(session, project_id, include_deleted=True)
+        rows = session.scalars(
+            select(EventRow).where(EventRow.project_id == project_id).order_by(EventRow.id).limit(limit).offset(offset)
+        )
+        return [row.record() for row in rows]

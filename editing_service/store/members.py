@@ -10,7 +10,7 @@ from editing_service.store.errors import NotFound, check_choice
 from editing_service.store.events import add_event
 from editing_service.store.projects import require_project
 from editing_service.store.records import MEMBER_ROLES, MemberRecord
-from editing_service.store.tables import MemberRow, utcnow
+from editing_service.store.tables import MemberRow, ProjectRow, utcnow
 
 NOT_A_MEMBER = "{principal!r} is not a member of project {project!r}."
 
@@ -58,10 +58,12 @@ def member_role(db: Database, project_id: str, principal: str) -> MemberRole | N
 
 
 def memberships(db: Database, principal: str) -> list[MemberRecord]:
-    """Every project the principal is a member of."""
+    """Every project the principal is a member of (deleted projects left out)."""
     with db.session(readonly=True) as session:
-        rows = session.scalars(select(MemberRow).where(MemberRow.principal == principal)
-                               .order_by(MemberRow.project_id))
+        rows = session.scalars(
+            select(MemberRow).join(ProjectRow, ProjectRow.id == MemberRow.project_id)
+            .where(MemberRow.principal == principal, ProjectRow.deleted_at.is_(None))
+            .order_by(MemberRow.project_id))
         return [row.record() for row in rows]
 
 

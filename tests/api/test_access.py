@@ -36,6 +36,9 @@ class AccessWorld:
     site: str
     feature: int
     spare_token: str
+    discovery: str
+    uploaded: str  # a project made with an upload
+    doomed: str  # a project the matrix deletes
     made: list[str] = field(default_factory=list)
 
     def client(self, caller: str) -> EditingClient:
@@ -64,9 +67,17 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AccessWorld]:
             admin.set_member(pid, "rev", role="reviewer")
             admin.set_member(pid, "vic", role="viewer")
         spare = admin.create_token("spare", role="viewer")["id"]
+        discovery = admin.discoveries(project)[0]["id"]
+        uploaded = admin.upload_project(name="uploaded", spec={**spec_for(root), "source": {"kind": "file"}},
+                                        data=root / "data" / "bios.csv", model=body["model"],
+                                        settings=TINY_SETTINGS)["id"]
+        doomed = admin.create_project(name="doomed", **body)["id"]
+        for pid in (uploaded, doomed):
+            admin.set_member(pid, "rev", role="reviewer")
+            admin.set_member(pid, "vic", role="viewer")
         yield AccessWorld(server=server, admin=admin, project=project, bare=bare, job=job,
                           edit=created["edit"]["id"], site=feature["site"], feature=feature["feature"],
-                          spare_token=spare)
+                          spare_token=spare, discovery=discovery, uploaded=uploaded, doomed=doomed)
     finally:
         admin.close()
         server.stop()
@@ -93,6 +104,8 @@ def _requests(w: AccessWorld) -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", "/v1/projects/{project_id}/edits"): {"json": {"reviewer": "R", "features": [
             {"site": w.site, "feature": w.feature}]}},
         ("POST", "/v1/projects/{project_id}/edits/{edit_id}/predict"): {"json": {"texts": ["she is a nurse"]}},
+        ("DELETE", "/v1/projects/{project_id}/upload"): {"project_id": w.uploaded},
+        ("DELETE", "/v1/projects/{project_id}"): {"project_id": w.doomed},
     }
 
 
@@ -117,7 +130,8 @@ def test_every_route_answers_each_role_as_the_table_expects(world: AccessWorld) 
 
     requests, before = _requests(world), _before(world)
     params = {"project_id": world.project, "job_id": world.job, "edit_id": world.edit, "site": world.site,
-              "feature": str(world.feature), "principal": "newbie", "token_id": world.spare_token}
+              "feature": str(world.feature), "principal": "newbie", "token_id": world.spare_token,
+              "discovery_id": world.discovery}
     wrong = []
     with httpx.Client(base_url=world.server.url, timeout=120) as http:
         for (method, template), expected in table.items():
@@ -140,10 +154,10 @@ def test_a_caller_sees_only_its_projects(world: AccessWorld) -> None:
     for caller in ("reviewer", "viewer"):
         with world.client(caller) as client:
             listed = client.projects()
-            assert {p["id"] for p in listed["items"]} == {world.project, world.bare} and listed["total"] == 2
+            mine = {world.project, world.bare, world.uploaded}  # and the doomed one, deleted by the matrix
+            assert {p["id"] for p in listed["items"]} == mine and listed["total"] == 3
             me = client.me()
-            assert {m["project_id"]: m["role"] for m in me["memberships"]} == {world.project: caller,
-                                                                               world.bare: caller}
+            assert {m["project_id"]: m["role"] for m in me["memberships"]} == dict.fromkeys(mine, caller)
     with world.client("outsider") as outsider:
         assert outsider.projects() == {"items": [], "total": 0, "limit": 50, "offset": 0}
         assert outsider.me()["memberships"] == [] and not outsider.me()["all_projects"]

@@ -80,7 +80,7 @@ where a request can break the schema), seed {args.seed}, no time limit: {verdict
   its documented schema (schemathesis's conformance checks). Requests go to a `bentoml serve` process
   on the tests' tiny world (SQLite, database tokens on); without a token, every route but
   /livez, /readyz and /healthz must answer 401.
-- Machine: {cpu_name()}, the same process tree as the client (numbers of requests, not speed, are the result).
+- Machine: {cpu_name()}, client and server on the same machine (the counts, not the seconds, are the result).
 {"".join(f"- {p}" + chr(10) for p in problems)}
 Command: `PYTHONPATH=. .venv/bin/python benchmarks/fuzz.py --examples {args.examples} --write BENCHMARKS.md`
 """

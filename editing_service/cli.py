@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--circuit-top-k", type=int, default=None, help="features per site in the circuit (default: 300)")
         sub.add_argument("--lexicon", default="gendered", help="concept lexicon for suggestions and token deletion")
     run.add_argument("--flags", default="auto",
-                     help="auto (lexicon suggestions), auto:protected, or a YAML/JSON flags file")
+                     help="auto (lexicon suggestions), auto:protected, auto:all (both kinds), or a YAML/JSON flags file")
     run.add_argument("--ablation", choices=["zero", "mean"], default="zero")
 
     features = commands.add_parser("features", help="print the feature cards of a discovered run")
@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     edit = commands.add_parser("edit", help="apply a flags file to a discovered run, retrain, report")
     edit.add_argument("--out", required=True, help="the folder of a discovered run")
-    edit.add_argument("--flags", required=True, help="a YAML/JSON flags file, or auto / auto:protected")
+    edit.add_argument("--flags", required=True, help="a YAML/JSON flags file, or auto / auto:protected / auto:all")
 
     serve = commands.add_parser("serve", help="serve the REST API (BentoML) on this machine")
     serve.add_argument("--host", default="127.0.0.1")

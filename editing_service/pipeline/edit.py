@@ -164,6 +164,8 @@ def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
     mode, seed = settings.edit.mode, settings.edit.seed
     validate = load_role(spec, "validate")
     attribute = group_attribute(spec)
+    if settings.edit.erase_at_edited_sites and (not attribute or attribute not in validate.groups):
+        raise ValueError(NO_ATTRIBUTE_TO_ERASE.format(name=spec.name))
 
     def step(name: str):
         return lambda f: progress(name, f)
@@ -180,8 +182,6 @@ def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
         "served_form": form,
     }
     if settings.edit.erase_at_edited_sites:
-        if not attribute or attribute not in validate.groups:
-            raise ValueError(NO_ATTRIBUTE_TO_ERASE.format(name=spec.name))
         classifier.set_interventions(edits)
         progress("erasure", 0.0)
         erasers = fit_site_erasers(classifier, classifier.resolve_sites(list(flagged)), validate.texts,

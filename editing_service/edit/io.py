@@ -2,7 +2,7 @@
 
     config.json          format, kind, classes, probe layer, max length, the base model reference
                          (path, name, weights sha256, embedded default or copied), the edits, provenance
-    head.safetensors     weight [C, d], bias [C]
+    head.safetensors     weight [C, d], bias [C] (no bias for heads without one: decoder classifiers')
     edits.safetensors    per edit i: edit{i}.W_enc [d_in, n], .b_enc, .threshold, .W_dec [n, d_in], .b_dec, .mean
     base_model/          a copy of the base model folder (only with copy_base=True)
 
@@ -59,7 +59,7 @@ def save_model(
     copied = copy_base and not source.embedded_default
     if copied:
         _copy_base(Path(source.path), folder / "base_model")
-    save_file({"weight": head.weight.detach().cpu().contiguous(), "bias": head.bias.detach().cpu().contiguous()},
+    save_file({name: tensor.detach().cpu().contiguous() for name, tensor in head.state_dict().items()},
               folder / "head.safetensors")
     edits, tensors = [], {}
     for i, edit in enumerate(classifier.interventions):
@@ -124,10 +124,9 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> TextC
         max_length=config["max_length"], device=device,
     )
     head_tensors = load_file(folder / "head.safetensors")
-    head = torch.nn.Linear(head_tensors["weight"].shape[1], head_tensors["weight"].shape[0])
-    with torch.no_grad():
-        head.weight.copy_(head_tensors["weight"])
-        head.bias.copy_(head_tensors["bias"])
+    weight = head_tensors["weight"]
+    head = torch.nn.Linear(weight.shape[1], weight.shape[0], bias="bias" in head_tensors, dtype=weight.dtype)
+    head.load_state_dict(head_tensors)
     classifier.set_head(head)
     if config["edits"]:
         tensors = load_file(folder / "edits.safetensors")

@@ -25,6 +25,8 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-length", type=int, default=256, help="tokens per text (truncation)")
     parser.add_argument("--batch-size", type=int, default=32, help="texts per forward pass")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default=None,
+                        help="weights' dtype (default auto: the checkpoint's on a GPU, float32 on the CPU)")
 
 
 def _add_sae_args(parser: argparse.ArgumentParser) -> None:
@@ -83,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _model_settings(args: argparse.Namespace) -> dict[str, object]:
     return {"path": args.model, "probe_layer": args.probe_layer, "max_length": args.max_length,
-            "batch_size": args.batch_size, "device": args.device}
+            "batch_size": args.batch_size, "device": args.device,
+            **({"dtype": args.dtype} if args.dtype is not None else {})}
 
 
 def _sae_settings(args: argparse.Namespace) -> dict[str, object]:

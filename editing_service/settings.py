@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from editing_service.activations import CacheDtype
+from editing_service.model.dtype import ModelDtype
 
 
 class _Settings(BaseModel):
@@ -39,6 +40,7 @@ class ModelSettings(_Settings):
     max_length: int = Field(256, ge=8)
     batch_size: int = Field(32, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: ModelDtype = Field("auto", description="weights' dtype; auto: the checkpoint's on a GPU, float32 on the CPU")
 
 
 class SAERunSettings(_Settings):

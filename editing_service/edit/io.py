@@ -1,6 +1,6 @@
 """Saving and loading classifiers, original or edited, as folders (a `save_pretrained`-style layout).
 
-    config.json          format, kind, classes, probe layer, max length, the base model reference
+    config.json          format, kind, classes, probe layer, max length, weights' dtype, the base model reference
                          (path, name, weights sha256, embedded default or copied), the edits, provenance
     head.safetensors     weight [C, d], bias [C] (no bias for heads without one: decoder classifiers')
     edits.safetensors    per edit i: edit{i}.W_enc [d_in, n], .b_enc, .threshold, .W_dec [n, d_in], .b_dec, .mean
@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from editing_service.edit.ablation import FeatureAblation
 from editing_service.model.classifier import TextClassifier
+from editing_service.model.dtype import dtype_name
 from editing_service.model.load import embedded_default_path, load_classifier, weights_sha256
 
 FORMAT = "editing-service/classifier"
@@ -77,6 +78,7 @@ def save_model(
         "classes": classifier.classes,
         "probe_layer": classifier.probe_layer,
         "max_length": classifier.max_length,
+        "dtype": dtype_name(classifier.dtype),
         "base_model": {
             "path": "base_model" if copied else source.path,
             "name_or_path": source.name_or_path,
@@ -121,7 +123,7 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> TextC
     classifier = load_classifier(
         None if base["embedded_default"] else location, classes=config["classes"],
         probe_layer=config["probe_layer"] if config["probe_layer"] is not None else -1,
-        max_length=config["max_length"], device=device,
+        max_length=config["max_length"], device=device, dtype=config.get("dtype", "float32"),
     )
     head_tensors = load_file(folder / "head.safetensors")
     weight = head_tensors["weight"]

@@ -147,6 +147,11 @@ class TextClassifier(nn.Module):
         return next(self.backbone.parameters()).device
 
     @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the backbone's weights."""
+        return next(self.backbone.parameters()).dtype
+
+    @property
     def n_layers(self) -> int:
         """Number of layers (block applications; an encoder-decoder's encoder and decoder blocks)."""
         return len(self.rule.blocks(self.backbone))

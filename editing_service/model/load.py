@@ -30,6 +30,7 @@ from transformers import (
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from editing_service.model.classifier import ModelSource, TextClassifier, find_head
+from editing_service.model.dtype import resolve_dtype
 from editing_service.model.sites import find_blocks
 
 logger = logging.getLogger(__name__)
@@ -164,20 +165,22 @@ def load_classifier(
     probe_layer: int = -1,
     max_length: int = 256,
     device: str | torch.device = "cpu",
+    dtype: str = "auto",
 ) -> TextClassifier:
     """Load a model folder as a `TextClassifier` for `classes`.
 
     A folder whose config names a `*ForSequenceClassification` architecture loads with its own head
     (its id2label, when it names labels, must name `classes`, in any order); any other folder loads as
     a base model with an unfitted linear probe on block `probe_layer` (negative counts from the end).
+    `dtype` (see `editing_service.model.dtype`) is the weights' dtype.
     """
     embedded = path is None
     folder = embedded_default_path() if embedded else Path(path).expanduser().resolve()
     _check_folder(folder)
     _check_model_type(folder)
-    common = {"trust_remote_code": False, "use_safetensors": True}
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
     config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
+    common = {"trust_remote_code": False, "use_safetensors": True, "dtype": resolve_dtype(dtype, device, config)}
     _check_tokenizer(folder, tokenizer, config)
     tokenizer.padding_side = "right"
     if tokenizer.pad_token is None:

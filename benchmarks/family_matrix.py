@@ -7,7 +7,7 @@ discover and edit with the end-to-end test's settings (tests/family_run.py), the
 and checks that their accuracy on the evaluation split is the report's. Prints a markdown table ("works"
 or the error), then the decoder head-logit agreement: the largest |head(features read by the service) -
 the model's own logits| over every decoder family, tokenizer (EOS appended or not, pad = EOS or not) and
-padding side.
+padding side, and the same for the rule used before (the last attention-mask position).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from factories import ARCHITECTURES, DECODERS, make_model_folder  # noqa: E402
 from family_run import FORMS, run_family, write_tiny_spec  # noqa: E402
 
-from editing_service.model import load_classifier  # noqa: E402
+from editing_service.model import capture_input, load_classifier  # noqa: E402
 
 TEXTS = ["she works as a nurse in the ward with patients", "he is a surgeon", "the hospital team", "a nurse"]
 TOKENIZERS = {"EOS, pad = EOS": (True, True), "EOS, own pad": (True, False), "no EOS, pad = EOS": (False, True)}
@@ -46,7 +46,7 @@ def outcome(root: Path, spec: Path, arch: str, form: str) -> str:
     return "; ".join(problems) or f"works ({time.perf_counter() - started:.0f} s)"
 
 
-def head_logit_agreement(root: Path) -> list[tuple[str, str, str, float]]:
+def head_logit_agreement(root: Path) -> list[tuple[str, str, str, float, float]]:
     rows = []
     for arch in DECODERS:
         for variant, (eos, pad_is_eos) in TOKENIZERS.items():
@@ -56,10 +56,13 @@ def head_logit_agreement(root: Path) -> list[tuple[str, str, str, float]]:
             for side in ("right", "left"):
                 clf.tokenizer.padding_side = side
                 batch = clf.tokenizer(TEXTS, padding=True, return_tensors="pt")
-                with torch.no_grad():
+                with torch.no_grad(), capture_input(clf.head) as every_token:
                     own = clf.backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
                     features, _ = clf.head_features(batch["input_ids"], batch["attention_mask"])
-                    rows.append((arch, variant, side, float((clf.head(features) - own).abs().max())))
+                    last = batch["attention_mask"].sum(1) - 1
+                    before = clf.head(every_token["input"][torch.arange(len(TEXTS)), last])
+                    rows.append((arch, variant, side, float((clf.head(features) - own).abs().max()),
+                                 float((before - own).abs().max())))
     return rows
 
 
@@ -81,6 +84,10 @@ def main() -> None:
         print(f"\nDecoder head-logit agreement: max |head(features) - model logits| = {worst[3]:.2e} over "
               f"{len(agreement)} cases ({len(DECODERS)} families x {len(TOKENIZERS)} tokenizers x 2 padding "
               f"sides); worst: {worst[0]}, {worst[1]}, {worst[2]} padding")
+        before = max(agreement, key=lambda row: row[4])
+        print(f"Previous rule (last attention-mask position): max {before[4]:.2e} ({before[0]}, {before[1]}, "
+              f"{before[2]} padding); cases off by more than 1e-4: "
+              f"{sum(row[4] > 1e-4 for row in agreement)} of {len(agreement)}")
 
 
 if __name__ == "__main__":

@@ -35,7 +35,10 @@ def _add_sae_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--d-sae", type=int, default=None, help="features per SAE (default: 2048)")
     parser.add_argument("--k", type=int, default=None, help="active features per token, topk (default: 32)")
     parser.add_argument("--epochs", type=float, default=None, help="passes over the cached training tokens (default: 1)")
-    parser.add_argument("--cache-dtype", choices=["float32", "float16", "bfloat16"], default="float32")
+    parser.add_argument("--cache-dtype", choices=["float32", "float16", "bfloat16"], default=None,
+                        help="storage of cached activations (default: float32)")
+    parser.add_argument("--cache-tokens-per-text", type=int, default=None,
+                        help="cache a seeded sample of at most this many tokens per training text (default: all)")
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -111,7 +114,8 @@ def _cmd_saes(args: argparse.Namespace) -> None:
 
     settings = SAERunSettings(
         spec=args.spec, model=_model_settings(args), sites=args.sites, sae=_sae_settings(args),
-        cache_dtype=args.cache_dtype, splice_check=not args.no_splice_check,
+        splice_check=not args.no_splice_check,
+        **_given(cache_dtype=args.cache_dtype, cache_tokens_per_text=args.cache_tokens_per_text),
     )
     report = run_saes(settings, args.out)
     _print_sae_report(report)
@@ -128,7 +132,7 @@ def _run_settings(args: argparse.Namespace) -> object:
 
     return RunSettings(
         spec=args.spec, model=_model_settings(args), sites=args.sites, sae=_sae_settings(args),
-        cache_dtype=args.cache_dtype,
+        **_given(cache_dtype=args.cache_dtype, cache_tokens_per_text=args.cache_tokens_per_text),
         attribution=_given(method=args.attribution, n_examples=args.attribution_examples),
         circuit=_given(top_k=args.circuit_top_k), suggestions={"lexicon": args.lexicon},
         edit={"mode": getattr(args, "ablation", "zero")},

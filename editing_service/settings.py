@@ -51,6 +51,9 @@ class SAERunSettings(_Settings):
     sites: list[str] | None = Field(None, description="site names; None for every block output")
     sae: SAESettings = SAESettings()
     cache_dtype: CacheDtype = "float32"
+    cache_tokens_per_text: int | None = Field(
+        None, ge=1, description="training split: cache a seeded sample of at most this many tokens per text "
+        "(the SAEs' training data); None caches every token")
     splice_check: bool = Field(True, description="accuracy with each SAE spliced in, on the validate role")
 
 
@@ -103,6 +106,9 @@ class RunSettings(_Settings):
     sites: list[str] | None = None
     sae: SAESettings = SAESettings()
     cache_dtype: CacheDtype = "float32"
+    cache_tokens_per_text: int | None = Field(
+        None, ge=1, description="training split: cache a seeded sample of at most this many tokens per text "
+        "(the SAEs' training data); None caches every token")
     attribution: AttributionSettings = AttributionSettings()
     circuit: CircuitSettings = CircuitSettings()
     suggestions: SuggestionSettings = SuggestionSettings()

@@ -59,7 +59,7 @@ class SAERunSettings(_Settings):
     sae: SAESettings = SAESettings()
     cache_dtype: CacheDtype = "float32"
     cache_tokens_per_text: int | None = Field(
-        None, ge=1, description="training split: cache a seeded sample of at most this many tokens per text "
+        None, ge=1, le=8192, description="training split: cache a seeded sample of at most this many tokens per text "
         "(the SAEs' training data); None caches every token")
     splice_check: bool = Field(True, description="accuracy with each SAE spliced in, on the validate role")
 
@@ -116,7 +116,7 @@ class RunSettings(_Settings):
     sae: SAESettings = SAESettings()
     cache_dtype: CacheDtype = "float32"
     cache_tokens_per_text: int | None = Field(
-        None, ge=1, description="training split: cache a seeded sample of at most this many tokens per text "
+        None, ge=1, le=8192, description="training split: cache a seeded sample of at most this many tokens per text "
         "(the SAEs' training data); None caches every token")
     attribution: AttributionSettings = AttributionSettings()
     circuit: CircuitSettings = CircuitSettings()

@@ -87,6 +87,7 @@ def main() -> None:
     parser.add_argument("--dtypes", nargs="+", default=["float32", "float16"])
     parser.add_argument("--root", type=Path, default=Path("runs/bench_cache_curve"))
     parser.add_argument("--write", type=Path, default=None)
+    parser.add_argument("--report-only", action="store_true", help="write the table of the points measured so far")
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.root.mkdir(parents=True, exist_ok=True)
@@ -96,7 +97,7 @@ def main() -> None:
         return
     results = args.root / "results.jsonl"
     done = [json.loads(line) for line in results.read_text().splitlines()] if results.is_file() else []
-    for model in args.models:
+    for model in [] if args.report_only else args.models:
         for dtype in args.dtypes:
             for n in args.texts:
                 if any(p["model"] == model and p["dtype"] == dtype and p["n_texts"] == n for p in done):
@@ -112,14 +113,13 @@ def main() -> None:
              f"per point, 2 torch threads, CPU: {cpu_name()}). Every block output cached (6 sites for MiniLM, 12 for "
              "the 768-wide model), max 256 tokens per text; peak memory is the caching process's (model included).",
              "", "| model | storage | texts | tokens | cache on disk | peak memory |", "|---|---|---|---|---|---|"]
-    for model in args.models:
-        for dtype in args.dtypes:
-            points = sorted((p for p in done if p["model"] == model and p["dtype"] == dtype),
-                            key=lambda p: p["n_texts"])
+    for model, dtype in dict.fromkeys((p["model"], p["dtype"]) for p in done):
+        points = sorted((p for p in done if p["model"] == model and p["dtype"] == dtype), key=lambda p: p["n_texts"])
+        if True:
             for p in points:
                 lines.append(f"| {model} | {dtype} | {p['n_texts']:,} | {p['n_tokens']:,} | "
                              f"{p['cache_bytes'] / 2**20:,.0f} MiB | {p['peak_rss_bytes'] / 2**20:,.0f} MiB |")
-            for at in (20_000, 100_000):
+            for at in (20_000, 100_000) if len(points) > 1 else ():
                 lines.append(f"| {model} | {dtype} | {at:,} (extrapolated) | | "
                              f"{fit(points, 'cache_bytes', at) / 2**30:,.1f} GiB | "
                              f"{fit(points, 'peak_rss_bytes', at) / 2**30:,.2f} GiB |")

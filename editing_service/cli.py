@@ -36,7 +36,7 @@ def _add_sae_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--k", type=int, default=None, help="active features per token, topk (default: 32)")
     parser.add_argument("--epochs", type=float, default=None, help="passes over the cached training tokens (default: 1)")
     parser.add_argument("--cache-dtype", choices=["float32", "float16", "bfloat16"], default=None,
-                        help="storage of cached activations (default: float32)")
+                        help="storage of cached activations (default: float16)")
     parser.add_argument("--cache-tokens-per-text", type=int, default=None,
                         help="cache a seeded sample of at most this many tokens per training text (default: all)")
     parser.add_argument("--seed", type=int, default=0)

@@ -57,7 +57,8 @@ class SAERunSettings(_Settings):
     model: ModelSettings = ModelSettings()
     sites: list[str] | None = Field(None, description="site names; None for every block output")
     sae: SAESettings = SAESettings()
-    cache_dtype: CacheDtype = "float32"
+    cache_dtype: CacheDtype = Field("float16", description="storage of cached activations (float16: within 0.01 "
+                                    "of float32 in FVU and attribution, BENCHMARKS.md)")
     cache_tokens_per_text: int | None = Field(
         None, ge=1, le=8192, description="training split: cache a seeded sample of at most this many tokens per text "
         "(the SAEs' training data); None caches every token")
@@ -114,7 +115,8 @@ class RunSettings(_Settings):
     model: ModelSettings = ModelSettings()
     sites: list[str] | None = None
     sae: SAESettings = SAESettings()
-    cache_dtype: CacheDtype = "float32"
+    cache_dtype: CacheDtype = Field("float16", description="storage of cached activations (float16: within 0.01 "
+                                    "of float32 in FVU and attribution, BENCHMARKS.md)")
     cache_tokens_per_text: int | None = Field(
         None, ge=1, le=8192, description="training split: cache a seeded sample of at most this many tokens per text "
         "(the SAEs' training data); None caches every token")

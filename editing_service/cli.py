@@ -25,6 +25,8 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-length", type=int, default=256, help="tokens per text (truncation)")
     parser.add_argument("--batch-size", type=int, default=32, help="texts per forward pass")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default=None,
+                        help="weights' dtype (default auto: the checkpoint's on a GPU, float32 on the CPU)")
 
 
 def _add_sae_args(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +36,10 @@ def _add_sae_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--d-sae", type=int, default=None, help="features per SAE (default: 2048)")
     parser.add_argument("--k", type=int, default=None, help="active features per token, topk (default: 32)")
     parser.add_argument("--epochs", type=float, default=None, help="passes over the cached training tokens (default: 1)")
-    parser.add_argument("--cache-dtype", choices=["float32", "float16", "bfloat16"], default="float32")
+    parser.add_argument("--cache-dtype", choices=["float32", "float16", "bfloat16"], default=None,
+                        help="storage of cached activations (default: float16)")
+    parser.add_argument("--cache-tokens-per-text", type=int, default=None,
+                        help="cache a seeded sample of at most this many tokens per training text (default: all)")
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -101,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _model_settings(args: argparse.Namespace) -> dict[str, object]:
     return {"path": args.model, "probe_layer": args.probe_layer, "max_length": args.max_length,
-            "batch_size": args.batch_size, "device": args.device}
+            "batch_size": args.batch_size, "device": args.device,
+            **({"dtype": args.dtype} if args.dtype is not None else {})}
 
 
 def _sae_settings(args: argparse.Namespace) -> dict[str, object]:
@@ -126,7 +132,8 @@ def _cmd_saes(args: argparse.Namespace) -> None:
 
     settings = SAERunSettings(
         spec=args.spec, model=_model_settings(args), sites=args.sites, sae=_sae_settings(args),
-        cache_dtype=args.cache_dtype, splice_check=not args.no_splice_check,
+        splice_check=not args.no_splice_check,
+        **_given(cache_dtype=args.cache_dtype, cache_tokens_per_text=args.cache_tokens_per_text),
     )
     report = run_saes(settings, args.out)
     _print_sae_report(report)
@@ -143,7 +150,7 @@ def _run_settings(args: argparse.Namespace) -> object:
 
     return RunSettings(
         spec=args.spec, model=_model_settings(args), sites=args.sites, sae=_sae_settings(args),
-        cache_dtype=args.cache_dtype,
+        **_given(cache_dtype=args.cache_dtype, cache_tokens_per_text=args.cache_tokens_per_text),
         attribution=_given(method=args.attribution, n_examples=args.attribution_examples),
         circuit=_given(top_k=args.circuit_top_k), suggestions={"lexicon": args.lexicon},
         edit={"mode": getattr(args, "ablation", "zero"), **(_edit_overrides(args) if "served_form" in args else {})},

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from editing_service.activations import CacheDtype
+from editing_service.model.dtype import ModelDtype
 
 LexiconWord = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 ServedForm = Literal["jumprelu", "gate"]
@@ -47,6 +48,7 @@ class ModelSettings(_Settings):
     max_length: int = Field(256, ge=8, le=8192)
     batch_size: int = Field(32, ge=1, le=1024)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: ModelDtype = Field("auto", description="weights' dtype; auto: the checkpoint's on a GPU, float32 on the CPU")
 
 
 class SAERunSettings(_Settings):
@@ -56,7 +58,11 @@ class SAERunSettings(_Settings):
     model: ModelSettings = ModelSettings()
     sites: list[str] | None = Field(None, description="site names; None for every block output")
     sae: SAESettings = SAESettings()
-    cache_dtype: CacheDtype = "float32"
+    cache_dtype: CacheDtype = Field("float16", description="storage of cached activations (float16: within 0.01 "
+                                    "of float32 in FVU and attribution, BENCHMARKS.md)")
+    cache_tokens_per_text: int | None = Field(
+        None, ge=1, le=8192, description="training split: cache a seeded sample of at most this many tokens per text "
+        "(the SAEs' training data); None caches every token")
     splice_check: bool = Field(True, description="accuracy with each SAE spliced in, on the validate role")
 
 
@@ -119,7 +125,11 @@ class RunSettings(_Settings):
     model: ModelSettings = ModelSettings()
     sites: list[str] | None = None
     sae: SAESettings = SAESettings()
-    cache_dtype: CacheDtype = "float32"
+    cache_dtype: CacheDtype = Field("float16", description="storage of cached activations (float16: within 0.01 "
+                                    "of float32 in FVU and attribution, BENCHMARKS.md)")
+    cache_tokens_per_text: int | None = Field(
+        None, ge=1, le=8192, description="training split: cache a seeded sample of at most this many tokens per text "
+        "(the SAEs' training data); None caches every token")
     attribution: AttributionSettings = AttributionSettings()
     circuit: CircuitSettings = CircuitSettings()
     suggestions: SuggestionSettings = SuggestionSettings()

@@ -1,8 +1,8 @@
 """Saving and loading classifiers, original or edited, as folders (a `save_pretrained`-style layout).
 
-    config.json          format, kind, classes, probe layer, max length, the base model reference
+    config.json          format, kind, classes, probe layer, max length, weights' dtype, the base model reference
                          (path, name, weights sha256, embedded default or copied), the edits, provenance
-    head.safetensors     weight [C, d], bias [C]
+    head.safetensors     weight [C, d], bias [C] (no bias for heads without one: decoder classifiers')
     edits.safetensors    per edit i, its tensors: edit{i}.W_enc [d_in, n], .b_enc, .threshold, .W_dec [n, d_in],
                          .b_dec, .mean (a feature ablation); edit{i}.proj_left, .proj_right, .bias (a LEACE
                          eraser). The config's edits list them in the order they run at their site.
@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from editing_service.edit.ablation import FeatureAblation
 from editing_service.edit.erasure import ConceptErasure
 from editing_service.model.classifier import TextClassifier
+from editing_service.model.dtype import dtype_name
 from editing_service.model.load import embedded_default_path, load_classifier, weights_sha256
 
 FORMAT = "editing-service/classifier"
@@ -69,7 +70,7 @@ def save_model(
     copied = copy_base and not source.embedded_default
     if copied:
         _copy_base(Path(source.path), folder / "base_model")
-    save_file({"weight": head.weight.detach().cpu().contiguous(), "bias": head.bias.detach().cpu().contiguous()},
+    save_file({name: tensor.detach().cpu().contiguous() for name, tensor in head.state_dict().items()},
               folder / "head.safetensors")
     edits, tensors = [], {}
     for i, edit in enumerate(classifier.interventions):
@@ -88,6 +89,7 @@ def save_model(
         "classes": classifier.classes,
         "probe_layer": classifier.probe_layer,
         "max_length": classifier.max_length,
+        "dtype": dtype_name(classifier.dtype),
         "base_model": {
             "path": "base_model" if copied else source.path,
             "name_or_path": source.name_or_path,
@@ -132,13 +134,12 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> TextC
     classifier = load_classifier(
         None if base["embedded_default"] else location, classes=config["classes"],
         probe_layer=config["probe_layer"] if config["probe_layer"] is not None else -1,
-        max_length=config["max_length"], device=device,
+        max_length=config["max_length"], device=device, dtype=config.get("dtype", "float32"),
     )
     head_tensors = load_file(folder / "head.safetensors")
-    head = torch.nn.Linear(head_tensors["weight"].shape[1], head_tensors["weight"].shape[0])
-    with torch.no_grad():
-        head.weight.copy_(head_tensors["weight"])
-        head.bias.copy_(head_tensors["bias"])
+    weight = head_tensors["weight"]
+    head = torch.nn.Linear(weight.shape[1], weight.shape[0], bias="bias" in head_tensors, dtype=weight.dtype)
+    head.load_state_dict(head_tensors)
     classifier.set_head(head)
     if config["edits"]:
         tensors = load_file(folder / "edits.safetensors")

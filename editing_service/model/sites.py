@@ -1,11 +1,11 @@
-"""Finding the hook sites of a transformer generically.
+"""Finding the hook sites of a transformer.
 
 A site is a module whose output we read or replace: the output of every transformer block (always),
 the attention and MLP outputs where they can be identified, and the embedding output (`embeddings.out`,
-what the first block reads) where the model has an embeddings module. Blocks are found as the
-`nn.ModuleList` whose length equals `config.num_hidden_layers`, which covers BERT, RoBERTa,
-DistilBERT, DeBERTa, GPT-2, GPT-NeoX and Llama-style models without per-architecture tables; the
-embeddings module is the parent of the input embedding table when that parent is not the whole model.
+what the first block reads) where the model has an embeddings module. Where a family keeps its blocks
+and which children hold attention and MLP is its family rule (`editing_service.model.families`); a block
+shared across depth (ALBERT) gives one site per application, told apart by `Site.call`. The embeddings
+module is the parent of the input embedding table when that parent does not hold the blocks.
 """
 
 from __future__ import annotations
@@ -16,6 +16,9 @@ from typing import Literal
 
 from torch import nn
 
+from editing_service.model.families import BlockRef, rule_for
+from editing_service.model.families.base import UNSUPPORTED_LAYOUT
+
 SiteKind = Literal["embed", "block", "attn", "mlp"]
 SITE_KINDS: tuple[SiteKind, ...] = ("embed", "block", "attn", "mlp")
 EMBEDDING_SITE = "embeddings.out"
@@ -23,10 +26,6 @@ EMBEDDING_LAYER = -1  # the embedding output comes before block 0
 _SITE_NAME = re.compile(r"^blocks\.(\d+)\.(out|attn|mlp)$")
 _KIND_SUFFIX = {"block": "out", "attn": "attn", "mlp": "mlp"}
 
-UNSUPPORTED_LAYOUT = (
-    "Unsupported architecture {arch}: expected an nn.ModuleList of transformer blocks whose length "
-    "equals config.num_hidden_layers ({n}); found ModuleLists {found}."
-)
 UNKNOWN_SITE = "Unknown site {name!r}; this model has sites {known}."
 BAD_SITE_NAME = (
     "Bad site name {name!r}: expected 'embeddings.out', 'blocks.<layer>.out', 'blocks.<layer>.attn' or "
@@ -37,21 +36,20 @@ NO_EMBEDDINGS = (
     "no site 'embeddings.out'."
 )
 
-# Children that hold a block's attention / MLP. For post-LN encoders (BERT, RoBERTa, DeBERTa) the
-# attention module includes the residual add and LayerNorm, so its pure output is the `dense`
-# projection inside `attention.output`, and the MLP's is the `output.dense` projection.
-_ATTN_PATHS = ("attention.output.dense", "self_attn", "attn", "attention")
-_MLP_PATHS = ("output.dense", "mlp", "ffn")
+__all__ = ["EMBEDDING_SITE", "SITE_KINDS", "UNSUPPORTED_LAYOUT", "Site", "SiteKind", "find_blocks",
+           "find_embeddings", "find_sites", "parse_site_name", "resolve_sites", "site_name"]
 
 
 @dataclass(frozen=True)
 class Site:
-    """One hook point: `name` like 'blocks.3.out', `module_path` relative to the model root."""
+    """One hook point: `name` like 'blocks.3.out', `module_path` relative to the model root, and `call`:
+    which application of that module within one forward pass (None: its only one)."""
 
     name: str
     layer: int
     kind: SiteKind
     module_path: str
+    call: int | None = None
 
 
 def site_name(layer: int, kind: SiteKind) -> str:
@@ -70,17 +68,9 @@ def parse_site_name(name: str) -> tuple[int, SiteKind]:
     return int(match.group(1)), kind  # type: ignore[return-value]
 
 
-def find_blocks(model: nn.Module) -> tuple[str, nn.ModuleList]:
-    """Return (path, blocks): the ModuleList of transformer blocks."""
-    config = getattr(model, "config", None)
-    n_layers = getattr(config, "num_hidden_layers", None)
-    lists = [(path, mod) for path, mod in model.named_modules() if isinstance(mod, nn.ModuleList)]
-    for path, mod in lists:
-        if n_layers is not None and len(mod) == n_layers:
-            return path, mod
-    arch = type(model).__name__
-    found = [f"{path or '<root>'} (len {len(mod)})" for path, mod in lists] or "none"
-    raise ValueError(UNSUPPORTED_LAYOUT.format(arch=arch, n=n_layers, found=found))
+def find_blocks(model: nn.Module) -> list[BlockRef]:
+    """The model's layers (block module path and application), in the order data flows through them."""
+    return rule_for(model).blocks(model)
 
 
 def find_embeddings(model: nn.Module) -> str | None:
@@ -95,8 +85,7 @@ def find_embeddings(model: nn.Module) -> str | None:
     if not table_path or "." not in table_path:
         return None
     parent = table_path.rsplit(".", 1)[0]
-    blocks_path, _ = find_blocks(model)
-    if blocks_path == parent or blocks_path.startswith(parent + "."):
+    if any(ref.path.startswith(parent + ".") for ref in find_blocks(model)):
         return None  # the parent holds the blocks: its output is not the embedding output
     return parent
 
@@ -116,18 +105,17 @@ def find_sites(model: nn.Module, *, kinds: tuple[SiteKind, ...] = ("block",)) ->
     for kind in kinds:
         if kind not in SITE_KINDS:
             raise ValueError(f"Unknown site kind {kind!r}; expected one of {list(SITE_KINDS)}.")
-    blocks_path, blocks = find_blocks(model)
+    rule = rule_for(model)
     sites: list[Site] = []
     if "embed" in kinds and (embeddings := find_embeddings(model)) is not None:
         sites.append(Site(EMBEDDING_SITE, EMBEDDING_LAYER, "embed", embeddings))
-    for layer, block in enumerate(blocks):
-        prefix = f"{blocks_path}.{layer}"
-        if "attn" in kinds and (sub := _first_submodule(block, _ATTN_PATHS)) is not None:
-            sites.append(Site(site_name(layer, "attn"), layer, "attn", f"{prefix}.{sub}"))
-        if "mlp" in kinds and (sub := _first_submodule(block, _MLP_PATHS)) is not None:
-            sites.append(Site(site_name(layer, "mlp"), layer, "mlp", f"{prefix}.{sub}"))
+    for layer, ref in enumerate(rule.blocks(model)):
+        block = model.get_submodule(ref.path)
+        for kind, candidates in (("attn", rule.attn_paths), ("mlp", rule.mlp_paths)):
+            if kind in kinds and (sub := _first_submodule(block, candidates)) is not None:
+                sites.append(Site(site_name(layer, kind), layer, kind, f"{ref.path}.{sub}", ref.call))
         if "block" in kinds:
-            sites.append(Site(site_name(layer, "block"), layer, "block", prefix))
+            sites.append(Site(site_name(layer, "block"), layer, "block", ref.path, ref.call))
     return sites
 
 

@@ -24,6 +24,7 @@ from editing_service.edit.head_choice import choose_head_C
 from editing_service.features import load_lexicon
 from editing_service.features.flags import FlagSet
 from editing_service.model import TextClassifier, fit_linear_head
+from editing_service.model.classifier import copy_head, head_logits
 from editing_service.pipeline.common import ProgressFn, group_attribute, quiet, resolve_device
 from editing_service.pipeline.discover import token_sample
 from editing_service.report import build_report, evaluate_row, model_card, render_html
@@ -107,8 +108,7 @@ class _Evaluator:
         self.rows: list[dict[str, Any]] = []
 
     def add(self, name: str, description: str, features: np.ndarray, head: torch.nn.Linear) -> None:
-        with torch.no_grad():
-            logits = torch.from_numpy(features).to(head.weight) @ head.weight.T + head.bias
+        logits = head_logits(head, features)
         self.rows.append(evaluate_row(
             name=name, description=description, y_true=self.split.labels, y_pred=logits.argmax(1).cpu().numpy(),
             label_names=self.split.label_names, groups=self.split.groups, attribute=self.attribute,
@@ -124,12 +124,6 @@ def _original_head_C(artifacts: ArtifactDir) -> tuple[float, str]:
     if "C" in provenance:
         return float(provenance["C"]), "the original head's, chosen on the validate split"
     return 1.0, "1.0 (the original head is the model's own)"
-
-
-def _copy_head(head: torch.nn.Linear) -> torch.nn.Linear:
-    copy = torch.nn.Linear(head.in_features, head.out_features).to(head.weight.device)
-    copy.load_state_dict(head.state_dict())
-    return copy
 
 
 def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
@@ -160,7 +154,7 @@ def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
     train_cache = ActivationCache.open(artifacts.cache("train"))
     train, evaluate = load_role(spec, "train"), load_role(spec, "evaluate")
     rows = _Evaluator(spec, evaluate, settings)
-    original_head = _copy_head(classifier.head)
+    original_head = copy_head(classifier.head)
     mode, seed = settings.edit.mode, settings.edit.seed
     validate = load_role(spec, "validate")
     attribute = group_attribute(spec)
@@ -202,7 +196,7 @@ def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
     classifier.fit_head(train_shift, train.labels, C=C, seed=seed)
     rows.add("shift_retrained", "Flagged features ablated, head retrained on the training set.", eval_shift,
              classifier.head)
-    shift_head = _copy_head(classifier.head)
+    shift_head = copy_head(classifier.head)
     n_flagged = sum(len(v) for v in flagged.values())
 
     if "random_ablation" in settings.edit.baselines:

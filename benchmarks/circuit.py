@@ -22,7 +22,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-HEADING = "## Circuit graph: edges, faithfulness, exact pruning"
+HEADING = "## Circuit graph: cost, faithfulness, exact pruning"
+CHECK_HEADING = "## Circuit graph: edges against exact patching"
 
 
 class Clock:
@@ -61,7 +62,7 @@ def edge_check(arch: str = "topk", n_texts: int = 16) -> dict[str, float]:
             .fit(cache.site(s.name)).sae_ for s in sites}
     step = max(1, len(texts) // n_texts)
     texts, labels = texts[::step][:n_texts], labels[::step][:n_texts]
-    circuit = {s.name: list(range(0, 48, 4)) for s in sites}
+    circuit = {s.name: list(range(0, 48, 6)) for s in sites}
     approx = compute_edges(clf, saes, texts, labels, circuit, batch_size=8, chunk=8)
     exact = exact_edges(clf, saes, texts, labels, circuit)
     pairs = defaultdict(list)
@@ -78,12 +79,14 @@ def edge_check(arch: str = "topk", n_texts: int = 16) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", type=Path, required=True, help="a discovered run folder")
+    parser.add_argument("--run", type=Path, default=None, help="a discovered run folder (none: edge check only)")
     parser.add_argument("--write", type=Path, default=None, help="BENCHMARKS.md to update")
     parser.add_argument("--prune", action="store_true")
     parser.add_argument("--skip-edge-check", action="store_true")
+    parser.add_argument("--examples", type=int, default=None, help="graph n_examples (default: the run's)")
     args = parser.parse_args(argv)
     from machine import cpu_name
+    from markdown_sections import write_section
 
     from editing_service.data import load_role, load_spec
     from editing_service.edit import head_features, load_model
@@ -93,6 +96,23 @@ def main(argv: list[str] | None = None) -> None:
     checks = {} if args.skip_edge_check else {arch: edge_check(arch) for arch in ("topk", "relu")}
     for arch, by_pair in checks.items():
         print(arch, {k: round(v, 3) for k, v in by_pair.items()}, flush=True)
+    if checks and args.write is not None:
+        check_rows = "\n".join(f"| {arch} | {pair} | {v:.3f} |" for arch, by_pair in checks.items()
+                               for pair, v in by_pair.items())
+        write_section(args.write, CHECK_HEADING, f"""{CHECK_HEADING}
+
+Command: `nice -n 5 .venv/bin/python benchmarks/circuit.py --write BENCHMARKS.md`. Tiny random BERT (2 layers,
+d 32), SAEs of 48 features (TopK k=6, or ReLU) at every block and MLP output, 8 features + the error node per
+site, 16 training examples: correlation of edges by batched VJPs with exact two-step patching (zero u; read d'
+at the downstream site with every site in between held at its clean output; patch d := d'), over the live
+pairs of each site pair. Pairs with no path that crosses no other site are zero in both and left out.
+
+| SAE | site pair | correlation |
+|---|---|---|
+{check_rows}
+""")
+    if args.run is None:
+        return
 
     settings = RunSettings.model_validate_json((args.run / "run.json").read_text())
     train = load_role(load_spec(settings.spec), "train")
@@ -104,7 +124,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"forward pass over {len(train)} training texts: {forward[0]:.1f} s wall, {forward[1]:.1f} s CPU", flush=True)
 
     clock = Clock()
-    graph_settings = run_graph_settings(args.run, {"prune": args.prune})
+    changes: dict[str, object] = {"prune": args.prune}
+    if args.examples is not None:
+        changes["n_examples"] = args.examples
+    graph_settings = run_graph_settings(args.run, changes)
     wall, cpu = time.perf_counter(), time.process_time()
     graph = run_circuit(args.run, graph=graph_settings, progress=clock)
     total = (time.perf_counter() - wall, time.process_time() - cpu)
@@ -129,10 +152,6 @@ def main(argv: list[str] | None = None) -> None:
     print(text, flush=True)
     if args.write is None:
         return
-    from markdown_sections import write_section
-
-    check_rows = "\n".join(f"| {arch} | {pair} | {v:.3f} |" for arch, by_pair in checks.items()
-                           for pair, v in by_pair.items())
     section = f"""{HEADING}
 
 Command: `nice -n 5 .venv/bin/python benchmarks/circuit.py --run RUN [--prune] --write BENCHMARKS.md`, RUN a
@@ -140,12 +159,7 @@ folder written by `editing-service discover --spec {settings.spec}` (defaults). 
 {torch.get_num_threads()} torch threads, torch {torch.__version__}; the machine was shared with other jobs,
 so the CPU-second ratios are the ones to read (wall-clock ratios are inflated by the other load).
 
-Edge check (tiny random BERT, 2 layers, block + MLP sites, SAEs 48 features, 12 features + the error node
-per site, 16 examples): correlation of edges by batched VJPs with exact two-step patching.
-
-| SAE | site pair | correlation |
-|---|---|---|
-{check_rows}
+Graph settings: {graph_settings.model_dump()}.
 
 Cost on the run: one forward pass over the training set ({len(train)} texts) {forward[0]:.1f} s wall /
 {forward[1]:.1f} s CPU.

@@ -166,10 +166,10 @@ def _drawn_ids(drawn: Mapping[str, list[int]], sites: list[str]) -> set[str]:
 def card_labels_and_suggestions(features_doc: Mapping) -> tuple[dict[str, str | None], dict[str, list[str]]]:
     """Node id -> card label, and node id -> suggestion kinds, from a features.json document."""
     labels = {card["id"]: card.get("label") for card in features_doc.get("cards", []) if "id" in card}
-    kinds: dict[str, list[str]] = {}
+    kinds: dict[str, set[str]] = {}
     for s in features_doc.get("suggestions", []):
-        kinds.setdefault(feature_id(s["site"], int(s["feature"])), []).append(s["kind"])
-    return labels, kinds
+        kinds.setdefault(feature_id(s["site"], int(s["feature"])), set()).add(s["kind"])
+    return labels, {node: sorted(k) for node, k in kinds.items()}
 
 
 def run_graph_settings(out: str | Path, changes: Mapping[str, object]) -> GraphSettings:

@@ -24,6 +24,6 @@ def tiny_circuit(tmp_path_factory: pytest.TempPathFactory):
     clf.fit_head(cache.head_features, labels)
     saes = {}
     for site in sites:
-        trainer = SAETrainer(architecture="topk", d_sae=48, k=6, n_epochs=30, batch_size=256, seed=0)
+        trainer = SAETrainer(architecture="topk", d_sae=48, k=6, n_epochs=15, batch_size=256, seed=0)
         saes[site] = trainer.fit(cache.site(site.name)).sae_
     return clf, saes, texts, labels, cache

@@ -8,7 +8,7 @@ from editing_service.api.errors import install_error_handlers
 from editing_service.api.routes import circuit, edits, features, jobs, projects
 from editing_service.api.schemas import ErrorBody
 
-ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 422)}
+ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 422, 429)}
 
 
 def create_app() -> FastAPI:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from editing_service.api.params import ProjectId
 from editing_service.api.state import ServiceState, get_state
 from editing_service.artifacts import ArtifactDir
 from editing_service.circuit.graph import CircuitGraph, feature_id, read_circuit
@@ -20,9 +21,9 @@ NO_CIRCUIT = "Project {project!r} has no circuit yet: run a discover job first."
 
 @router.get("/projects/{project_id}/circuit", response_model=CircuitGraph)
 def get_circuit(
-    project_id: str,
-    node_threshold: Annotated[float | None, Query(ge=0, description="keep nodes with |score| >= this")] = None,
-    edge_threshold: Annotated[float | None, Query(ge=0, description="keep edges with |weight| >= this")] = None,
+    project_id: ProjectId,
+    node_threshold: Annotated[float | None, Query(ge=0, le=1e30, description="keep nodes with |score| >= this")] = None,
+    edge_threshold: Annotated[float | None, Query(ge=0, le=1e30, description="keep edges with |weight| >= this")] = None,
     max_nodes: Annotated[int | None, Query(ge=1, le=100000, description="strongest nodes kept per site")] = None,
     state: ServiceState = Depends(get_state),
 ) -> CircuitGraph:

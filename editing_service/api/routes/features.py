@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Response
 
 from editing_service.api import schemas
+from editing_service.api.params import SITE_PATTERN, FeatureIndex, Offset, ProjectId, SiteName, Text
 from editing_service.api.state import ServiceState, get_principal, get_state
 from editing_service.store import (
     apply_suggestions,
@@ -39,13 +40,13 @@ def flag_view(record: object) -> schemas.Flag:
 
 @router.get("/projects/{project_id}/features", response_model=schemas.FeatureList)
 def list_all(
-    project_id: str,
-    site: str | None = None,
+    project_id: ProjectId,
+    site: Annotated[str | None, Query(pattern=SITE_PATTERN)] = None,
     flag: Annotated[Literal["spurious", "task_relevant", "none"] | None, Query()] = None,
     suggestion: Annotated[Literal["lexicon", "protected_attribute"] | None, Query()] = None,
     sort: Annotated[Literal["rank", "score", "-score", "abs_score", "-abs_score"], Query()] = "rank",
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     state: ServiceState = Depends(get_state),
 ) -> schemas.FeatureList:
     """The circuit's features, paged; sorted by rank (strongest first) or by score."""
@@ -57,7 +58,7 @@ def list_all(
 
 
 @router.get(FeaturePath, response_model=schemas.FeatureCard)
-def get(project_id: str, site: str, feature: int, state: ServiceState = Depends(get_state)) -> schemas.FeatureCard:
+def get(project_id: ProjectId, site: SiteName, feature: FeatureIndex, state: ServiceState = Depends(get_state)) -> schemas.FeatureCard:
     """One feature with its card: top examples, per-class and per-group activation, effects, neighbours."""
     record = get_feature(state.db, project_id, site, feature)
     return schemas.FeatureCard(**summary_view(record), card=record.card)
@@ -65,7 +66,7 @@ def get(project_id: str, site: str, feature: int, state: ServiceState = Depends(
 
 @router.put(FeaturePath + "/flag", response_model=schemas.Flag)
 def put_flag(
-    project_id: str, site: str, feature: int, body: schemas.FlagRequest,
+    project_id: ProjectId, site: SiteName, feature: FeatureIndex, body: schemas.FlagRequest,
     state: ServiceState = Depends(get_state), principal: str = Depends(get_principal),
 ) -> schemas.Flag:
     """Flag a feature spurious (to be ablated) or task-relevant (to be kept), with a rationale."""
@@ -75,9 +76,9 @@ def put_flag(
 
 @router.delete(FeaturePath + "/flag", status_code=204)
 def delete_flag(
-    project_id: str, site: str, feature: int,
-    reviewer: Annotated[str, Query(min_length=1, max_length=200)],
-    rationale: Annotated[str, Query(max_length=4000)] = "",
+    project_id: ProjectId, site: SiteName, feature: FeatureIndex,
+    reviewer: Annotated[Text, Query(min_length=1, max_length=200)],
+    rationale: Annotated[Text, Query(max_length=4000)] = "",
     state: ServiceState = Depends(get_state), principal: str = Depends(get_principal),
 ) -> Response:
     """Clear a feature's flag (recorded in the audit log)."""
@@ -87,7 +88,7 @@ def delete_flag(
 
 
 @router.get("/projects/{project_id}/flags", response_model=schemas.FlagList)
-def flags(project_id: str, state: ServiceState = Depends(get_state)) -> schemas.FlagList:
+def flags(project_id: ProjectId, state: ServiceState = Depends(get_state)) -> schemas.FlagList:
     """The current flag of every flagged feature."""
     get_project(state.db, project_id)
     return schemas.FlagList(items=[flag_view(f) for f in list_flags(state.db, project_id)])
@@ -95,7 +96,7 @@ def flags(project_id: str, state: ServiceState = Depends(get_state)) -> schemas.
 
 @router.post("/projects/{project_id}/suggestions/apply", response_model=schemas.FlagList)
 def apply(
-    project_id: str, body: schemas.ApplySuggestions,
+    project_id: ProjectId, body: schemas.ApplySuggestions,
     state: ServiceState = Depends(get_state), principal: str = Depends(get_principal),
 ) -> schemas.FlagList:
     """Flag spurious every feature suggested by one rule, in one call (recorded with the rule as source)."""
@@ -107,9 +108,9 @@ def apply(
 
 @router.get("/projects/{project_id}/audit", response_model=schemas.AuditLog)
 def audit(
-    project_id: str,
+    project_id: ProjectId,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     state: ServiceState = Depends(get_state),
 ) -> schemas.AuditLog:
     """Every flag change, oldest first: who, when, what, why."""

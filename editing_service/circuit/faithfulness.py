@@ -22,7 +22,7 @@ from editing_service.model.sites import Site
 from editing_service.sae.splice import Dictionary
 
 DEFAULT_SIZES = (5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
-UNKNOWN_NODE = "Node {id!r} is not a node of the spliced sites ({sites})."
+UNKNOWN_NODE = "Node {id!r} is not a node of the spliced sites {sites} (a feature index past the SAE, or no such site)."
 
 
 class NodeSetEvaluator:
@@ -60,8 +60,10 @@ class NodeSetEvaluator:
                 raise ValueError(UNKNOWN_NODE.format(id=node, sites=self.site_names))
             if index == ERROR:
                 keep[site].error = complement is False
-            else:
+            elif index.isdigit() and int(index) < keep[site].features.numel():
                 keep[site].features[int(index)] = complement is False
+            else:
+                raise ValueError(UNKNOWN_NODE.format(id=node, sites=self.site_names))
         return keep
 
     @torch.no_grad()

@@ -18,7 +18,14 @@ import torch
 from editing_service.activations import ActivationCache
 from editing_service.artifacts import ArtifactDir
 from editing_service.data import DatasetSpec, TextSplit, load_role, load_spec, stereotype_labels
-from editing_service.edit import FeatureAblation, head_features, load_model, retrain_head, save_model
+from editing_service.edit import (
+    FeatureAblation,
+    check_features,
+    head_features,
+    load_model,
+    retrain_head,
+    save_model,
+)
 from editing_service.edit.head_choice import choose_head_C
 from editing_service.features import load_lexicon
 from editing_service.features.flags import FlagSet
@@ -130,6 +137,7 @@ def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
     for site, indices in flagged.items():
         if site not in saes:
             raise ValueError(UNKNOWN_FLAG_SITE.format(id=f"{site}/{indices[0]}", site=site, known=sorted(saes)))
+        check_features(site, list(indices), saes[site].d_sae)  # before any work, the circuit numbers included
     train_cache = ActivationCache.open(artifacts.cache("train"))
     train, evaluate = load_role(spec, "train"), load_role(spec, "evaluate")
     rows = _Evaluator(spec, evaluate, settings)

@@ -114,7 +114,7 @@ def _batched_vjp(outputs: tuple[torch.Tensor, ...], inputs: list[torch.Tensor],
     try:
         return list(torch.autograd.grad(outputs, inputs, grad_outputs=grad_outputs, retain_graph=True,
                                         is_grads_batched=True, allow_unused=True))
-    except RuntimeError:
+    except (RuntimeError, NotImplementedError):
         rows = [torch.autograd.grad(outputs, inputs, grad_outputs=row, retain_graph=True, allow_unused=True)
                 for row in zip(*grad_outputs, strict=True)]
         return [None if rows[0][i] is None else torch.stack([r[i] for r in rows]) for i in range(len(inputs))]

@@ -11,7 +11,8 @@ import math
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 
 TOO_MANY_JOBS = (
     "{principal!r} has created {count} jobs in the last {window:g} s, the most allowed "
@@ -41,8 +42,11 @@ class JobQuota:
             times.popleft()
         return times
 
-    def check(self, principal: str) -> None:
-        """Raise `TooManyRequests` when `principal` may not create another job now."""
+    @contextmanager
+    def reserve(self, principal: str) -> Iterator[None]:
+        """Count one job for `principal` (or raise `TooManyRequests`); the count is taken back when the
+        block fails, so only jobs actually created use the quota. Check and count are one step, so
+        concurrent requests cannot pass the limit together."""
         with self._lock:
             now = self.clock()
             times = self._recent(principal, now)
@@ -50,8 +54,11 @@ class JobQuota:
                 wait = max(1, math.ceil(times[0] + self.window - now))
                 raise TooManyRequests(TOO_MANY_JOBS.format(principal=principal, count=len(times),
                                                            window=self.window, wait=wait), wait)
-
-    def record(self, principal: str) -> None:
-        """Count a job `principal` has just created."""
-        with self._lock:
-            self._created[principal].append(self.clock())
+            times.append(now)
+        try:
+            yield
+        except BaseException:
+            with self._lock:
+                with suppress(ValueError):
+                    self._created[principal].remove(now)
+            raise

@@ -1,4 +1,5 @@
-"""Length-sorted batching of texts: tokenise once, pad each batch only to its own longest text."""
+"""Length-sorted batching of texts: tokenise once, pad each batch only to its own longest text; and
+clipping texts to what truncation keeps before they are tokenised."""
 
 from __future__ import annotations
 
@@ -6,6 +7,18 @@ from collections.abc import Iterator
 
 import numpy as np
 from transformers import BatchEncoding, PreTrainedTokenizerBase
+
+# No tokenizer's token covers more characters than this, spaces before it included, in any text but a
+# contrived one: a text clipped to max_length * MAX_CHARS_PER_TOKEN characters keeps the max_length
+# tokens that truncation would keep (English averages 4 to 5 characters a token).
+MAX_CHARS_PER_TOKEN = 32
+
+
+def clip_texts(texts: list[str], max_length: int) -> list[str]:
+    """Texts cut to `max_length * MAX_CHARS_PER_TOKEN` characters, so tokenising costs what truncation
+    keeps instead of the whole text (a 58 KB text would otherwise be tokenised whole, then cut)."""
+    limit = max_length * MAX_CHARS_PER_TOKEN
+    return [t if len(t) <= limit else t[:limit] for t in texts]
 
 
 def token_lengths(tokenizer: PreTrainedTokenizerBase, texts: list[str], max_length: int) -> np.ndarray:

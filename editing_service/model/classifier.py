@@ -21,7 +21,7 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from editing_service.model.batching import length_sorted_batches
+from editing_service.model.batching import clip_texts, length_sorted_batches
 from editing_service.model.head import fit_linear_head
 from editing_service.model.hooks import capture, capture_input, replace_output
 from editing_service.model.sites import Site, SiteKind, find_sites, resolve_sites
@@ -212,12 +212,13 @@ class TextClassifier(nn.Module):
 
     @torch.inference_mode()
     def predict_proba(self, texts: list[str], *, batch_size: int = 32) -> np.ndarray:
-        """Class probabilities [n, C] in the order of `self.classes`."""
+        """Class probabilities [n, C] in the order of `self.classes` (texts clipped before tokenising,
+        see `clip_texts`)."""
         if not self.is_fitted:
             raise ValueError(NOT_FITTED)
         out = np.zeros((len(texts), len(self.classes)), dtype=np.float32)
         for rows, batch in length_sorted_batches(
-            self.tokenizer, texts, batch_size=batch_size, max_length=self.max_length
+            self.tokenizer, clip_texts(texts, self.max_length), batch_size=batch_size, max_length=self.max_length
         ):
             batch = batch.to(self.device)
             logits = self(batch["input_ids"], batch["attention_mask"])

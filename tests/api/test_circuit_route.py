@@ -13,6 +13,7 @@ from http_server import ServerProcess
 from editing_service.circuit.graph import METRIC_ID, CircuitGraph
 from editing_service.cli import main
 from editing_service.client import APIError, EditingClient
+from editing_service.store.discoveries import DISCOVERIES_FOLDER
 
 
 def test_route_returns_the_cli_graph(ana: EditingClient, server: ServerProcess, tmp_path: Path,
@@ -34,7 +35,8 @@ def test_route_returns_the_cli_graph(ana: EditingClient, server: ServerProcess, 
     flags = tmp_path / "flags.json"
     flags.write_text(json.dumps({"flags": [{"site": feature.site, "feature": feature.feature, "state": "spurious"}]}))
     out = tmp_path / "cli.json"
-    folder = root / "home" / "projects" / project["id"]
+    discovery = next(d for d in ana.discoveries(project["id"]) if d["current"])
+    folder = root / "home" / "projects" / project["id"] / DISCOVERIES_FOLDER / discovery["id"]
     assert main(["circuit", "--out", str(folder), "--flags", str(flags), "--json", str(out),
                  "--node-threshold", str(query["node_threshold"]), "--edge-threshold", "1e-6", "--max-nodes", "5"]) == 0
     assert "faithfulness" in capsys.readouterr().out

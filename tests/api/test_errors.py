@@ -94,6 +94,8 @@ def test_bad_requests_get_4xx(ana: EditingClient, server: ServerProcess) -> None
     ana.wait(created["job"]["id"], timeout=300, poll=0.5)
     eid = created["edit"]["id"]
     assert _status(ana.predict, pid, eid, ["x"] * 513) == (400, "At most 512 texts per request, got 513.")
+    assert _status(ana.predict, pid, eid, ["ok", "x" * 65537]) == (
+        400, "Text 1 has 65537 characters; at most 65536 per text (EDITING_SERVICE_PREDICT_MAX_TEXT_CHARS).")
     empty = httpx.post(url + f"/projects/{pid}/edits/{eid}/predict", headers=headers, json={"texts": []})
     assert empty.status_code == 422
     wrong_model = httpx.post(url + f"/projects/{pid}/edits/{eid}/predict", headers=headers,

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import threading
 import weakref
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from factories import make_model_folder
 
 from editing_service.api.predictor import AdaptiveBatcher, ModelCache
 from editing_service.model import TextClassifier
+from editing_service.model.batching import MAX_CHARS_PER_TOKEN
 from editing_service.model.load import load_classifier
 
 TEXTS = ["he is a surgeon", "she is a nurse at the clinic", "his team works in trauma surgery", "her patients",
@@ -29,6 +31,7 @@ class Spy:
         self.loads: list[Path] = []
         self.passes: list[tuple[list[str], str]] = []
         self.fail_forward = False
+        self.hold_first_pass: threading.Event | None = None
 
     def __call__(self, folder: Path, *, device: torch.device) -> TextClassifier:
         if not folder.exists():
@@ -41,6 +44,8 @@ class Spy:
 
         def spied(texts: list[str], *, batch_size: int = 32) -> np.ndarray:
             self.passes.append((list(texts), threading.current_thread().name))
+            if self.hold_first_pass is not None and len(self.passes) == 1:
+                assert self.hold_first_pass.wait(60), "the test never released the first pass"
             if self.fail_forward:
                 raise RuntimeError("the device fell over")
             return predict_proba(texts, batch_size=batch_size)
@@ -159,3 +164,91 @@ def test_a_model_that_cannot_load_fails_the_request(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no model at"):
         asyncio.run(predictor.predict_proba(tmp_path / "missing", TEXTS[:1]))
     predictor.close()
+
+
+async def _until(condition, what: str) -> None:
+    """Wait (yielding to the event loop) until `condition()` holds; fail after a generous minute."""
+    for _ in range(6000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never happened: {what}")
+
+
+def test_a_large_request_yields_to_small_ones(folders: list[Path]) -> None:
+    """A large request is served a chunk per turn: small requests that arrive while it runs ride in the
+    very next forward pass, no pass exceeds max_batch, and every answer is still the model's own."""
+    spy = Spy()
+    predictor = batcher(spy, max_batch=4, max_latency_ms=0)  # chunk: max_batch // 4 = 1 text per turn
+    large = [f"{t} number {i}" for i, t in enumerate(TEXTS * 2)]
+    small = ["she is a nurse", "he operates", "a surgeon"]
+
+    async def main() -> tuple[np.ndarray, list[np.ndarray]]:
+        await predictor.predict_proba(folders[0], TEXTS[:1])  # load the model first
+        spy.passes.clear()
+        spy.hold_first_pass = threading.Event()
+        big = asyncio.create_task(predictor.predict_proba(folders[0], large))
+        await _until(lambda: len(spy.passes) == 1, "the first pass of the large request started")
+        smalls = [asyncio.create_task(predictor.predict_proba(folders[0], [t])) for t in small]
+        await asyncio.sleep(0)  # the small requests are queued behind the running pass
+        spy.hold_first_pass.set()
+        answers = await asyncio.gather(big, *smalls)
+        return answers[0][1], [proba for _, proba in answers[1:]]
+
+    big_proba, small_probas = asyncio.run(main())
+    passes = [texts for texts, _ in spy.passes]
+    assert passes[0] == large[:4]  # alone, the large request fills the pass
+    assert sorted(passes[1]) == sorted([*small, large[4]])  # then it yields: one of its texts, every small one
+    assert all(len(p) <= 4 for p in passes) and sum(map(len, passes)) == len(large) + len(small)
+    model = predictor.cache.loaded(folders[0])
+    assert model is not None
+    np.testing.assert_allclose(big_proba, TextClassifier.predict_proba(model, large), atol=1e-6)
+    np.testing.assert_allclose(np.concatenate(small_probas), TextClassifier.predict_proba(model, small), atol=1e-6)
+    predictor.close()
+
+
+def test_round_robin_takes_a_chunk_per_request_per_turn(folders: list[Path]) -> None:
+    from editing_service.api.predictor import _Request, take_round_robin
+
+    async def main() -> list[list[tuple[str, int, int]]]:
+        loop = asyncio.get_running_loop()
+        big, a, b = (_Request(texts, loop.create_future()) for texts in (["x"] * 10, ["a"], ["b"] * 3))
+        names = {id(big): "big", id(a): "a", id(b): "b"}
+        waiting = deque([big, a, b])
+        passes = []
+        while waiting:
+            passes.append([(names[id(r)], start, stop) for r, start, stop in
+                           take_round_robin(waiting, max_batch=6, chunk=2)])
+        return passes
+
+    assert asyncio.run(main()) == [
+        [("big", 0, 2), ("a", 0, 1), ("b", 0, 2), ("big", 2, 3)],
+        [("b", 2, 3), ("big", 3, 5), ("big", 5, 7), ("big", 7, 8)],
+        [("big", 8, 10)],
+    ]
+
+
+class RecordingTokenizer:
+    """A tokenizer that records the longest text it was given."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner, self.longest = inner, 0
+
+    def __call__(self, texts: list[str], **kwargs: object) -> object:
+        self.longest = max(self.longest, *(len(t) for t in texts))
+        return self.inner(texts, **kwargs)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+def test_long_texts_are_clipped_before_they_are_tokenised(folders: list[Path]) -> None:
+    model = Spy()(folders[0], device=torch.device("cpu"))
+    limit = model.max_length * MAX_CHARS_PER_TOKEN
+    prefix = " ".join(TEXTS * 400)[:limit]
+    long_text = prefix + " she" * 20_000  # 58 KB more that truncation would drop anyway
+    recording = RecordingTokenizer(model.tokenizer)
+    model.tokenizer = recording
+    proba = TextClassifier.predict_proba(model, [long_text, "a nurse"])
+    assert recording.longest <= limit
+    np.testing.assert_allclose(proba, TextClassifier.predict_proba(model, [prefix, "a nurse"]), atol=1e-6)

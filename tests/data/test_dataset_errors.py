@@ -34,6 +34,21 @@ def test_missing_data_file(tmp_path: Path, spec_dict) -> None:
     assert message == sources_module.DATA_FILE_NOT_FOUND.format(path=path, name="tiny")
 
 
+@pytest.mark.parametrize(("name", "content", "cause"), [
+    ("empty.csv", b"", "EmptyDataError: No columns to parse from file"),
+    ("latin1.csv", "split,text,occupation,gender\ntrain,Infirmi\xe8re,nurse,F\n".encode("latin-1"), "Invalid UTF8"),
+    ("broken.jsonl", b'{"text": "a"\n{oops\n', "ValueError"),
+    ("noise.parquet", b"not parquet", "ArrowInvalid: Parquet magic bytes not found"),
+])
+def test_unreadable_data_file(tmp_path: Path, spec_dict, name: str, content: bytes, cause: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    message = load_error(spec_for(path, spec_dict), "test")
+    fmt = {"csv": "csv", "jsonl": "jsonl", "parquet": "parquet"}[name.rsplit(".", 1)[1]]
+    assert message.startswith(sources_module.UNREADABLE_FILE.split("{cause}")[0].format(path=path, name="tiny", fmt=fmt))
+    assert cause in message
+
+
 def test_missing_saved_dataset_folder(tmp_path: Path, spec_dict) -> None:
     spec = DatasetSpec.from_dict(spec_dict(source={"kind": "disk", "path": str(tmp_path / "absent")}))
     message = load_error(spec, "test", FileNotFoundError)

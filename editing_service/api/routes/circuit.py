@@ -12,7 +12,7 @@ from editing_service.api.state import ServiceState, get_state
 from editing_service.artifacts import ArtifactDir
 from editing_service.circuit.graph import CircuitGraph, feature_id, read_circuit
 from editing_service.circuit.view import select_view, with_flags
-from editing_service.store import Conflict, get_project, list_flags
+from editing_service.store import Conflict, current_discovery, get_project, list_flags
 
 router = APIRouter(tags=["circuit"])
 
@@ -27,12 +27,15 @@ def get_circuit(
     max_nodes: Annotated[int | None, Query(ge=1, le=100000, description="strongest nodes kept per site")] = None,
     state: ServiceState = Depends(get_state),
 ) -> CircuitGraph:
-    """Nodes (features, error terms, the decision), edges with their weights, faithfulness and
-    completeness curves, exact pruning and the head lens; flags are the reviewers' current ones."""
+    """The current discovery's circuit: nodes (features, error terms, the decision), edges with their
+    weights, faithfulness and completeness curves, exact pruning and the head lens; flags are the
+    reviewers' flags that apply to that discovery (not those made on an SAE it replaced)."""
     project = get_project(state.db, project_id)
-    path = ArtifactDir(Path(project.artifacts_dir)).circuit
+    discovery = current_discovery(state.db, project_id)
+    folder = discovery.artifacts_dir if discovery is not None else Path(project.artifacts_dir)
+    path = ArtifactDir(Path(folder)).circuit
     if not path.is_file():
         raise Conflict(NO_CIRCUIT.format(project=project_id))
-    flags = {feature_id(f.site, f.feature): f.state for f in list_flags(state.db, project_id)}
+    flags = {feature_id(f.site, f.feature): f.state for f in list_flags(state.db, project_id, current=True)}
     return select_view(with_flags(read_circuit(path), flags), node_threshold=node_threshold,
                        edge_threshold=edge_threshold, max_nodes=max_nodes)

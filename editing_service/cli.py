@@ -28,13 +28,26 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_sae_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--sites", nargs="+", default=None, help="site names, e.g. blocks.0.out (default: every block output)")
+    parser.add_argument("--sites", nargs="+", default=None,
+                        help="site names, e.g. embeddings.out blocks.0.out (default: every block output)")
     parser.add_argument("--architecture", choices=["topk", "relu", "jumprelu"], default=None, help="default: topk")
     parser.add_argument("--d-sae", type=int, default=None, help="features per SAE (default: 2048)")
     parser.add_argument("--k", type=int, default=None, help="active features per token, topk (default: 32)")
     parser.add_argument("--epochs", type=float, default=None, help="passes over the cached training tokens (default: 1)")
     parser.add_argument("--cache-dtype", choices=["float32", "float16", "bfloat16"], default="float32")
     parser.add_argument("--seed", type=int, default=0)
+
+
+def _add_edit_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--served-form", choices=["jumprelu", "gate"], default=None,
+                        help="how flagged TopK features are served (default: jumprelu)")
+    parser.add_argument("--erase-at-edited-sites", action="store_true", default=None,
+                        help="also erase the protected attribute's linear directions (LEACE, fitted on the validate "
+                        "split) at every edited site")
+
+
+def _edit_overrides(args: argparse.Namespace) -> dict[str, object]:
+    return _given(served_form=args.served_form, erase_at_edited_sites=args.erase_at_edited_sites)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,8 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--circuit-top-k", type=int, default=None, help="features per site in the circuit (default: 300)")
         sub.add_argument("--lexicon", default="gendered", help="concept lexicon for suggestions and token deletion")
     run.add_argument("--flags", default="auto",
-                     help="auto (lexicon suggestions), auto:protected, or a YAML/JSON flags file")
+                     help="auto (lexicon suggestions), auto:protected, auto:all (both kinds), or a YAML/JSON flags file")
     run.add_argument("--ablation", choices=["zero", "mean"], default="zero")
+    _add_edit_args(run)
 
     features = commands.add_parser("features", help="print the feature cards of a discovered run")
     features.add_argument("--out", required=True, help="the folder of a discovered run")
@@ -91,7 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     edit = commands.add_parser("edit", help="apply a flags file to a discovered run, retrain, report")
     edit.add_argument("--out", required=True, help="the folder of a discovered run")
-    edit.add_argument("--flags", required=True, help="a YAML/JSON flags file, or auto / auto:protected")
+    edit.add_argument("--flags", required=True, help="a YAML/JSON flags file, or auto / auto:protected / auto:all")
+    edit.add_argument("--edit-out", default=None,
+                      help="folder for the edited model, flags and report (default: --out), so one discovery serves "
+                      "several edits")
+    _add_edit_args(edit)
 
     serve = commands.add_parser("serve", help="serve the REST API (BentoML) on this machine")
     serve.add_argument("--host", default="127.0.0.1")
@@ -146,7 +164,7 @@ def _run_settings(args: argparse.Namespace) -> object:
         cache_dtype=args.cache_dtype,
         attribution=_given(method=args.attribution, n_examples=args.attribution_examples),
         circuit=_given(top_k=args.circuit_top_k), suggestions={"lexicon": args.lexicon},
-        edit={"mode": getattr(args, "ablation", "zero")},
+        edit={"mode": getattr(args, "ablation", "zero"), **(_edit_overrides(args) if "served_form" in args else {})},
     )
 
 
@@ -212,7 +230,8 @@ def _cmd_circuit(args: argparse.Namespace) -> None:
 def _cmd_edit(args: argparse.Namespace) -> None:
     from editing_service.pipeline import resolve_flags, run_edit
 
-    report = run_edit(args.out, resolve_flags(args.flags, args.out))
+    report = run_edit(args.out, resolve_flags(args.flags, args.out), edit_out=args.edit_out,
+                      edit_settings=_edit_overrides(args))
     _print_report(report)
 
 

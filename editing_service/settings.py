@@ -15,6 +15,7 @@ from editing_service.activations import CacheDtype
 from editing_service.circuit.graph import Ablation
 
 LexiconWord = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+ServedForm = Literal["jumprelu", "gate"]
 
 
 class _Settings(BaseModel):
@@ -118,6 +119,15 @@ class EditSettings(_Settings):
         "validate", description="inverse L2 strength of the heads, or 'validate': chosen on the validate split"
     )
     seed: int = Field(0, ge=0, le=2**32 - 1)
+    served_form: ServedForm = Field(
+        "jumprelu", description="how flagged TopK features are served: per-feature JumpReLU thresholds, or the "
+        "gate (a per-feature offset from a linear estimate of the token's TopK cut; one more thin product)",
+    )
+    erase_at_edited_sites: bool = Field(
+        False, description="after the feature ablation at every edited site, a LEACE eraser of the protected "
+        "attribute (fitted on the validate split, cell-balanced) removes its linear directions from what the "
+        "ablation leaves: the SAE error term and the unflagged features",
+    )
     baselines: list[Literal["random_ablation", "token_deletion", "oracle"]] = [
         "random_ablation", "token_deletion", "oracle",
     ]

@@ -171,13 +171,15 @@ class TextClassifier(nn.Module):
         """Interventions applied on every forward pass from now on (replacing any earlier ones).
 
         They are part of the model: each is hooked onto its site ahead of any other hook, so whatever
-        reads a site (a `capture`, the probe head) sees the edited output.
+        reads a site (a `capture`, the probe head) sees the edited output. Several at one site run in
+        list order.
         """
         for handle in self._intervention_hooks:
             handle.remove()
         self.interventions = nn.ModuleList(interventions).to(self.device)
+        # Each hook is put in front of those already there: attach in reverse to run in list order.
         self._intervention_hooks = [
-            replace_output(self.backbone, m.site, m.rewrite_, first=True) for m in self.interventions
+            replace_output(self.backbone, m.site, m.rewrite_, first=True) for m in reversed(self.interventions)
         ]
 
     # ---- computation -----------------------------------------------------------------------

@@ -91,3 +91,39 @@ def test_resolve_sites_by_name_and_unknown_names(folders: dict) -> None:
         resolve_sites(clf.backbone, ["blocks.7.out"])
     with pytest.raises(ValueError, match=r"Bad site name 'layer3'"):
         parse_site_name("layer3")
+
+
+ENCODERS_WITH_EMBEDDINGS = ["bert", "roberta", "distilbert", "deberta-v2"]
+
+
+@pytest.mark.parametrize("arch", ENCODERS_WITH_EMBEDDINGS)
+def test_the_embedding_output_is_a_site_and_is_what_block_0_reads(arch: str, folders: dict) -> None:
+    clf = load_classifier(folders[arch], classes=CLASSES)
+    sites = clf.sites(("embed", "block"))
+    assert [s.name for s in sites] == ["embeddings.out", "blocks.0.out", "blocks.1.out"]
+    assert parse_site_name("embeddings.out") == (-1, "embed")
+    embed = sites[0]
+    batch = clf.tokenizer(TEXTS, padding=True, return_tensors="pt")
+    read: dict[str, torch.Tensor] = {}
+
+    def read_input(_module: nn.Module, args: tuple, kwargs: dict) -> None:
+        read["in"] = args[0] if args else kwargs.get("hidden_states", kwargs.get("x"))
+
+    block0 = clf.backbone.get_submodule(sites[1].module_path)
+    handle = block0.register_forward_pre_hook(read_input, with_kwargs=True)
+    try:
+        with torch.no_grad(), capture(clf.backbone, [embed]) as store:
+            clf.backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    finally:
+        handle.remove()
+    torch.testing.assert_close(store[embed.name], read["in"], rtol=0, atol=0)
+    assert [s.name for s in resolve_sites(clf.backbone, ["blocks.1.out", "embeddings.out"])] == [
+        "embeddings.out", "blocks.1.out",
+    ]
+
+
+def test_a_model_that_adds_its_embeddings_inline_has_no_embedding_site(folders: dict) -> None:
+    clf = load_classifier(folders["gpt2"], classes=CLASSES)
+    assert [s.name for s in clf.sites(("embed", "block"))] == ["blocks.0.out", "blocks.1.out"]
+    with pytest.raises(ValueError, match=r"GPT2Model has no embeddings module"):
+        resolve_sites(clf.backbone, ["embeddings.out"])

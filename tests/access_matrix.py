@@ -32,6 +32,7 @@ EXPECTED: list[tuple[str, str, int, int, int, int, int, int]] = [
     ("GET", "/v1/projects/{project_id}/events",               401, 403, 404, 200, 200, 200),
     ("GET", "/v1/projects/{project_id}/discoveries",          401, 403, 404, 200, 200, 200),
     ("GET", "/v1/projects/{project_id}/discoveries/{discovery_id}", 401, 403, 404, 200, 200, 200),
+    ("GET", "/v1/projects/{project_id}/circuit",               401, 403, 404, 200, 200, 200),
     ("GET", "/v1/projects/{project_id}/jobs",                 401, 403, 404, 200, 200, 200),
     ("POST", "/v1/projects/{project_id}/jobs",                401, 403, 403, 403, 403, 202),
     ("GET", "/v1/jobs/{job_id}",                              401, 403, 404, 200, 200, 200),

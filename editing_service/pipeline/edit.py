@@ -18,13 +18,21 @@ import torch
 from editing_service.activations import ActivationCache
 from editing_service.artifacts import ArtifactDir
 from editing_service.data import DatasetSpec, TextSplit, load_role, load_spec, stereotype_labels
-from editing_service.edit import FeatureAblation, head_features, load_model, retrain_head, save_model
+from editing_service.edit import (
+    FeatureAblation,
+    check_features,
+    head_features,
+    load_model,
+    retrain_head,
+    save_model,
+)
 from editing_service.edit.erasure import fit_site_erasers
 from editing_service.edit.head_choice import choose_head_C
 from editing_service.features import load_lexicon
 from editing_service.features.flags import FlagSet
 from editing_service.model import TextClassifier, fit_linear_head
 from editing_service.model.classifier import copy_head, head_logits
+from editing_service.pipeline.circuit import flagged_circuit
 from editing_service.pipeline.common import ProgressFn, group_attribute, quiet, resolve_device
 from editing_service.pipeline.discover import token_sample
 from editing_service.report import build_report, evaluate_row, model_card, render_html
@@ -151,10 +159,12 @@ def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
     for site, indices in flagged.items():
         if site not in saes:
             raise ValueError(UNKNOWN_FLAG_SITE.format(id=f"{site}/{indices[0]}", site=site, known=sorted(saes)))
+        check_features(site, list(indices), saes[site].d_sae)  # before any work, the circuit numbers included
     train_cache = ActivationCache.open(artifacts.cache("train"))
     train, evaluate = load_role(spec, "train"), load_role(spec, "evaluate")
     rows = _Evaluator(spec, evaluate, settings)
     original_head = copy_head(classifier.head)
+    circuit_part = flagged_circuit(artifacts, classifier, saes, flagged, train, train_cache)
     mode, seed = settings.edit.mode, settings.edit.seed
     validate = load_role(spec, "validate")
     attribute = group_attribute(spec)
@@ -253,6 +263,8 @@ def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
         flag_policy=flags.policy, flag_selection_subset=features_doc.get("cards_split"),
     )
     report["edit"] = edit_info
+    if circuit_part is not None:
+        report["flagged_circuit"] = circuit_part
     report["seconds"] = round(time.perf_counter() - started, 1)
     save_model(classifier, results.edited_model,
                provenance={"spec": spec.name, "flags": [f.model_dump() for f in flags.flags],

@@ -1,7 +1,8 @@
 """Security at the edge: bearer tokens, request size limits, and paths confined to allowed roots.
 
 Both middlewares are plain ASGI so they wrap every route of the BentoML server (its own routes and
-the mounted FastAPI app) alike; only the health checks pass without a token.
+the mounted FastAPI app) alike; only the health checks and the workbench's static files pass without a
+token.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz"})
+# The workbench's static files (HTML, CSS, JS: no data) load without a token; the page then calls /v1
+# with the token the reviewer signs in with.
+WORKBENCH_PREFIX = "/ui"
 MISSING_TOKEN = "Missing bearer token: send the header `Authorization: Bearer <token>`."
 BAD_TOKEN = "The bearer token is not valid."
 TOO_LARGE = "Request body is larger than the limit of {limit} bytes."
@@ -47,8 +51,13 @@ def principal_for(header: str | None, tokens: dict[str, str]) -> str | None:
     return None
 
 
+def _is_workbench(path: str) -> bool:
+    return path == WORKBENCH_PREFIX or path.startswith(WORKBENCH_PREFIX + "/")
+
+
 class BearerAuthMiddleware:
-    """Refuses (401) every HTTP request without a configured bearer token, except health checks.
+    """Refuses (401) every HTTP request without a configured bearer token, except health checks and the
+    workbench's static files.
 
     The principal's name is put in `scope["state"]["principal"]` for the routes to record.
     """
@@ -58,7 +67,7 @@ class BearerAuthMiddleware:
         self.tokens = (config or ServiceConfig.from_env()).tokens
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or _is_workbench(scope["path"]):
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])

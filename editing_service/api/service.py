@@ -1,4 +1,5 @@
-"""The BentoML service: the REST API at /v1, health routes, auth and size limits on everything else.
+"""The BentoML service: the REST API at /v1, the reviewer's workbench at /ui/, health routes, auth and size
+limits on everything else.
 
     bentoml serve editing_service.api.service:EditingService
 """
@@ -10,12 +11,15 @@ import bentoml
 from editing_service.api.app import create_app
 from editing_service.api.security import BearerAuthMiddleware, BodySizeLimitMiddleware
 from editing_service.api.state import ServiceState
+from editing_service.api.workbench import create_workbench_app
 from editing_service.config import ServiceConfig
 
 app = create_app()
+workbench = create_workbench_app()
 
 
 @bentoml.asgi_app(app, path="/v1")
+@bentoml.asgi_app(workbench, path="/ui")
 @bentoml.service(
     name="editing_service",
     resources={"gpu": 1},

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
 from starlette.background import BackgroundTask
 
 from editing_service.api import schemas
@@ -102,7 +102,16 @@ def report_html(project_id: str, edit_id: str, state: ServiceState = Depends(get
     return HTMLResponse(_finished(state, project_id, edit_id, "report").report_html.read_text())
 
 
-def _model_folder(state: ServiceState, project_id: str, edit_id: str, which: str) -> Path:
+@router.get(EditPath + "/model_card.md", response_class=PlainTextResponse,
+            responses={200: {"content": {"text/markdown": {}}}})
+def model_card(project_id: str, edit_id: str, state: ServiceState = Depends(get_state)) -> PlainTextResponse:
+    """The edited model's card (Markdown), as shipped in the model's folder."""
+    card = _finished(state, project_id, edit_id, "model card").edited_model / "README.md"
+    return PlainTextResponse(card.read_text(), media_type="text/markdown",
+                             headers={"content-disposition": f'attachment; filename="{edit_id}-model-card.md"'})
+
+
+def model_folder(state: ServiceState, project_id: str, edit_id: str, which: str) -> Path:
     """The folder of the edited model (once its job has succeeded) or of the original: one light query,
     the same for both, as every predict request makes it."""
     if which == "original":
@@ -117,7 +126,7 @@ def download(
     state: ServiceState = Depends(get_state),
 ) -> FileResponse:
     """The edited (or original) model folder as a .tar.gz; load it with `editing_service.load_model`."""
-    folder = _model_folder(state, project_id, edit_id, which)
+    folder = model_folder(state, project_id, edit_id, which)
     handle = tempfile.NamedTemporaryFile(suffix=".tar.gz", delete=False)
     with tarfile.open(fileobj=handle, mode="w:gz") as archive:
         archive.add(folder, arcname=f"{edit_id}-{which}")
@@ -134,7 +143,7 @@ async def predict(
     together are batched."""
     if len(body.texts) > state.config.max_predict_texts:
         raise Invalid(TOO_MANY_TEXTS.format(limit=state.config.max_predict_texts, n=len(body.texts)))
-    folder = _model_folder(state, project_id, edit_id, body.model)
+    folder = model_folder(state, project_id, edit_id, body.model)
     classes, proba = await state.batcher.predict_proba(folder, body.texts)
     return schemas.PredictResponse(model=body.model, classes=classes,
                                    labels=[classes[i] for i in proba.argmax(1)],

@@ -108,13 +108,15 @@ def apply(
 @router.get("/projects/{project_id}/audit", response_model=schemas.AuditLog)
 def audit(
     project_id: str,
+    site: str | None = None,
+    feature: Annotated[int | None, Query(ge=0)] = None,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
     offset: Annotated[int, Query(ge=0)] = 0,
     state: ServiceState = Depends(get_state),
 ) -> schemas.AuditLog:
-    """Every flag change, oldest first: who, when, what, why."""
+    """Every flag change (of one site or feature when given), oldest first: who, when, what, why."""
     get_project(state.db, project_id)
-    entries = audit_log(state.db, project_id)
+    entries = audit_log(state.db, project_id, site=site, feature=feature)
     return schemas.AuditLog(
         items=[schemas.AuditEntry.model_validate(e, from_attributes=True) for e in entries[offset:offset + limit]],
         total=len(entries), limit=limit, offset=offset,

@@ -45,10 +45,11 @@ ARCHITECTURES: dict[str, Callable[[int], transformers.PretrainedConfig]] = {
 }
 
 
-def make_tokenizer(words: list[str] = WORDS) -> PreTrainedTokenizerFast:
+def make_tokenizer(words: list[str] = WORDS, *, split_punctuation: bool = True) -> PreTrainedTokenizerFast:
+    """A word-level tokenizer over `words`; with `split_punctuation=False` a token is anything between spaces."""
     vocab = {token: i for i, token in enumerate(SPECIALS + sorted(set(words)))}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace() if split_punctuation else pre_tokenizers.WhitespaceSplit()
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])]
     )
@@ -60,11 +61,11 @@ def make_tokenizer(words: list[str] = WORDS) -> PreTrainedTokenizerFast:
 
 def make_model_folder(
     root: Path, arch: str = "bert", *, sequence_classification: bool = False,
-    labels: list[str] | None = None, seed: int = 0,
+    labels: list[str] | None = None, seed: int = 0, tokenizer: PreTrainedTokenizerFast | None = None,
 ) -> Path:
     """Save a tiny random model of `arch` with a word-level tokenizer into `root/arch` and return it."""
     torch.manual_seed(seed)
-    tokenizer = make_tokenizer()
+    tokenizer = tokenizer or make_tokenizer()
     config = ARCHITECTURES[arch](len(tokenizer))
     if sequence_classification:
         labels = labels or ["nurse", "surgeon"]

@@ -46,9 +46,8 @@ function renderWho() {
   const who = clear(document.getElementById("who"));
   if (!session.token) return;
   const me = session.me;
-  who.append(
-    me ? h("span", { class: "principal" }, me.name, me.role ? ` (${me.role})` : "") : null,
-    h("button", { type: "button", class: "link", onclick: signOut }, "Sign out"));
+  if (me) who.append(h("span", { class: "principal" }, me.name, me.role ? ` (${me.role})` : ""));
+  who.append(h("button", { type: "button", class: "link", onclick: signOut }, "Sign out"));
 }
 
 export function signOut() {
@@ -100,8 +99,13 @@ async function route() {
   main.append(h("p", { class: "error" }, "No such page."), h("a", { href: "#/projects" }, "Projects"));
 }
 
-window.addEventListener("signed-out", () => { session.token = null; session.me = null; route.triedMe = false;
-  if (location.hash !== "#/signin") location.hash = "#/signin"; });
+window.addEventListener("signed-out", () => {
+  session.token = null;
+  session.me = null;
+  route.triedMe = false;
+  if (location.hash !== "#/signin") location.hash = "#/signin";
+});
 window.addEventListener("hashchange", route);
 window.addEventListener("DOMContentLoaded", route);
-export function signedIn() { route.triedMe = false; }
+/** After the sign-in page loaded the principal. */
+export function signedIn() { route.triedMe = true; }

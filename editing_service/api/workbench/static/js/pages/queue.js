@@ -96,7 +96,7 @@ export async function render(main, [projectId], ctx) {
   }
 
   function applyBar() {
-    if (!can("flag:write")) return null;
+    if (!can("flag:write")) return h("div");
     return h("div", { class: "row apply" }, KINDS.map((kind) => h("button", { type: "button", id: `apply-${kind}`,
       onclick: () => applyAll(kind) }, `Apply all ${kind.replace("_", " ")} suggestions`)));
   }

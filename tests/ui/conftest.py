@@ -9,27 +9,18 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from api_world import TINY_SETTINGS, spec_for
 from http_server import TOKENS, ServerProcess
-from workbench_world import PAYLOADS, ensure_circuit, make_workbench_world
+from workbench_world import PROJECT_NAME, Discovered, ensure_circuit, make_workbench_world
 
 from editing_service.client import EditingClient
 from editing_service.store import Database, get_project
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="the dev extra installs playwright")
-
+ANSWERED_4XX = "Failed to load resource: the server responded with a status of 4"  # the API's refusals, shown
 CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium") or "") if p and Path(p).exists()), None)
-PROJECT_NAME = "bios " + PAYLOADS[1]
-
-
-@dataclass
-class Discovered:
-    id: str
-    folder: Path
 
 
 @pytest.fixture(scope="session")
@@ -66,6 +57,7 @@ def discovered(server: ServerProcess, client: EditingClient) -> Discovered:
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
+    playwright_api = pytest.importorskip("playwright.sync_api", reason="the dev extra installs playwright")
     if CHROMIUM is None:
         pytest.skip("no chromium binary: apt-get install -y chromium (.ci/run does)")
     with playwright_api.sync_playwright() as pw:
@@ -75,20 +67,16 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def page(browser: object, server: ServerProcess) -> Iterator[object]:
-    """A fresh tab (own sessionStorage) on the workbench, signed out, collecting script errors."""
-    context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
+def page(browser: object, server: ServerProcess, request: pytest.FixtureRequest) -> Iterator[object]:
+    """A fresh tab (own sessionStorage) on the workbench, signed out, collecting script errors.
+    Tests marked `bypass_csp` may inject scripts (axe-core)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True,
+                                  bypass_csp=request.node.get_closest_marker("bypass_csp") is not None)
     tab = context.new_page()
     tab.errors = []
     tab.on("pageerror", lambda err: tab.errors.append(str(err)))
-    tab.on("console", lambda msg: tab.errors.append(msg.text) if msg.type == "error" else None)
+    tab.on("console", lambda msg: tab.errors.append(msg.text)
+           if msg.type == "error" and not msg.text.startswith(ANSWERED_4XX) else None)
     tab.goto(server.url + "/ui/")
     yield tab
     context.close()
-
-
-def sign_in(tab: object, token: str = TOKENS["ana"], reviewer: str = "Ana") -> None:
-    tab.fill("#token", token)
-    tab.fill("#reviewer", reviewer)
-    tab.click("button[type=submit]")
-    tab.wait_for_selector("#project-list, text=No project yet")

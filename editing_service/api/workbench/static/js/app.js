@@ -103,7 +103,7 @@ window.addEventListener("signed-out", () => {
   session.token = null;
   session.me = null;
   route.triedMe = false;
-  if (location.hash !== "#/signin") location.hash = "#/signin";
+  if (!document.getElementById("token")) location.hash = "#/signin"; // not while on the sign-in page
 });
 window.addEventListener("hashchange", route);
 window.addEventListener("DOMContentLoaded", route);

@@ -16,7 +16,7 @@ export async function render(main, [projectId], ctx) {
   const text = h("textarea", { id: "play-text", rows: 4, maxlength: 20000, placeholder: "Type or paste a text" });
   const out = h("div", { id: "play-out", "aria-live": "polite" });
   const error = h("p", { class: "field-error", role: "alert" });
-  main.append(h("form", { class: "card", onsubmit: run },
+  main.append(h("form", { class: "card", id: "play-form", onsubmit: run },
     h("label", { for: "play-edit" }, "Edit"), edit,
     h("label", { for: "play-text" }, "Text"), text, error,
     h("button", { type: "submit", class: "primary" }, "Classify")), out);

@@ -5,11 +5,13 @@ rationale, a reviewer name, a project name), and a circuit.json for the discover
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 from api_world import make_world
 from factories import WORDS, make_model_folder, make_tokenizer
+from http_server import TOKENS
 
 from editing_service.artifacts import ArtifactDir
 from editing_service.circuit.graph import (
@@ -25,6 +27,23 @@ from editing_service.circuit.graph import (
 SCRIPT = "<script>window.__xss='script'</script>"
 IMG = "\"><img/src=x/onerror=window.__xss='img'>"
 PAYLOADS = (SCRIPT, IMG)
+PROJECT_NAME = "bios " + IMG
+
+
+@dataclass
+class Discovered:
+    """The session's discovered project: its id and artifact folder."""
+
+    id: str
+    folder: Path
+
+
+def sign_in(tab: object, token: str = TOKENS["ana"], reviewer: str = "Ana") -> None:
+    """Sign in on the workbench's sign-in page and wait for the projects page."""
+    tab.fill("#token", token)
+    tab.fill("#reviewer", reviewer)
+    tab.click("button[type=submit]")
+    tab.wait_for_selector("main h1:text-is('Projects')")
 
 
 def make_workbench_world(root: Path) -> Path:

@@ -51,7 +51,7 @@ function createForm() {
     h("option", { value: "shipped" }, "A shipped spec"),
     h("option", { value: "inline" }, "An inline spec (JSON)"),
     h("option", { value: "upload" }, "An uploaded data file with an inline spec"));
-  const spec = h("input", { id: "f-dataset", name: "dataset", value: "biasbios_surgeon_nurse",
+  const spec = h("input", { id: "f-dataset", name: "dataset", value: "biasbios_surgeon_nurse", "aria-label": "Shipped spec name",
     "aria-describedby": "f-dataset-help f-dataset-error" });
   const inline = h("textarea", { id: "f-inline", name: "inline", rows: 8, hidden: true,
     "aria-label": "Inline dataset spec (JSON)", "aria-describedby": "f-dataset-error",

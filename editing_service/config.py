@@ -4,8 +4,12 @@
                                     SQLite database; default ./service_data
     EDITING_SERVICE_DATABASE_URL    SQLAlchemy URL, e.g. postgresql+psycopg://user:pw@host/db;
                                     default sqlite:///$EDITING_SERVICE_HOME/service.db
-    EDITING_SERVICE_API_TOKENS      comma-separated `name=token` pairs (required); the name is recorded
-                                    with every flag as the principal that set it
+    EDITING_SERVICE_API_TOKENS      comma-separated `name:role=token` entries (required), role one of
+                                    admin, reviewer, viewer, service; the older `name=token` form means
+                                    admin. The name is recorded with every change as its principal
+    EDITING_SERVICE_DATABASE_TOKENS 1 to also accept tokens kept (hashed) in the database, created and
+                                    revoked by admins over /v1/tokens without a restart; default 0
+    EDITING_SERVICE_TOKEN_CACHE_S   seconds a database token lookup is reused; default 5 (0: every request)
     EDITING_SERVICE_MODEL_ROOTS     folders (separated by ':') that model folders must lie under;
                                     default $EDITING_SERVICE_HOME/models
     EDITING_SERVICE_DATA_ROOTS      folders that data files of inline specs must lie under;
@@ -33,29 +37,38 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from editing_service.roles import Principal, Role
+
 NO_TOKENS = (
-    "EDITING_SERVICE_API_TOKENS is not set: give at least one `name=token` pair (comma-separated); "
+    "EDITING_SERVICE_API_TOKENS is not set: give at least one `name:role=token` entry (comma-separated); "
     "every route except the health checks needs a bearer token."
 )
-BAD_TOKEN_ENTRY = "EDITING_SERVICE_API_TOKENS entry {entry!r} must be `name=token` with both parts non-empty."
+BAD_TOKEN_ENTRY = (
+    "EDITING_SERVICE_API_TOKENS entry {entry!r} must be `name:role=token` (or `name=token` for an admin) "
+    "with every part non-empty."
+)
+BAD_TOKEN_ROLE = "EDITING_SERVICE_API_TOKENS entry for {name!r} has role {role!r}; roles are {roles}."
 DUPLICATE_TOKEN = "EDITING_SERVICE_API_TOKENS gives the same token to {first!r} and {second!r}."
 BAD_NUMBER = "{name} must be a number, got {value!r}."
 NEGATIVE = "{name} must be 0 or more, got {value!r}."
 NOT_A_COUNT = "{name} must be a whole number of at least 1, got {value!r}."
 
 
-def parse_tokens(value: str) -> dict[str, str]:
-    """`name=token,name2=token2` -> {token: name}."""
-    tokens: dict[str, str] = {}
+def parse_tokens(value: str) -> dict[str, Principal]:
+    """`name:role=token,name2=token2` -> {token: Principal}; an entry without a role is an admin."""
+    tokens: dict[str, Principal] = {}
     for entry in (e.strip() for e in value.split(",")):
         if not entry:
             continue
-        name, sep, token = entry.partition("=")
-        if not sep or not name.strip() or not token.strip():
+        owner, sep, token = (part.strip() for part in entry.partition("="))
+        name, colon, role = (part.strip() for part in owner.partition(":"))
+        if not sep or not name or not token or (colon and not role):
             raise ValueError(BAD_TOKEN_ENTRY.format(entry=entry))
-        if token.strip() in tokens:
-            raise ValueError(DUPLICATE_TOKEN.format(first=tokens[token.strip()], second=name.strip()))
-        tokens[token.strip()] = name.strip()
+        if role and role not in Role.__members__:
+            raise ValueError(BAD_TOKEN_ROLE.format(name=name, role=role, roles=", ".join(Role)))
+        if token in tokens:
+            raise ValueError(DUPLICATE_TOKEN.format(first=tokens[token].name, second=name))
+        tokens[token] = Principal(name=name, role=Role(role or Role.admin))
     if not tokens:
         raise ValueError(NO_TOKENS)
     return tokens
@@ -88,7 +101,9 @@ class ServiceConfig(BaseModel):
 
     home: Path
     database_url: str
-    tokens: dict[str, str] = Field(description="bearer token -> the principal's name")
+    tokens: dict[str, Principal] = Field(description="bearer token -> its principal (name and role)")
+    database_tokens: bool = Field(False, description="also accept the hashed tokens of the database's table")
+    token_cache_seconds: float = Field(5.0, ge=0, description="how long a database token lookup is reused")
     model_roots: list[Path]
     data_roots: list[Path]
     max_request_bytes: int = 32 * 1024 * 1024
@@ -126,6 +141,8 @@ class ServiceConfig(BaseModel):
             data_roots=roots("EDITING_SERVICE_DATA_ROOTS", home / "data"),
             max_request_bytes=int(_number(env, "EDITING_SERVICE_MAX_REQUEST_MB", 32) * 1024 * 1024),
             run_worker=env.get("EDITING_SERVICE_WORKER", "1") not in ("0", "false", "no"),
+            database_tokens=env.get("EDITING_SERVICE_DATABASE_TOKENS", "0").lower() in ("1", "true", "yes"),
+            token_cache_seconds=_number(env, "EDITING_SERVICE_TOKEN_CACHE_S", 5.0, allow_negative=False),
             device=env.get("EDITING_SERVICE_DEVICE") or "auto",
             job_stale_seconds=_number(env, "EDITING_SERVICE_JOB_STALE_S", 120.0),
             job_max_attempts=_count(env, "EDITING_SERVICE_JOB_MAX_ATTEMPTS", 2),

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from editing_service.store.records import AUDIT_ACTIONS
+
 JobKind = Literal["discover", "edit"]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 FlagState = Literal["spurious", "task_relevant"]
@@ -133,16 +135,20 @@ class FlagList(BaseModel):
 
 
 class AuditEntry(BaseModel):
+    """A flag change (site, feature, reviewer and source set) or an event on a project or on access."""
+
     id: int
-    site: str
-    feature: int
-    action: Literal["set", "clear"]
+    project_id: str | None
+    site: str | None
+    feature: int | None
+    action: Literal[AUDIT_ACTIONS]  # type: ignore[valid-type]
+    subject: str | None = Field(description="what an event concerns: an edit id, a member's or a token's id")
     state: str | None
     previous_state: str | None
     rationale: str
-    reviewer: str
+    reviewer: str | None
     principal: str
-    source: str
+    source: str | None
     at: datetime
 
 

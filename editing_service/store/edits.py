@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from editing_service.store.database import Database
 from editing_service.store.errors import Invalid, NotFound
+from editing_service.store.events import record_event
 from editing_service.store.jobs import add_job
 from editing_service.store.projects import require_project
 from editing_service.store.records import FLAG_SOURCES, FLAG_STATES, EditFolders, EditRecord, JobRecord
@@ -26,7 +27,12 @@ _FLAG_FIELDS = ("site", "feature", "state", *_FLAG_DEFAULTS)
 
 
 def create_edit(
-    db: Database, *, project_id: str, policy: str, flags: Sequence[Mapping[str, Any]] | None = None
+    db: Database,
+    *,
+    project_id: str,
+    policy: str,
+    flags: Sequence[Mapping[str, Any]] | None = None,
+    created_by: str | None = None,
 ) -> tuple[EditRecord, JobRecord]:
     """Create an edit and its queued 'edit' job (params {"edit_id": ...}) in one transaction.
 
@@ -56,6 +62,9 @@ def create_edit(
         )
         session.add(edit)
         session.flush()
+        if created_by is not None:
+            record_event(session, action="edit_created", principal=created_by, project_id=project_id,
+                         subject=edit_id, rationale=policy)
         return edit.record(), job.record()
 
 

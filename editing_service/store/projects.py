@@ -10,9 +10,10 @@ from sqlalchemy.orm import Session
 
 from editing_service.store.database import Database
 from editing_service.store.errors import Invalid, NotFound
+from editing_service.store.events import record_event
 from editing_service.store.paging import check_paging
 from editing_service.store.records import ProjectRecord
-from editing_service.store.tables import NAME_LENGTH, ProjectRow, new_id
+from editing_service.store.tables import NAME_LENGTH, MemberRow, ProjectRow, new_id
 
 PROJECT_NOT_FOUND = "Project {id!r} does not exist."
 EMPTY_NAME = "A project needs a non-empty name."
@@ -28,10 +29,11 @@ def create_project(
     spec_ref: str,
     settings: dict[str, Any] | None = None,
     artifacts_root: Path,
+    created_by: str | None = None,
 ) -> ProjectRecord:
     """Create a project; its artifacts go to `artifacts_root/projects/<id>` (the caller creates it).
 
-    `model_ref` None means the embedded default classifier.
+    `model_ref` None means the embedded default classifier. `created_by` (the principal) is audited.
     """
     if not name.strip():
         raise Invalid(EMPTY_NAME)
@@ -51,6 +53,9 @@ def create_project(
     with db.session() as session:
         session.add(row)
         session.flush()
+        if created_by is not None:
+            record_event(session, action="project_created", principal=created_by, project_id=project_id,
+                         subject=name)
         return row.record()
 
 
@@ -59,16 +64,19 @@ def get_project(db: Database, project_id: str) -> ProjectRecord:
         return require_project(session, project_id).record()
 
 
-def list_projects(db: Database, *, limit: int = 50, offset: int = 0) -> tuple[list[ProjectRecord], int]:
-    """One page of projects, newest first, and the number of projects."""
+def list_projects(
+    db: Database, *, limit: int = 50, offset: int = 0, member: str | None = None
+) -> tuple[list[ProjectRecord], int]:
+    """One page of projects, newest first, and the number of projects; only those `member` belongs to
+    when it is given."""
     check_paging(limit, offset)
+    query = select(ProjectRow)
+    if member is not None:
+        query = query.join(MemberRow, MemberRow.project_id == ProjectRow.id).where(MemberRow.principal == member)
     with db.session(readonly=True) as session:
-        total = session.scalar(select(func.count()).select_from(ProjectRow)) or 0
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows = session.scalars(
-            select(ProjectRow)
-            .order_by(ProjectRow.created_at.desc(), ProjectRow.id)
-            .limit(limit)
-            .offset(offset)
+            query.order_by(ProjectRow.created_at.desc(), ProjectRow.id).limit(limit).offset(offset)
         )
         return [row.record() for row in rows], total
 

@@ -10,13 +10,28 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from editing_service.roles import MemberRole, Role
+
 JOB_KINDS = ("discover", "edit")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED_STATUSES = ("succeeded", "failed", "cancelled")
 FLAG_STATES = ("spurious", "task_relevant")
 SUGGESTION_KINDS = ("lexicon", "protected_attribute")
 FLAG_SOURCES = ("person", *SUGGESTION_KINDS)
-AUDIT_ACTIONS = ("set", "clear")
+FLAG_ACTIONS = ("set", "clear")
+# Changes to a project or to who may act on it, audited with the principal that made them.
+EVENT_ACTIONS = (
+    "project_created",
+    "project_deleted",
+    "edit_created",
+    "member_added",
+    "member_removed",
+    "token_created",
+    "token_revoked",
+)
+AUDIT_ACTIONS = (*FLAG_ACTIONS, *EVENT_ACTIONS)
+TOKEN_ROLES = tuple(role.value for role in Role)
+MEMBER_ROLES = tuple(role.value for role in MemberRole)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,18 +111,43 @@ class FeatureRecord:
 
 @dataclass(frozen=True, slots=True)
 class AuditRecord:
+    """One audited change: a flag set or cleared (site, feature, reviewer, source given), or an event
+    (EVENT_ACTIONS) on a project or on access, naming its `subject` (an edit, member or token)."""
+
     id: int
-    project_id: str
-    site: str
-    feature: int
+    project_id: str | None
+    site: str | None
+    feature: int | None
     action: str
     state: str | None
     previous_state: str | None
     rationale: str
-    reviewer: str
+    reviewer: str | None
     principal: str
-    source: str
+    source: str | None
     at: datetime
+    subject: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """A bearer token kept in the database (only its SHA-256 is stored)."""
+
+    id: str
+    name: str
+    role: str
+    created_by: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRecord:
+    project_id: str
+    principal: str
+    role: str
+    added_by: str
+    added_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -31,12 +32,16 @@ from editing_service.store.records import (
     FLAG_STATES,
     JOB_KINDS,
     JOB_STATUSES,
+    MEMBER_ROLES,
+    TOKEN_ROLES,
     AuditRecord,
     EditRecord,
     FeatureRecord,
     FlagRecord,
     JobRecord,
+    MemberRecord,
     ProjectRecord,
+    TokenRecord,
 )
 
 NAME_LENGTH = 200
@@ -217,6 +222,10 @@ class FlagRow(Base):
 
 
 class AuditEntryRow(Base):
+    """Flag changes (site, feature, reviewer and source set) and events on projects and access (subject set).
+
+    project_id is null for changes to access that belong to no project (tokens)."""
+
     __tablename__ = "audit_entries"
     __table_args__ = (
         CheckConstraint(_one_of("action", AUDIT_ACTIONS), name="ck_audit_action"),
@@ -224,16 +233,17 @@ class AuditEntryRow(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
-    site: Mapped[str] = mapped_column(String(200))
-    feature: Mapped[int] = mapped_column(Integer)
-    action: Mapped[str] = mapped_column(String(16))
+    project_id: Mapped[str | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    site: Mapped[str | None] = mapped_column(String(200))
+    feature: Mapped[int | None] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(32))
     state: Mapped[str | None] = mapped_column(String(32))
     previous_state: Mapped[str | None] = mapped_column(String(32))
     rationale: Mapped[str] = mapped_column(Text, default="")
-    reviewer: Mapped[str] = mapped_column(String(200))
+    reviewer: Mapped[str | None] = mapped_column(String(200))
     principal: Mapped[str] = mapped_column(String(200))
-    source: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str | None] = mapped_column(String(32))
+    subject: Mapped[str | None] = mapped_column(String(200))
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
     def record(self) -> AuditRecord:
@@ -250,6 +260,7 @@ class AuditEntryRow(Base):
             principal=self.principal,
             source=self.source,
             at=self.at,
+            subject=self.subject,
         )
 
 
@@ -282,3 +293,45 @@ class EditRow(Base):
             summary=self.summary,
             created_at=self.created_at,
         )
+
+
+class ApiTokenRow(Base):
+    """A bearer token kept in the database: its SHA-256 (never the token), owner's name and role."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (
+        CheckConstraint(_one_of("role", TOKEN_ROLES), name="ck_api_tokens_role"),
+        UniqueConstraint("token_sha256", name="uq_api_tokens_hash"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    token_sha256: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+    def record(self) -> TokenRecord:
+        return TokenRecord(id=self.id, name=self.name, role=self.role, created_by=self.created_by,
+                           created_at=self.created_at, revoked_at=self.revoked_at)
+
+
+class MemberRow(Base):
+    """A principal's role on one project."""
+
+    __tablename__ = "project_members"
+    __table_args__ = (
+        CheckConstraint(_one_of("role", MEMBER_ROLES), name="ck_project_members_role"),
+        Index("ix_project_members_principal", "principal"),
+    )
+
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    principal: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    added_by: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def record(self) -> MemberRecord:
+        return MemberRecord(project_id=self.project_id, principal=self.principal, role=self.role,
+                            added_by=self.added_by, added_at=self.added_at)

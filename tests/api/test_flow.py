@@ -68,7 +68,9 @@ def test_whole_flow(flow_server: ServerProcess, tmp_path: Path) -> None:
                  rationale="fires on job words", reviewer="Ana")
         flagged = ana.features(project["id"], flag="spurious", limit=1000)["items"]
         assert {f["id"] for f in flagged} == {f["id"] for f in suggested}
-        audit = ana.audit(project["id"])
+        created_entry, *audit = ana.audit(project["id"])
+        assert (created_entry["action"], created_entry["principal"], created_entry["subject"]) == (
+            "project_created", "ana", "tiny")
         assert len(audit) == len(applied) + 1 and audit[-1]["reviewer"] == "Ana"
 
         created = ana.create_edit(project["id"], reviewer="Ana")

@@ -58,7 +58,7 @@ def test_a_job_running_when_the_server_dies_is_resumed_and_flags_survive(
             assert _wait_for_status(ana, job["id"], {"cancelled"}, timeout=120)["finished_at"] is not None
             flags = ana.flags(done["id"])
             assert [(f["id"], f["state"], f["rationale"]) for f in flags] == [(feature["id"], "spurious", "r1")]
-            assert len(ana.audit(done["id"])) == 1
+            assert [e["action"] for e in ana.audit(done["id"])] == ["project_created", "set"]
 
             job = ana.discover(slow["id"])
             _wait_for_status(ana, job["id"], {"running"}, timeout=60)
@@ -123,7 +123,7 @@ def test_two_reviewers_flagging_at_once(ana: EditingClient, server: ServerProces
     for t in threads:
         t.join()
     assert not errors, errors
-    audit = ana.audit(project["id"])
+    audit = [e for e in ana.audit(project["id"]) if e["action"] in ("set", "clear")]
     assert len(audit) == 2 * len(features)
     assert {(e["reviewer"], e["principal"]) for e in audit} == {("Ana", "ana"), ("Ben", "ben")}
     current = {f["id"]: f for f in ana.flags(project["id"])}

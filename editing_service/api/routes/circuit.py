@@ -7,10 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from editing_service.api.access import needs
 from editing_service.api.state import ServiceState, get_state
 from editing_service.artifacts import ArtifactDir
 from editing_service.circuit.graph import CircuitGraph, feature_id, read_circuit
 from editing_service.circuit.view import select_view, with_flags
+from editing_service.roles import Permission
 from editing_service.store import Conflict, get_project, list_flags
 
 router = APIRouter(tags=["circuit"])
@@ -18,7 +20,7 @@ router = APIRouter(tags=["circuit"])
 NO_CIRCUIT = "Project {project!r} has no circuit yet: run a discover job first."
 
 
-@router.get("/projects/{project_id}/circuit", response_model=CircuitGraph)
+@router.get("/projects/{project_id}/circuit", response_model=CircuitGraph, openapi_extra=needs(Permission.read))
 def get_circuit(
     project_id: str,
     node_threshold: Annotated[float | None, Query(ge=0, description="keep nodes with |score| >= this")] = None,

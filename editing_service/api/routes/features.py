@@ -7,7 +7,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Response
 
 from editing_service.api import schemas
+from editing_service.api.access import needs
 from editing_service.api.state import ServiceState, get_principal, get_state
+from editing_service.roles import Permission
 from editing_service.store import (
     apply_suggestions,
     audit_log,
@@ -37,7 +39,8 @@ def flag_view(record: object) -> schemas.Flag:
         ("site", "feature", "state", "rationale", "reviewer", "principal", "source", "updated_at")})
 
 
-@router.get("/projects/{project_id}/features", response_model=schemas.FeatureList)
+@router.get("/projects/{project_id}/features", response_model=schemas.FeatureList,
+            openapi_extra=needs(Permission.read))
 def list_all(
     project_id: str,
     site: str | None = None,
@@ -56,14 +59,14 @@ def list_all(
                                limit=limit, offset=offset)
 
 
-@router.get(FeaturePath, response_model=schemas.FeatureCard)
+@router.get(FeaturePath, response_model=schemas.FeatureCard, openapi_extra=needs(Permission.read))
 def get(project_id: str, site: str, feature: int, state: ServiceState = Depends(get_state)) -> schemas.FeatureCard:
     """One feature with its card: top examples, per-class and per-group activation, effects, neighbours."""
     record = get_feature(state.db, project_id, site, feature)
     return schemas.FeatureCard(**summary_view(record), card=record.card)
 
 
-@router.put(FeaturePath + "/flag", response_model=schemas.Flag)
+@router.put(FeaturePath + "/flag", response_model=schemas.Flag, openapi_extra=needs(Permission.flag))
 def put_flag(
     project_id: str, site: str, feature: int, body: schemas.FlagRequest,
     state: ServiceState = Depends(get_state), principal: str = Depends(get_principal),
@@ -73,7 +76,7 @@ def put_flag(
                               rationale=body.rationale, reviewer=body.reviewer, principal=principal))
 
 
-@router.delete(FeaturePath + "/flag", status_code=204)
+@router.delete(FeaturePath + "/flag", status_code=204, openapi_extra=needs(Permission.flag))
 def delete_flag(
     project_id: str, site: str, feature: int,
     reviewer: Annotated[str, Query(min_length=1, max_length=200)],
@@ -86,14 +89,16 @@ def delete_flag(
     return Response(status_code=204)
 
 
-@router.get("/projects/{project_id}/flags", response_model=schemas.FlagList)
+@router.get("/projects/{project_id}/flags", response_model=schemas.FlagList,
+            openapi_extra=needs(Permission.read))
 def flags(project_id: str, state: ServiceState = Depends(get_state)) -> schemas.FlagList:
     """The current flag of every flagged feature."""
     get_project(state.db, project_id)
     return schemas.FlagList(items=[flag_view(f) for f in list_flags(state.db, project_id)])
 
 
-@router.post("/projects/{project_id}/suggestions/apply", response_model=schemas.FlagList)
+@router.post("/projects/{project_id}/suggestions/apply", response_model=schemas.FlagList,
+             openapi_extra=needs(Permission.flag))
 def apply(
     project_id: str, body: schemas.ApplySuggestions,
     state: ServiceState = Depends(get_state), principal: str = Depends(get_principal),
@@ -105,7 +110,8 @@ def apply(
     return schemas.FlagList(items=[flag_view(f) for f in changed])
 
 
-@router.get("/projects/{project_id}/audit", response_model=schemas.AuditLog)
+@router.get("/projects/{project_id}/audit", response_model=schemas.AuditLog,
+            openapi_extra=needs(Permission.read))
 def audit(
     project_id: str,
     site: str | None = None,

@@ -5,7 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from editing_service.api import schemas
+from editing_service.api.access import needs
 from editing_service.api.state import ServiceState, get_state
+from editing_service.roles import Permission
 from editing_service.store import Conflict, enqueue_job, get_job, get_project, list_jobs, request_cancel
 
 router = APIRouter(tags=["jobs"])
@@ -17,7 +19,8 @@ def job_view(record: object) -> schemas.Job:
     return schemas.Job.model_validate(record, from_attributes=True)
 
 
-@router.post("/projects/{project_id}/jobs", status_code=202, response_model=schemas.Job)
+@router.post("/projects/{project_id}/jobs", status_code=202, response_model=schemas.Job,
+             openapi_extra=needs(Permission.discover))
 def create(project_id: str, body: schemas.JobCreate, state: ServiceState = Depends(get_state)) -> schemas.Job:
     """Queue a discover job: activations, SAEs, attribution, circuit and feature cards."""
     get_project(state.db, project_id)
@@ -27,19 +30,19 @@ def create(project_id: str, body: schemas.JobCreate, state: ServiceState = Depen
     return job_view(enqueue_job(state.db, project_id=project_id, kind=body.kind))
 
 
-@router.get("/projects/{project_id}/jobs", response_model=schemas.JobList)
+@router.get("/projects/{project_id}/jobs", response_model=schemas.JobList, openapi_extra=needs(Permission.read))
 def list_of_project(project_id: str, state: ServiceState = Depends(get_state)) -> schemas.JobList:
     get_project(state.db, project_id)
     return schemas.JobList(items=[job_view(j) for j in list_jobs(state.db, project_id=project_id)])
 
 
-@router.get("/jobs/{job_id}", response_model=schemas.Job)
+@router.get("/jobs/{job_id}", response_model=schemas.Job, openapi_extra=needs(Permission.read))
 def get(job_id: str, state: ServiceState = Depends(get_state)) -> schemas.Job:
     """A job's status, step, progress (0 to 1), error and timestamps."""
     return job_view(get_job(state.db, job_id))
 
 
-@router.post("/jobs/{job_id}/cancel", response_model=schemas.Job)
+@router.post("/jobs/{job_id}/cancel", response_model=schemas.Job, openapi_extra=needs(Permission.cancel))
 def cancel(job_id: str, state: ServiceState = Depends(get_state)) -> schemas.Job:
     """Cancel a queued job at once, or a running one at its next progress report."""
     return job_view(request_cancel(state.db, job_id))

@@ -7,16 +7,18 @@ import asyncio
 from fastapi import APIRouter, Depends
 
 from editing_service.api import schemas
+from editing_service.api.access import needs
 from editing_service.api.explain import ablated_feature_activations
 from editing_service.api.routes.edits import EditPath, model_folder
 from editing_service.api.state import ServiceState, get_state
+from editing_service.roles import Permission
 from editing_service.store import NotFound, get_feature
 
 router = APIRouter(tags=["edits"])
 DIGITS = 4
 
 
-@router.post(EditPath + "/explain", response_model=schemas.ExplainResponse)
+@router.post(EditPath + "/explain", response_model=schemas.ExplainResponse, openapi_extra=needs(Permission.read))
 async def explain(
     project_id: str, edit_id: str, body: schemas.ExplainRequest, state: ServiceState = Depends(get_state),
 ) -> schemas.ExplainResponse:

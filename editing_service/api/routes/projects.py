@@ -12,7 +12,9 @@ from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from pydantic import ValidationError
 
 from editing_service.api import project_setup, schemas
-from editing_service.api.state import ServiceState, get_state
+from editing_service.api.access import caller, needs
+from editing_service.api.state import ServiceState, get_principal, get_state
+from editing_service.roles import MEMBERSHIP_SCOPED, Permission, Principal
 from editing_service.store import count_features, create_project, get_project, list_projects
 
 router = APIRouter(tags=["projects"])
@@ -30,7 +32,9 @@ def project_view(state: ServiceState, record: object) -> schemas.Project:
     )
 
 
-def _create(state: ServiceState, body: schemas.ProjectCreate, data_file: Path | None = None) -> schemas.Project:
+def _create(
+    state: ServiceState, body: schemas.ProjectCreate, principal: str, data_file: Path | None = None
+) -> schemas.Project:
     model = project_setup.check_model(body.model, state.config)
     settings = project_setup.check_settings(body.settings)
     staging = state.config.home / "specs" / uuid.uuid4().hex[:12]
@@ -40,21 +44,25 @@ def _create(state: ServiceState, body: schemas.ProjectCreate, data_file: Path | 
         spec_ref = project_setup.inline_spec(body.dataset.inline or {}, folder=staging, config=state.config,
                                              data_file=data_file)
     record = create_project(state.db, name=body.name, model_ref=model, spec_ref=spec_ref, settings=settings,
-                            artifacts_root=state.config.home)
+                            artifacts_root=state.config.home, created_by=principal)
     return project_view(state, record)
 
 
-@router.post("/projects", status_code=201, response_model=schemas.Project)
-def create(body: schemas.ProjectCreate, state: ServiceState = Depends(get_state)) -> schemas.Project:
+@router.post("/projects", status_code=201, response_model=schemas.Project,
+             openapi_extra=needs(Permission.create_project))
+def create(
+    body: schemas.ProjectCreate, state: ServiceState = Depends(get_state), principal: str = Depends(get_principal)
+) -> schemas.Project:
     """Create a project from a model folder (or the embedded default) and a dataset spec."""
-    return _create(state, body)
+    return _create(state, body, principal)
 
 
-@router.post("/projects/upload", status_code=201, response_model=schemas.Project)
+@router.post("/projects/upload", status_code=201, response_model=schemas.Project,
+             openapi_extra=needs(Permission.create_project))
 def create_with_upload(
     project: Annotated[str, Form(description="the project as JSON, with dataset.inline describing the file")],
     data: Annotated[UploadFile, File(description="the data file: CSV, JSONL or Parquet")],
-    state: ServiceState = Depends(get_state),
+    state: ServiceState = Depends(get_state), principal: str = Depends(get_principal),
 ) -> schemas.Project:
     """Create a project whose data is uploaded with the request."""
     try:
@@ -70,19 +78,21 @@ def create_with_upload(
     target.parent.mkdir(parents=True, exist_ok=True)
     with target.open("wb") as out:
         shutil.copyfileobj(data.file, out)
-    return _create(state, body, data_file=target)
+    return _create(state, body, principal, data_file=target)
 
 
-@router.get("/projects", response_model=schemas.ProjectList)
+@router.get("/projects", response_model=schemas.ProjectList, openapi_extra=needs(Permission.read))
 def list_all(
     limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
-    state: ServiceState = Depends(get_state),
+    state: ServiceState = Depends(get_state), principal: Principal = Depends(caller),
 ) -> schemas.ProjectList:
-    items, total = list_projects(state.db, limit=limit, offset=offset)
+    """The projects the caller may see: every project for an admin, its own projects for the others."""
+    member = principal.name if principal.role in MEMBERSHIP_SCOPED else None
+    items, total = list_projects(state.db, limit=limit, offset=offset, member=member)
     return schemas.ProjectList(items=[project_view(state, p) for p in items], total=total, limit=limit,
                                offset=offset)
 
 
-@router.get("/projects/{project_id}", response_model=schemas.Project)
+@router.get("/projects/{project_id}", response_model=schemas.Project, openapi_extra=needs(Permission.read))
 def get(project_id: str, state: ServiceState = Depends(get_state)) -> schemas.Project:
     return project_view(state, get_project(state.db, project_id))

@@ -13,9 +13,11 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from editing_service.api import schemas
+from editing_service.api.access import needs
 from editing_service.api.state import ServiceState, get_state
 from editing_service.artifacts import ArtifactDir
 from editing_service.features.flags import Flag, FlagSet
+from editing_service.roles import Permission
 from editing_service.store import Conflict, audit_log, count_features, get_project, list_flags
 
 router = APIRouter(tags=["review"])
@@ -26,7 +28,8 @@ AUDIT_COLUMNS = ("id", "at", "site", "feature", "action", "state", "previous_sta
                  "source", "rationale")
 
 
-@router.get("/projects/{project_id}/discovery", response_model=schemas.Discovery)
+@router.get("/projects/{project_id}/discovery", response_model=schemas.Discovery,
+            openapi_extra=needs(Permission.read))
 def discovery(project_id: str, state: ServiceState = Depends(get_state)) -> schemas.Discovery:
     """The finished discovery's summary: circuit size per site, suggestions per rule, SAE quality per site."""
     project = get_project(state.db, project_id)
@@ -46,7 +49,7 @@ def discovery(project_id: str, state: ServiceState = Depends(get_state)) -> sche
 
 
 @router.get("/projects/{project_id}/flags.yaml", response_class=Response,
-            responses={200: {"content": {"application/yaml": {}}}})
+            responses={200: {"content": {"application/yaml": {}}}}, openapi_extra=needs(Permission.read))
 def flags_file(project_id: str, state: ServiceState = Depends(get_state)) -> Response:
     """The current flags as the CLI's flags file: `editing-service edit --flags FILE` applies them."""
     project = get_project(state.db, project_id)
@@ -60,7 +63,7 @@ def flags_file(project_id: str, state: ServiceState = Depends(get_state)) -> Res
 
 
 @router.get("/projects/{project_id}/audit.csv", response_class=Response,
-            responses={200: {"content": {"text/csv": {}}}})
+            responses={200: {"content": {"text/csv": {}}}}, openapi_extra=needs(Permission.read))
 def audit_csv(project_id: str, state: ServiceState = Depends(get_state)) -> Response:
     """The whole audit log as CSV, oldest first: who, what, when, why."""
     project = get_project(state.db, project_id)

@@ -28,6 +28,7 @@ SCRIPT = "<script>window.__xss='script'</script>"
 IMG = "\"><img/src=x/onerror=window.__xss='img'>"
 PAYLOADS = (SCRIPT, IMG)
 PROJECT_NAME = "bios " + IMG
+VIEWER, VIEWER_TOKEN = "vic", "token-vic"  # a viewer member of the discovered project
 
 
 @dataclass

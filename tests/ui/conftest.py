@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 from api_world import TINY_SETTINGS, spec_for
 from http_server import TOKENS, ServerProcess
-from workbench_world import PROJECT_NAME, Discovered, ensure_circuit, make_workbench_world
+from workbench_world import (
+    PROJECT_NAME,
+    VIEWER,
+    VIEWER_TOKEN,
+    Discovered,
+    ensure_circuit,
+    make_workbench_world,
+)
 
 from editing_service.client import EditingClient
 from editing_service.store import Database, get_project
@@ -30,7 +37,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def server(world: Path) -> Iterator[ServerProcess]:
-    process = ServerProcess(world).start()
+    tokens = [f"{name}={token}" for name, token in TOKENS.items()] + [f"{VIEWER}:viewer={VIEWER_TOKEN}"]
+    process = ServerProcess(world, env={"EDITING_SERVICE_API_TOKENS": ",".join(tokens)}).start()
     yield process
     process.stop()
 
@@ -52,6 +60,7 @@ def discovered(server: ServerProcess, client: EditingClient) -> Discovered:
     folder = Path(get_project(db, project["id"]).artifacts_dir)
     db.dispose()
     ensure_circuit(folder)
+    client.set_member(project["id"], VIEWER, role="viewer")
     return Discovered(id=project["id"], folder=folder)
 
 

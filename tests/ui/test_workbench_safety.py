@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from http_server import ServerProcess
 from sqlalchemy import update
-from workbench_world import IMG, PAYLOADS, PROJECT_NAME, SCRIPT, Discovered, sign_in
+from workbench_world import IMG, PAYLOADS, PROJECT_NAME, SCRIPT, VIEWER_TOKEN, Discovered, sign_in
 
 from editing_service.client import EditingClient
 from editing_service.store import Database
@@ -110,3 +110,36 @@ def test_main_pages_have_no_serious_or_critical_axe_violation(
         if violations:
             found[path] = violations
     assert found == {}
+
+
+def test_a_viewer_sees_no_control_it_may_not_use_and_the_api_refuses_it(
+    page: object, server: ServerProcess, client: EditingClient, discovered: Discovered,
+) -> None:
+    feature = next(f for f in client.features(discovered.id, limit=100)["items"] if f["has_card"])
+    base = f"{server.url}/ui/#/p/{discovered.id}"
+    sign_in(page, token=VIEWER_TOKEN, reviewer="Vic")
+    assert page.locator("#create-project").count() == 0
+    assert "(viewer)" in page.inner_text("#who")
+    page.goto(f"{base}/f/{feature['site']}/{feature['feature']}")
+    page.wait_for_selector(".feature-card .examples")
+    assert page.locator("#read-only").count() == 1
+    assert page.locator(".feature-card button.spurious, .feature-card textarea.rationale").count() == 0
+    page.goto(f"{base}/queue")
+    page.wait_for_selector("#queue-card article")
+    assert page.locator("#apply-lexicon").count() == 0
+    calls = []
+    page.on("request", lambda r: calls.append(r.method) if "/v1/" in r.url else None)
+    page.keyboard.press("s")
+    page.wait_for_timeout(300)
+    assert "PUT" not in calls
+    page.goto(f"{base}/edits")
+    page.wait_for_selector("#edit-list")
+    assert page.locator("#create-edit").count() == 0
+    page.goto(base)
+    page.wait_for_selector("#jobs table")
+    assert page.locator("#discover").count() == 0
+
+    with EditingClient(server.url, token=VIEWER_TOKEN) as vic:
+        answer = vic.http.put(f"/projects/{discovered.id}/features/{feature['site']}/{feature['feature']}/flag",
+                              json={"state": "spurious", "rationale": "no", "reviewer": "Vic"})
+    assert answer.status_code == 403 and "may not flags:write" in answer.json()["detail"]

@@ -19,14 +19,17 @@ export const session = {
   },
   get reviewer() { return sessionStorage.getItem(REVIEWER_KEY) || ""; },
   set reviewer(value) { sessionStorage.setItem(REVIEWER_KEY, value); },
-  me: null, // {name, role, permissions} from GET /v1/me when the service has it
+  me: null, // GET /v1/me: {name, role, permissions, all_projects, memberships: [{project_id, permissions}]}
 };
 
-/** Whether the signed-in principal may do `permission` (every control is shown when the service
- *  does not report permissions; the API refuses what is not allowed anyway). */
-export function can(permission) {
-  const permissions = session.me && session.me.permissions;
-  return !permissions || permissions.includes(permission);
+/** Whether the signed-in principal may do `permission` (a value of roles.py's Permission), on
+ *  `projectId` when given. Controls it may not use are left out of the page; the API refuses them anyway. */
+export function can(permission, projectId) {
+  const me = session.me;
+  if (!me) return true; // a service without /v1/me: the API decides
+  if (me.all_projects || !projectId) return me.permissions.includes(permission);
+  const membership = me.memberships.find((m) => m.project_id === projectId);
+  return Boolean(membership) && membership.permissions.includes(permission);
 }
 
 async function request(method, path, { json, form, raw } = {}) {

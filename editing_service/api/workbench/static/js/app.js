@@ -78,10 +78,10 @@ async function route() {
     signin.render(main, [], ctx);
     return;
   }
-  if (session.me === null && !route.triedMe) {
-    route.triedMe = true;
+  if (!route.fresh) { // what the principal may do can change (memberships): asked again on each page
     try { await loadPrincipal(); } catch { return; }
   }
+  route.fresh = false;
   renderWho();
   for (const [pattern, page, title] of ROUTES) {
     const match = pattern.exec(path);
@@ -102,10 +102,9 @@ async function route() {
 window.addEventListener("signed-out", () => {
   session.token = null;
   session.me = null;
-  route.triedMe = false;
   if (!document.getElementById("token")) location.hash = "#/signin"; // not while on the sign-in page
 });
 window.addEventListener("hashchange", route);
 window.addEventListener("DOMContentLoaded", route);
 /** After the sign-in page loaded the principal. */
-export function signedIn() { route.triedMe = true; }
+export function signedIn() { route.fresh = true; }

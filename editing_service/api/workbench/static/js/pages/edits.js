@@ -8,7 +8,7 @@ export async function render(main, [projectId], ctx) {
   const listBox = h("div", { id: "edit-list" });
   const error = h("p", { class: "field-error", role: "alert" });
   main.append(h("h1", {}, "Edits"));
-  if (can("edit:create")) {
+  if (can("edits:create", projectId)) {
     const reviewer = h("input", { id: "edit-reviewer", value: session.reviewer, maxlength: 200 });
     main.append(h("form", { class: "card", id: "create-edit", onsubmit: async (event) => {
       event.preventDefault();

@@ -35,7 +35,7 @@ export async function render(main, [projectId], ctx) {
     if (!ctx.isCurrent()) return;
     clear(jobsBox).append(h("h2", {}, "Jobs"));
     const running = jobs.find((j) => ACTIVE.includes(j.status));
-    if (can("job:create") && !running) {
+    if (can("jobs:discover", projectId) && !running) {
       jobsBox.append(h("button", { type: "button", class: "primary", id: "discover", onclick: discover },
         jobs.some((j) => j.kind === "discover") ? "Run discovery again" : "Run discovery"));
     }

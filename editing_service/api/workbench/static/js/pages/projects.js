@@ -32,7 +32,7 @@ export async function render(main, _params, ctx) {
       { label: "Created", value: (p) => when(p.created_at) },
     ], page.items, { class: "list", id: "project-list" })
     : h("p", {}, "No project yet."));
-  if (can("project:create")) main.append(createForm());
+  if (can("projects:create")) main.append(createForm());
 }
 
 function field(name, label, control, help) {

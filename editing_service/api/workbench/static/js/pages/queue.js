@@ -50,7 +50,7 @@ export async function render(main, [projectId], ctx) {
     if (key === "j" || key === "ArrowRight" || key === "x") { event.preventDefault(); move(1); }
     else if (key === "k" || key === "ArrowLeft") { event.preventDefault(); move(-1); }
     else if (key === "r" && rationale()) { event.preventDefault(); rationale().focus(); }
-    else if ((key === "s" || key === "t") && can("flag:write")) {
+    else if ((key === "s" || key === "t") && can("flags:write", projectId)) {
       event.preventDefault();
       await flagCurrent(key === "s" ? "spurious" : "task_relevant");
     }
@@ -96,7 +96,7 @@ export async function render(main, [projectId], ctx) {
   }
 
   function applyBar() {
-    if (!can("flag:write")) return h("div");
+    if (!can("flags:write", projectId)) return h("div");
     return h("div", { class: "row apply" }, KINDS.map((kind) => h("button", { type: "button", id: `apply-${kind}`,
       onclick: () => applyAll(kind) }, `Apply all ${kind.replace("_", " ")} suggestions`)));
   }

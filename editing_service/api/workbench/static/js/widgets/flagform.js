@@ -13,7 +13,7 @@ export async function setFlag(projectId, site, feature, state, rationale) {
 
 /** The flag controls of one feature (absent when the principal may not flag). `onChange(state)`. */
 export function flagForm(projectId, feature, onChange) {
-  if (!can("flag:write")) return h("p", { class: "help" }, "Your role may read features but not flag them.");
+  if (!can("flags:write", projectId)) return h("p", { class: "help", id: "read-only" }, "Your role may read features but not flag them.");
   const rationale = h("textarea", { id: `rationale-${feature.feature}`, class: "rationale", rows: 2,
     maxlength: 4000, placeholder: "Why? (shown in the audit log and the report)" });
   const reviewer = h("input", { id: `reviewer-${feature.feature}`, class: "reviewer", value: session.reviewer,

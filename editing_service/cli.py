@@ -71,6 +71,24 @@ def build_parser() -> argparse.ArgumentParser:
     features.add_argument("--site", default=None)
     features.add_argument("--suggested", action="store_true", help="only features with a suggestion")
 
+    circuit = commands.add_parser("circuit", help="summarise and draw the circuit graph of a discovered run")
+    circuit.add_argument("--out", required=True, help="the folder of a discovered run")
+    circuit.add_argument("--svg", default=None, help="write the drawing (Graphviz) to this SVG file")
+    circuit.add_argument("--json", default=None, help="write the selected graph (circuit.json schema) to this file")
+    circuit.add_argument("--node-threshold", type=float, default=None, help="keep nodes with |score| >= this")
+    circuit.add_argument("--edge-threshold", type=float, default=None, help="keep edges with |weight| >= this")
+    circuit.add_argument("--max-nodes", type=int, default=None, help="strongest nodes kept per site")
+    circuit.add_argument("--flags", default=None,
+                         help="lay flags over the nodes: a YAML/JSON flags file, auto or auto:protected")
+    circuit.add_argument("--flagged", action="store_true",
+                         help="only the spurious-flagged features and their paths to the decision")
+    circuit.add_argument("--compute", action="store_true",
+                         help="rebuild circuit.json from the discovery folder first (edges, faithfulness, lens)")
+    circuit.add_argument("--ablation", choices=["mean", "zero"], default=None, help="with --compute (default: mean)")
+    circuit.add_argument("--examples", type=int, default=None, help="with --compute: examples (default: 128)")
+    circuit.add_argument("--prune", action="store_true", help="with --compute: exact (ACDC-style) pruning")
+    circuit.add_argument("--prune-tau", type=float, default=None, help="with --prune: KL threshold (default 1e-3)")
+
     edit = commands.add_parser("edit", help="apply a flags file to a discovered run, retrain, report")
     edit.add_argument("--out", required=True, help="the folder of a discovered run")
     edit.add_argument("--flags", required=True, help="a YAML/JSON flags file, or auto / auto:protected")
@@ -164,6 +182,33 @@ def _cmd_features(args: argparse.Namespace) -> None:
     print(format_cards(args.out, limit=args.limit, site=args.site, suggested_only=args.suggested))
 
 
+def _cmd_circuit(args: argparse.Namespace) -> None:
+    from editing_service.circuit.view import check_view_args
+    from editing_service.circuit_text import load_view, summary, write_drawing
+
+    check_view_args(args.node_threshold, args.edge_threshold, args.max_nodes)
+    flags = None
+    if args.flags is not None:
+        from editing_service.pipeline import resolve_flags
+
+        flags = {f.id: f.state for f in resolve_flags(args.flags, args.out).flags}
+    if args.compute:
+        from editing_service.pipeline.circuit import run_circuit, run_graph_settings
+
+        run_circuit(args.out, graph=run_graph_settings(args.out, _given(
+            ablation=args.ablation, n_examples=args.examples, prune=args.prune or None, prune_tau=args.prune_tau)))
+    graph = load_view(args.out, flags=flags, node_threshold=args.node_threshold, edge_threshold=args.edge_threshold,
+                      max_nodes=args.max_nodes, flagged_only=args.flagged)
+    print(summary(graph))
+    if args.json:
+        with open(args.json, "w") as handle:
+            handle.write(graph.model_dump_json(indent=1))
+        print(f"graph written to {args.json}")
+    if args.svg:
+        write_drawing(graph, args.svg, title=f"{graph.spec}: {'flagged subgraph' if args.flagged else 'circuit'}")
+        print(f"drawing written to {args.svg}")
+
+
 def _cmd_edit(args: argparse.Namespace) -> None:
     from editing_service.pipeline import resolve_flags, run_edit
 
@@ -182,7 +227,7 @@ def _cmd_serve(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {"saes": _cmd_saes, "run": _cmd_run, "discover": _cmd_discover, "features": _cmd_features,
-            "edit": _cmd_edit, "serve": _cmd_serve}
+            "circuit": _cmd_circuit, "edit": _cmd_edit, "serve": _cmd_serve}
 
 
 def _silence_progress_bars() -> None:

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from editing_service.activations import CacheDtype
+from editing_service.circuit.graph import Ablation
 
 
 class _Settings(BaseModel):
@@ -70,6 +71,25 @@ class CircuitSettings(_Settings):
     per_site: bool = Field(True, description="top_k within each site rather than over all sites")
 
 
+class GraphSettings(_Settings):
+    """The circuit as a graph (circuit.json): nodes, edges, faithfulness, exact pruning, the head lens."""
+
+    nodes_per_site: int = Field(50, ge=1, description="strongest features per site drawn as nodes (plus its error node)")
+    node_threshold: float = Field(0.0, ge=0, description="nodes need |score| >= this")
+    edge_threshold: float = Field(0.0, ge=0, description="edges kept in circuit.json need |weight| >= this")
+    n_examples: int = Field(128, ge=1, description="training examples for edges and faithfulness")
+    batch_size: int = Field(8, ge=1, description="examples per batch of edge VJPs")
+    vjp_chunk: int = Field(16, ge=1, description="downstream nodes per batched VJP")
+    ablation: Ablation = Field("mean", description="ablated nodes take their training-split mean, or zero")
+    curve_sizes: list[int] = Field([5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000], min_length=1)
+    faithful_target: float = Field(0.8, gt=0, le=1)
+    prune: bool = Field(False, description="exact (ACDC-style) pruning of the attribution circuit")
+    prune_tau: float = Field(1e-3, ge=0, description="KL threshold of exact pruning")
+    prune_nodes: int = Field(100, ge=1, description="strongest nodes of the graph that pruning starts from")
+    prune_examples: int = Field(32, ge=1, description="training examples of exact pruning")
+    head_lens: bool = True
+
+
 class SuggestionSettings(_Settings):
     """Flag suggestions (computed on the validate role, never on evaluation data)."""
 
@@ -103,5 +123,6 @@ class RunSettings(_Settings):
     cache_dtype: CacheDtype = "float32"
     attribution: AttributionSettings = AttributionSettings()
     circuit: CircuitSettings = CircuitSettings()
+    graph: GraphSettings = GraphSettings()
     suggestions: SuggestionSettings = SuggestionSettings()
     edit: EditSettings = EditSettings()

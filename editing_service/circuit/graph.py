@@ -78,8 +78,10 @@ class CurvePoint(_Model):
     n_nodes: int
     f_circuit: float = Field(description="F(C): mean metric with every node outside C ablated")
     f_complement: float = Field(description="F(M \\ C): mean metric with the nodes of C ablated")
-    faithfulness: float = Field(description="(F(C) - F(empty)) / (F(M) - F(empty)); 1 = all behaviour")
-    completeness: float = Field(description="(F(M \\ C) - F(empty)) / (F(M) - F(empty)); 0 = nothing left outside C")
+    faithfulness: float | None = Field(description="(F(C) - F(empty)) / (F(M) - F(empty)); 1 = all behaviour; "
+                                       "None when F(M) = F(empty)")
+    completeness: float | None = Field(description="(F(M \\ C) - F(empty)) / (F(M) - F(empty)); 0 = nothing "
+                                       "left outside C")
 
 
 class FaithfulnessCurve(_Model):
@@ -102,8 +104,8 @@ class SetFaithfulness(_Model):
     node_ids: list[str]
     f_set: float
     f_complement: float
-    faithfulness: float
-    completeness: float = Field(description="ablating only this set leaves this fraction of the behaviour")
+    faithfulness: float | None
+    completeness: float | None = Field(description="ablating only this set leaves this fraction of the behaviour")
     statement: str
 
 
@@ -116,7 +118,7 @@ class Pruning(_Model):
     n_examples: int
     visited: list[str]
     kept: list[str]
-    faithfulness: float = Field(description="faithfulness of the pruned circuit")
+    faithfulness: float | None = Field(description="faithfulness of the pruned circuit")
     kl: float = Field(description="KL(model || pruned circuit), mean over examples")
     auroc: float | None = Field(None, description="|attribution score| as a predictor of 'kept' (None: one class)")
 
@@ -125,7 +127,7 @@ class HeadLensSite(_Model):
     """How readable the decision and the protected attribute are at one site (pooled activation)."""
 
     site: str
-    probe_accuracy: float = Field(description="a fresh linear probe for the label (cross-validated)")
+    probe_accuracy: float | None = Field(description="a fresh linear probe for the label (cross-validated)")
     head_accuracy: float | None = Field(None, description="the original head on this site (None: shapes differ)")
     attribute_accuracy: float | None = Field(None, description="a linear probe for the protected attribute")
 

@@ -8,6 +8,7 @@ token.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz"})
 WORKBENCH_PREFIX = "/ui"
 MISSING_TOKEN = "Missing bearer token: send the header `Authorization: Bearer <token>`."
 BAD_TOKEN = "The bearer token is not valid."
+CONTROL_IN_PATH = "The URL path contains control characters (such as %00 or %0A); no route has them."
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 TOO_LARGE = "Request body is larger than the limit of {limit} bytes."
 OUTSIDE_ROOTS = "{what} {path} is outside the allowed roots: {roots}."
 NOT_FOUND = "{what} {path} does not exist."
@@ -84,6 +87,20 @@ class BearerAuthMiddleware:
         state = scope.setdefault("state", {})
         state["principal"] = principal
         state["principals"] = self.resolver
+        await self.app(scope, receive, send)
+
+
+class PathCheckMiddleware:
+    """Refuses (400, JSON) a URL path with control characters: no route has one, and BentoML's router
+    would answer it in plain text (its mount patterns do not match a newline)."""
+
+    def __init__(self, app: ASGIApp, **_: object) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and CONTROL_CHARACTERS.search(scope["path"]):
+            await send_error(send, 400, CONTROL_IN_PATH)
+            return
         await self.app(scope, receive, send)
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import bentoml
 
 from editing_service.api.app import create_app
-from editing_service.api.security import BearerAuthMiddleware, BodySizeLimitMiddleware
+from editing_service.api.openapi_auth import OpenAPIAuthMiddleware
+from editing_service.api.security import BearerAuthMiddleware, BodySizeLimitMiddleware, PathCheckMiddleware
 from editing_service.api.state import ServiceState
 from editing_service.api.workbench import create_workbench_app
 from editing_service.config import ServiceConfig
@@ -38,5 +39,7 @@ class EditingService:
         self.state.stop()
 
 
+EditingService.add_asgi_middleware(OpenAPIAuthMiddleware)
 EditingService.add_asgi_middleware(BodySizeLimitMiddleware)
 EditingService.add_asgi_middleware(BearerAuthMiddleware)
+EditingService.add_asgi_middleware(PathCheckMiddleware)

@@ -40,6 +40,11 @@ NOT_READY = "Edit {edit!r} is {status}; its {what} exists once its job has succe
 TOO_MANY_TEXTS = "At most {limit} texts per request, got {n}."
 POLICY_CURRENT = "Flags set by reviewers through the API ({n} spurious), snapshotted when the edit was created."
 POLICY_EXPLICIT = "An explicit list of {n} features given by {reviewer} when the edit was created."
+# Errors of the HTML and archive routes are JSON like every other route's: the 200 media type is
+# documented here rather than as their response_class, which would document the errors with it.
+HTML_PAGE = {200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "the report"}}
+ARCHIVE = {200: {"content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}},
+                 "description": "the model folder as .tar.gz"}}
 
 
 def edit_view(record: object) -> schemas.Edit:
@@ -103,7 +108,8 @@ def report(project_id: str, edit_id: str, state: ServiceState = Depends(get_stat
     return json.loads(_finished(state, project_id, edit_id, "report").report_json.read_text())
 
 
-@router.get(EditPath + "/report.html", response_class=HTMLResponse, openapi_extra=needs(Permission.read))
+@router.get(EditPath + "/report.html", response_model=None, responses=HTML_PAGE,
+            openapi_extra=needs(Permission.read))
 def report_html(project_id: str, edit_id: str, state: ServiceState = Depends(get_state)) -> HTMLResponse:
     """The self-contained HTML report."""
     return HTMLResponse(_finished(state, project_id, edit_id, "report").report_html.read_text())
@@ -126,7 +132,7 @@ def model_folder(state: ServiceState, project_id: str, edit_id: str, which: str)
     return _finished(state, project_id, edit_id, "edited model").edited_model
 
 
-@router.get(EditPath + "/model", response_class=FileResponse, openapi_extra=needs(Permission.read))
+@router.get(EditPath + "/model", response_model=None, responses=ARCHIVE, openapi_extra=needs(Permission.read))
 def download(
     project_id: str, edit_id: str,
     which: Annotated[Literal["edited", "original"], Query()] = "edited",

@@ -43,6 +43,7 @@ POLICY_EXPLICIT = "An explicit list of {n} features given by {reviewer} when the
 # Errors of the HTML and archive routes are JSON like every other route's: the 200 media type is
 # documented here rather than as their response_class, which would document the errors with it.
 HTML_PAGE = {200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "the report"}}
+MARKDOWN = {200: {"content": {"text/markdown": {"schema": {"type": "string"}}}, "description": "the model card"}}
 ARCHIVE = {200: {"content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}},
                  "description": "the model folder as .tar.gz"}}
 
@@ -115,8 +116,8 @@ def report_html(project_id: str, edit_id: str, state: ServiceState = Depends(get
     return HTMLResponse(_finished(state, project_id, edit_id, "report").report_html.read_text())
 
 
-@router.get(EditPath + "/model_card.md", response_class=PlainTextResponse,
-            responses={200: {"content": {"text/markdown": {}}}}, openapi_extra=needs(Permission.read))
+@router.get(EditPath + "/model_card.md", response_model=None, responses=MARKDOWN,
+            openapi_extra=needs(Permission.read))
 def model_card(project_id: str, edit_id: str, state: ServiceState = Depends(get_state)) -> PlainTextResponse:
     """The edited model's card (Markdown), as shipped in the model's folder."""
     card = _finished(state, project_id, edit_id, "model card").edited_model / "README.md"

@@ -24,8 +24,10 @@ router = APIRouter(tags=["review"])
 
 NOT_DISCOVERED = "Project {project!r} has no finished discovery yet: run a discover job first."
 EXPORT_POLICY = "Flags exported from project {project!r} ({name}); each flag names its reviewer and rationale."
-AUDIT_COLUMNS = ("id", "at", "site", "feature", "action", "state", "previous_state", "reviewer", "principal",
-                 "source", "rationale")
+FLAGS_FILE = {200: {"content": {"application/yaml": {"schema": {"type": "string"}}}, "description": "a flags file"}}
+AUDIT_TABLE = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "the audit log"}}
+AUDIT_COLUMNS = ("id", "at", "action", "site", "feature", "subject", "state", "previous_state", "reviewer",
+                 "principal", "source", "rationale")
 
 
 @router.get("/projects/{project_id}/discovery", response_model=schemas.Discovery,
@@ -48,8 +50,8 @@ def discovery(project_id: str, state: ServiceState = Depends(get_state)) -> sche
     )
 
 
-@router.get("/projects/{project_id}/flags.yaml", response_class=Response,
-            responses={200: {"content": {"application/yaml": {}}}}, openapi_extra=needs(Permission.read))
+@router.get("/projects/{project_id}/flags.yaml", response_model=None, responses=FLAGS_FILE,
+            openapi_extra=needs(Permission.read))
 def flags_file(project_id: str, state: ServiceState = Depends(get_state)) -> Response:
     """The current flags as the CLI's flags file: `editing-service edit --flags FILE` applies them."""
     project = get_project(state.db, project_id)
@@ -62,8 +64,8 @@ def flags_file(project_id: str, state: ServiceState = Depends(get_state)) -> Res
                     headers={"content-disposition": f'attachment; filename="flags-{project.id}.yaml"'})
 
 
-@router.get("/projects/{project_id}/audit.csv", response_class=Response,
-            responses={200: {"content": {"text/csv": {}}}}, openapi_extra=needs(Permission.read))
+@router.get("/projects/{project_id}/audit.csv", response_model=None, responses=AUDIT_TABLE,
+            openapi_extra=needs(Permission.read))
 def audit_csv(project_id: str, state: ServiceState = Depends(get_state)) -> Response:
     """The whole audit log as CSV, oldest first: who, what, when, why."""
     project = get_project(state.db, project_id)

@@ -30,6 +30,7 @@ const PROJECT_PAGES = [
   ["/edits", "Edits"], ["/play", "Playground"],
 ];
 
+const PRINCIPAL_TTL_MS = 10000; // how long GET /v1/me's answer is trusted before a page asks again
 let generation = 0;
 
 function renderNav(projectId, path) {
@@ -53,6 +54,7 @@ function renderWho() {
 export function signOut() {
   session.token = null;
   session.me = null;
+  route.principalAt = 0;
   location.hash = "#/signin";
 }
 
@@ -78,10 +80,10 @@ async function route() {
     signin.render(main, [], ctx);
     return;
   }
-  if (!route.fresh) { // what the principal may do can change (memberships): asked again on each page
+  if (Date.now() - (route.principalAt || 0) > PRINCIPAL_TTL_MS) { // memberships can change: asked again
     try { await loadPrincipal(); } catch { return; }
+    route.principalAt = Date.now();
   }
-  route.fresh = false;
   renderWho();
   for (const [pattern, page, title] of ROUTES) {
     const match = pattern.exec(path);
@@ -102,9 +104,10 @@ async function route() {
 window.addEventListener("signed-out", () => {
   session.token = null;
   session.me = null;
+  route.principalAt = 0;
   if (!document.getElementById("token")) location.hash = "#/signin"; // not while on the sign-in page
 });
 window.addEventListener("hashchange", route);
 window.addEventListener("DOMContentLoaded", route);
 /** After the sign-in page loaded the principal. */
-export function signedIn() { route.fresh = true; }
+export function signedIn() { route.principalAt = Date.now(); }

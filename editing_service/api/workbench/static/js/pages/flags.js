@@ -29,12 +29,19 @@ export async function render(main, [projectId], ctx) {
     h("h2", {}, `Audit log (${audit.total} entries)`),
     table([
       { label: "When", value: (e) => when(e.at) },
-      { label: "Feature", value: (e) => h("a", { href: `#/p/${enc(projectId)}/f/${enc(e.site)}/${e.feature}` }, `${e.site}/${e.feature}`) },
-      { label: "Action", value: (e) => e.action === "clear" ? `cleared (was ${e.previous_state})` : `set ${e.state}` },
+      { label: "Feature", value: (e) => e.site === null ? "–"
+        : h("a", { href: `#/p/${enc(projectId)}/f/${enc(e.site)}/${e.feature}` }, `${e.site}/${e.feature}`) },
+      { label: "Action", value: actionText },
       { label: "Reviewer", value: (e) => e.reviewer }, { label: "Principal", value: (e) => e.principal },
       { label: "Source", value: (e) => e.source }, { label: "Why", value: (e) => e.rationale },
     ], audit.items, { class: "list", id: "audit-table" }));
   showFlags();
+
+  function actionText(e) {
+    if (e.action === "clear") return `cleared (was ${e.previous_state})`;
+    if (e.action === "set") return `set ${e.state}`;
+    return `${e.action.replaceAll("_", " ")}${e.subject ? ` ${e.subject}` : ""}`; // project and access events
+  }
 
   function showFlags() {
     const state = main.querySelector("#filter-state").value;

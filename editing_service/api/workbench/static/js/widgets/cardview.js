@@ -68,7 +68,7 @@ function historyView(projectId, feature) {
   const section = h("section", { class: "history" }, h("h3", {}, "Flag history"));
   api.get(`/projects/${enc(projectId)}/audit${q({ site: feature.site, feature: feature.feature })}`).then((log) => {
     section.append(log.items.length ? table([
-      { label: "When", value: (e) => when(e.at) }, { label: "Who", value: (e) => `${e.reviewer} (${e.principal})` },
+      { label: "When", value: (e) => when(e.at) }, { label: "Who", value: (e) => `${e.reviewer || "–"} (${e.principal})` },
       { label: "What", value: (e) => e.action === "clear" ? `cleared (was ${e.previous_state})` : e.state },
       { label: "Why", value: (e) => e.rationale }, { label: "Source", value: (e) => e.source },
     ], log.items) : h("p", {}, "Never flagged."));

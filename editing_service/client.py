@@ -115,6 +115,11 @@ class EditingClient:
     def feature(self, project_id: str, site: str, feature: int) -> dict[str, Any]:
         return self._call("GET", f"/projects/{project_id}/features/{site}/{feature}")
 
+    def circuit(self, project_id: str, **query: Any) -> dict[str, Any]:
+        """The circuit graph (circuit.json schema); query: node_threshold, edge_threshold, max_nodes."""
+        return self._call("GET", f"/projects/{project_id}/circuit",
+                          params={k: v for k, v in query.items() if v is not None})
+
     def flag(self, project_id: str, site: str, feature: int, *, state: str, rationale: str,
              reviewer: str) -> dict[str, Any]:
         return self._call("PUT", f"/projects/{project_id}/features/{site}/{feature}/flag",

@@ -170,3 +170,33 @@ def test_serve_refuses_to_start_without_tokens(monkeypatch: pytest.MonkeyPatch,
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert "EDITING_SERVICE_API_TOKENS is not set" in err and "Traceback" not in err
+
+
+def test_run_writes_the_circuit_graph_and_the_report_draws_the_flagged_part(
+    discovered: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+) -> None:
+    from editing_service.circuit.graph import read_circuit
+
+    graph = read_circuit(discovered / "circuit.json")
+    features = json.loads((discovered / "features.json").read_text())
+    cards = {c["id"]: c for c in features["cards"]}
+    shared = [n for n in graph.nodes if n.id in cards]
+    assert shared and all(n.label == cards[n.id]["label"] and n.score == pytest.approx(cards[n.id]["score"])
+                          for n in shared)
+    assert graph.faithfulness is not None and graph.faithfulness.points[-1].faithfulness == pytest.approx(1, abs=1e-5)
+    assert graph.head_lens is not None and [r.site for r in graph.head_lens.sites] == graph.sites
+
+    report = json.loads((discovered / "report.json").read_text())
+    flagged = report["flagged_circuit"]
+    flagged_ids = {f"{f['site']}/{f['feature']}" for f in report["flags"] if f["state"] == "spurious"}
+    assert set(flagged["set"]["node_ids"]) == flagged_ids
+    assert flagged["set"]["completeness"] is not None
+    html = (discovered / "report.html").read_text()
+    assert "Flagged features in the circuit" in html
+    if flagged["svg"] is not None:
+        assert flagged["svg"].startswith("<svg") and flagged["svg"] in html
+
+    drawing = tmp_path / "circuit.svg"
+    assert main(["circuit", "--out", str(discovered), "--svg", str(drawing), "--max-nodes", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "faithfulness" in out and "head lens" in out and drawing.read_text().lstrip().startswith("<?xml")

@@ -65,7 +65,7 @@ def ablation_values(
         e_sum = torch.zeros(d, dtype=torch.float64, device=device)
         if cache is not None and kind == "mean":
             for start in range(0, cache.n_tokens, MEAN_ROWS_PER_READ):
-                x = torch.as_tensor(cache.read(site.name, slice(start, start + MEAN_ROWS_PER_READ)),
+                x = torch.tensor(cache.read(site.name, slice(start, start + MEAN_ROWS_PER_READ)),
                                     device=device, dtype=dtype)
                 f = sae.encode(x)
                 f_sum += f.double().sum(0)

@@ -21,6 +21,7 @@ from editing_service.activations import ActivationCache
 from editing_service.artifacts import ArtifactDir
 from editing_service.circuit import NodeScores
 from editing_service.circuit.ablation import ablation_values
+from editing_service.circuit.drawing import draw_svg
 from editing_service.circuit.edges import compute_edges
 from editing_service.circuit.faithfulness import NodeSetEvaluator, faithfulness_curve, set_faithfulness
 from editing_service.circuit.graph import (
@@ -31,10 +32,12 @@ from editing_service.circuit.graph import (
     Thresholds,
     error_id,
     feature_id,
+    read_circuit,
     write_circuit,
 )
 from editing_service.circuit.head_lens import head_lens
 from editing_service.circuit.pruning import exact_pruning
+from editing_service.circuit.view import flagged_subgraph, with_flags
 from editing_service.data import TextSplit, load_role, load_spec
 from editing_service.edit import load_model
 from editing_service.model import Site, TextClassifier
@@ -163,10 +166,10 @@ def _drawn_ids(drawn: Mapping[str, list[int]], sites: list[str]) -> set[str]:
 def card_labels_and_suggestions(features_doc: Mapping) -> tuple[dict[str, str | None], dict[str, list[str]]]:
     """Node id -> card label, and node id -> suggestion kinds, from a features.json document."""
     labels = {card["id"]: card.get("label") for card in features_doc.get("cards", []) if "id" in card}
-    kinds: dict[str, list[str]] = {}
+    kinds: dict[str, set[str]] = {}
     for s in features_doc.get("suggestions", []):
-        kinds.setdefault(feature_id(s["site"], int(s["feature"])), []).append(s["kind"])
-    return labels, kinds
+        kinds.setdefault(feature_id(s["site"], int(s["feature"])), set()).add(s["kind"])
+    return labels, {node: sorted(k) for node, k in kinds.items()}
 
 
 def run_graph_settings(out: str | Path, changes: Mapping[str, object]) -> GraphSettings:
@@ -204,3 +207,31 @@ def run_circuit(out: str | Path, *, graph: GraphSettings | None = None, progress
     document = build_graph(inputs, settings, progress=progress)
     write_circuit(document, artifacts.circuit)
     return document
+
+
+def flagged_circuit(
+    artifacts: ArtifactDir, classifier: TextClassifier, saes: Mapping[str, SAE], flagged: Mapping[str, list[int]],
+    train: TextSplit, train_cache: ActivationCache,
+) -> dict[str, object] | None:
+    """For the report: the flagged features' faithfulness and completeness on the original classifier (the
+    run's graph settings) and the drawing of their subgraph; None when the run has no circuit.json."""
+    if not artifacts.circuit.is_file():
+        return None
+    settings = RunSettings.model_validate_json(artifacts.run_config.read_text())
+    graph = read_circuit(artifacts.circuit)
+    g = settings.graph
+    by_site = {site: saes[site.name] for site in classifier.resolve_sites(graph.sites)}
+    ids = [feature_id(site, i) for site, indices in flagged.items() for i in indices]
+    rows = sample_rows(train, g.n_examples, settings.attribution.seed)
+    evaluator = NodeSetEvaluator(classifier, by_site, [train.texts[i] for i in rows], train.labels[rows],
+                                 ablation_values(by_site, g.ablation, train_cache),
+                                 batch_size=settings.model.batch_size)
+    numbers = set_faithfulness(evaluator, "flagged", ids)
+    subgraph = flagged_subgraph(with_flags(graph, {node: "spurious" for node in ids}))
+    try:
+        svg = draw_svg(subgraph, title="Flagged features and their paths to the decision")
+    except FileNotFoundError as err:  # no Graphviz binaries: the numbers still go in the report
+        logger.warning("%s", err)
+        svg = None
+    return {"set": numbers.model_dump(), "n_nodes": len(subgraph.nodes), "n_edges": len(subgraph.edges),
+            "svg": svg[svg.index("<svg"):] if svg else None}

@@ -23,6 +23,7 @@ from editing_service.edit.head_choice import choose_head_C
 from editing_service.features import load_lexicon
 from editing_service.features.flags import FlagSet
 from editing_service.model import TextClassifier, fit_linear_head
+from editing_service.pipeline.circuit import flagged_circuit
 from editing_service.pipeline.common import ProgressFn, group_attribute, quiet, resolve_device
 from editing_service.report import build_report, evaluate_row, model_card, render_html
 from editing_service.report.baselines import delete_words, random_features
@@ -133,6 +134,7 @@ def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
     train, evaluate = load_role(spec, "train"), load_role(spec, "evaluate")
     rows = _Evaluator(spec, evaluate, settings)
     original_head = _copy_head(classifier.head)
+    circuit_part = flagged_circuit(artifacts, classifier, saes, flagged, train, train_cache)
     mode, seed = settings.edit.mode, settings.edit.seed
     validate = load_role(spec, "validate")
     attribute = group_attribute(spec)
@@ -210,6 +212,8 @@ def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
                  "trained_on": train.name, "mode": mode, "baselines_use_the_same_C": True},
         flag_policy=flags.policy, flag_selection_subset=features_doc.get("cards_split"),
     )
+    if circuit_part is not None:
+        report["flagged_circuit"] = circuit_part
     report["seconds"] = round(time.perf_counter() - started, 1)
     save_model(classifier, results.edited_model,
                provenance={"spec": spec.name, "flags": [f.model_dump() for f in flags.flags],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,10 +19,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from editing_service.api.local_server import LocalServer
-from editing_service.client import EditingClient
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # local_server.py: a test and benchmark helper, not part of the package
+from local_server import LocalServer  # noqa: E402
+
+from editing_service.client import EditingClient  # noqa: E402
+
 REVIEWER = "serve-benchmark"
 ACTIVE = ("queued", "running")
 JOB_TIMEOUT_S = 4 * 3600.0

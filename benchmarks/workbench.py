@@ -30,14 +30,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # local_server: a `bentoml serve` process of the service
 
 import httpx  # noqa: E402
+from local_server import LocalServer  # noqa: E402
 from machine import cpu_name  # noqa: E402
 from markdown_sections import write_section  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from editing_service.api.local_server import LocalServer  # noqa: E402
 from editing_service.artifacts import ArtifactDir  # noqa: E402
 from editing_service.circuit.graph import CircuitGraph, CircuitNode, Thresholds, read_circuit  # noqa: E402
 from editing_service.jobs.runner import feature_rows  # noqa: E402

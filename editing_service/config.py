@@ -1,4 +1,4 @@
-"""Configuration of the REST service, read from environment variables (one place for all of them).
+"""Configuration of the REST service: one typed, bounded pydantic-settings model of its environment variables.
 
     EDITING_SERVICE_HOME            artifacts (caches, SAEs, models, reports, uploads) and the default
                                     SQLite database; default ./service_data
@@ -14,18 +14,25 @@
                                     default $EDITING_SERVICE_HOME/models
     EDITING_SERVICE_DATA_ROOTS      folders that data files of inline specs must lie under;
                                     default $EDITING_SERVICE_HOME/data (uploads are always allowed)
-    EDITING_SERVICE_MAX_REQUEST_MB  largest request body, in MiB; default 32
-    EDITING_SERVICE_WORKER          1 to run jobs in this process (default), 0 for an API-only replica
+    EDITING_SERVICE_MAX_REQUEST_MB  largest request body, in MiB (more than 0); default 32
+    EDITING_SERVICE_WORKER          true/1 to run jobs in this process (default), false/0 for an API-only
+                                    replica
     EDITING_SERVICE_DEVICE          auto | cpu | cuda, for jobs and predictions; default auto
-    EDITING_SERVICE_JOB_STALE_S     seconds without a heartbeat before a running job counts as lost
-                                    (then it is requeued, or failed once it has been tried
-                                    EDITING_SERVICE_JOB_MAX_ATTEMPTS times; default 2)
+    EDITING_SERVICE_JOB_STALE_S     seconds (more than 0) without a heartbeat before a running job counts
+                                    as lost (then it is requeued, or failed once it has been tried
+                                    EDITING_SERVICE_JOB_MAX_ATTEMPTS times; default 2); default 120
+    EDITING_SERVICE_JOBS_PER_PRINCIPAL      most jobs one principal may create per
+                                            EDITING_SERVICE_JOB_WINDOW_S seconds (more is a 429);
+                                            default 30 per 600 s
     EDITING_SERVICE_PREDICT_MAX_TEXTS       most texts in one predict request; default 512
+    EDITING_SERVICE_PREDICT_MAX_TEXT_CHARS  most characters of one predict text; default 65536
     EDITING_SERVICE_PREDICT_MAX_BATCH       most texts one forward pass of the adaptive batcher takes;
                                             default 32
     EDITING_SERVICE_PREDICT_MAX_LATENCY_MS  how long a request waits for others to join its batch;
                                             default 5 (0: answer each request on its own)
     EDITING_SERVICE_LOADED_MODELS           models kept loaded for predictions; default 4
+
+Every value is checked when the service starts; an error names the variable, the value and the bound.
 """
 
 from __future__ import annotations
@@ -33,12 +40,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from editing_service.roles import Principal, Role
 
+PREFIX = "EDITING_SERVICE_"
 NO_TOKENS = (
     "EDITING_SERVICE_API_TOKENS is not set: give at least one `name:role=token` entry (comma-separated); "
     "every route except the health checks needs a bearer token."
@@ -49,9 +58,11 @@ BAD_TOKEN_ENTRY = (
 )
 BAD_TOKEN_ROLE = "EDITING_SERVICE_API_TOKENS entry for {name!r} has role {role!r}; roles are {roles}."
 DUPLICATE_TOKEN = "EDITING_SERVICE_API_TOKENS gives the same token to {first!r} and {second!r}."
-BAD_NUMBER = "{name} must be a number, got {value!r}."
-NEGATIVE = "{name} must be 0 or more, got {value!r}."
-NOT_A_COUNT = "{name} must be a whole number of at least 1, got {value!r}."
+BAD_VARIABLE = "{name}={value!r}: {problem}"
+
+
+class ConfigError(ValueError):
+    """A bad environment variable, in one sentence per problem naming the variable."""
 
 
 def parse_tokens(value: str) -> dict[str, Principal]:
@@ -74,49 +85,72 @@ def parse_tokens(value: str) -> dict[str, Principal]:
     return tokens
 
 
-def _number(env: Mapping[str, str], name: str, default: float, *, allow_negative: bool = True) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError as err:
-        raise ValueError(BAD_NUMBER.format(name=name, value=raw)) from err
-    if not allow_negative and not value >= 0:
-        raise ValueError(NEGATIVE.format(name=name, value=raw))
-    return value
+def _var(name: str) -> str:
+    return PREFIX + name
 
 
-def _count(env: Mapping[str, str], name: str, default: int) -> int:
-    value = _number(env, name, default)
-    if not (value >= 1 and value == int(value)):
-        raise ValueError(NOT_A_COUNT.format(name=name, value=env.get(name)))
-    return int(value)
+Roots = Annotated[list[Path], NoDecode]
 
 
-class ServiceConfig(BaseModel):
-    """Everything the service process needs to know about its deployment."""
+class ServiceConfig(BaseSettings):
+    """Everything the service process needs to know about its deployment (one field per variable)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=PREFIX, frozen=True, extra="ignore", env_ignore_empty=True,
+                                      populate_by_name=True)
 
-    home: Path
-    database_url: str
-    tokens: dict[str, Principal] = Field(description="bearer token -> its principal (name and role)")
-    database_tokens: bool = Field(False, description="also accept the hashed tokens of the database's table")
-    token_cache_seconds: float = Field(5.0, ge=0, description="how long a database token lookup is reused")
-    model_roots: list[Path]
-    data_roots: list[Path]
-    max_request_bytes: int = 32 * 1024 * 1024
-    max_predict_texts: int = Field(512, ge=1)
-    run_worker: bool = True
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    job_stale_seconds: float = 120.0
-    job_max_attempts: int = 2
-    heartbeat_seconds: float = 5.0
-    worker_poll_seconds: float = 0.5
-    predict_max_batch: int = Field(32, ge=1)
-    predict_max_latency_ms: float = Field(5.0, ge=0)
-    loaded_models: int = Field(4, ge=1)
+    home: Path = Field(Path("service_data"), validation_alias=_var("HOME"))
+    database_url: str = Field("", validation_alias=_var("DATABASE_URL"))
+    tokens: Annotated[dict[str, Principal], NoDecode] = Field(
+        "", validation_alias=_var("API_TOKENS"), validate_default=True, repr=False,
+        description="bearer token -> its principal (name and role)")
+    database_tokens: bool = Field(False, validation_alias=_var("DATABASE_TOKENS"),
+                                  description="also accept the hashed tokens of the database's table")
+    token_cache_seconds: float = Field(5.0, ge=0, le=3600, validation_alias=_var("TOKEN_CACHE_S"),
+                                       description="how long a database token lookup is reused")
+    model_roots: Roots = Field([], validation_alias=_var("MODEL_ROOTS"))
+    data_roots: Roots = Field([], validation_alias=_var("DATA_ROOTS"))
+    max_request_mb: float = Field(32.0, gt=0, le=64 * 1024, validation_alias=_var("MAX_REQUEST_MB"))
+    run_worker: bool = Field(True, validation_alias=_var("WORKER"))
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", validation_alias=_var("DEVICE"))
+    job_stale_seconds: float = Field(120.0, gt=0, le=7 * 24 * 3600, validation_alias=_var("JOB_STALE_S"))
+    job_max_attempts: int = Field(2, ge=1, le=100, validation_alias=_var("JOB_MAX_ATTEMPTS"))
+    jobs_per_principal: int = Field(30, ge=1, le=1_000_000, validation_alias=_var("JOBS_PER_PRINCIPAL"))
+    job_window_seconds: float = Field(600.0, gt=0, le=7 * 24 * 3600, validation_alias=_var("JOB_WINDOW_S"))
+    heartbeat_seconds: float = Field(5.0, gt=0)
+    worker_poll_seconds: float = Field(0.5, gt=0)
+    max_predict_texts: int = Field(512, ge=1, le=100_000, validation_alias=_var("PREDICT_MAX_TEXTS"))
+    max_predict_text_chars: int = Field(65536, ge=1, le=10_000_000, validation_alias=_var("PREDICT_MAX_TEXT_CHARS"))
+    predict_max_batch: int = Field(32, ge=1, le=4096, validation_alias=_var("PREDICT_MAX_BATCH"))
+    predict_max_latency_ms: float = Field(5.0, ge=0, le=10_000, validation_alias=_var("PREDICT_MAX_LATENCY_MS"))
+    loaded_models: int = Field(4, ge=1, le=256, validation_alias=_var("LOADED_MODELS"))
+
+    @field_validator("tokens", mode="before")
+    @classmethod
+    def _parse_tokens(cls, value: Any) -> Any:
+        return parse_tokens(value) if isinstance(value, str) else value
+
+    @field_validator("model_roots", "data_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: Any) -> Any:
+        return [p for p in value.split(os.pathsep) if p] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _resolve(self) -> ServiceConfig:
+        """Paths made absolute; the database and roots default to places under `home`."""
+        home = self.home.expanduser().resolve()
+        derived = {
+            "home": home,
+            "database_url": self.database_url or f"sqlite:///{home / 'service.db'}",
+            "model_roots": [p.expanduser().resolve() for p in self.model_roots or [home / "models"]],
+            "data_roots": [p.expanduser().resolve() for p in self.data_roots or [home / "data"]],
+        }
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)  # frozen: set once, while validating
+        return self
+
+    @property
+    def max_request_bytes(self) -> int:
+        return int(self.max_request_mb * 1024 * 1024)
 
     @property
     def uploads(self) -> Path:
@@ -128,26 +162,20 @@ class ServiceConfig(BaseModel):
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServiceConfig:
-        env = os.environ if env is None else env
-        home = Path(env.get("EDITING_SERVICE_HOME") or "service_data").resolve()
-        roots = lambda name, default: [  # noqa: E731
-            Path(p).resolve() for p in (env.get(name) or str(default)).split(os.pathsep) if p
-        ]
-        return cls(
-            home=home,
-            database_url=env.get("EDITING_SERVICE_DATABASE_URL") or f"sqlite:///{home / 'service.db'}",
-            tokens=parse_tokens(env.get("EDITING_SERVICE_API_TOKENS", "")),
-            model_roots=roots("EDITING_SERVICE_MODEL_ROOTS", home / "models"),
-            data_roots=roots("EDITING_SERVICE_DATA_ROOTS", home / "data"),
-            max_request_bytes=int(_number(env, "EDITING_SERVICE_MAX_REQUEST_MB", 32) * 1024 * 1024),
-            run_worker=env.get("EDITING_SERVICE_WORKER", "1") not in ("0", "false", "no"),
-            database_tokens=env.get("EDITING_SERVICE_DATABASE_TOKENS", "0").lower() in ("1", "true", "yes"),
-            token_cache_seconds=_number(env, "EDITING_SERVICE_TOKEN_CACHE_S", 5.0, allow_negative=False),
-            device=env.get("EDITING_SERVICE_DEVICE") or "auto",
-            job_stale_seconds=_number(env, "EDITING_SERVICE_JOB_STALE_S", 120.0),
-            job_max_attempts=_count(env, "EDITING_SERVICE_JOB_MAX_ATTEMPTS", 2),
-            max_predict_texts=_count(env, "EDITING_SERVICE_PREDICT_MAX_TEXTS", 512),
-            predict_max_batch=_count(env, "EDITING_SERVICE_PREDICT_MAX_BATCH", 32),
-            predict_max_latency_ms=_number(env, "EDITING_SERVICE_PREDICT_MAX_LATENCY_MS", 5.0, allow_negative=False),
-            loaded_models=_count(env, "EDITING_SERVICE_LOADED_MODELS", 4),
-        )
+        """The configuration from the process's environment (or `env`), or a `ConfigError` naming each
+        bad variable."""
+        try:
+            if env is None:
+                return cls()
+            return cls.model_validate({k: v for k, v in env.items() if k.startswith(PREFIX) and v != ""})
+        except ValidationError as err:
+            raise ConfigError(" ".join(_problem(e, env) for e in err.errors())) from None
+
+
+def _problem(error: Any, env: Mapping[str, str] | None) -> str:
+    name = str(error["loc"][0]) if error["loc"] else PREFIX
+    value = (os.environ if env is None else env).get(name, "")
+    problem = str(error["msg"]).removeprefix("Value error, ")
+    if problem.startswith(PREFIX):  # the token parser names the variable itself
+        return problem
+    return BAD_VARIABLE.format(name=name, value=value, problem=problem).rstrip(".") + "."

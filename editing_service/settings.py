@@ -1,13 +1,20 @@
-"""Settings of a run, shared by the CLI, the pipeline and the API (pydantic, validated when built)."""
+"""Settings of a run, shared by the CLI, the pipeline and the API (pydantic, validated when built).
+
+Every size has an upper bound, so one request cannot ask for a job that never ends or fills the disk:
+the bounds are generous for real work (a 64k-feature SAE, 100 epochs, 8k-token inputs, 100k
+attribution examples, 10k bootstrap resamples).
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from editing_service.activations import CacheDtype
 from editing_service.circuit.graph import Ablation
+
+LexiconWord = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
 
 class _Settings(BaseModel):
@@ -18,14 +25,14 @@ class SAESettings(_Settings):
     """How the SAEs of every site are trained."""
 
     architecture: Literal["topk", "relu", "jumprelu"] = "topk"
-    d_sae: int = Field(2048, ge=1)
-    k: int = Field(32, ge=1, description="active features per token (topk)")
+    d_sae: int = Field(2048, ge=1, le=65536)
+    k: int = Field(32, ge=1, le=4096, description="active features per token (topk)")
     l1_coefficient: float = Field(5.0, ge=0, description="sparsity penalty (relu)")
     l0_coefficient: float = Field(1.0, ge=0, description="sparsity penalty (jumprelu)")
-    n_epochs: float = Field(1.0, gt=0, description="passes over the cached training tokens")
-    batch_size: int = Field(4096, ge=1)
+    n_epochs: float = Field(1.0, gt=0, le=100, description="passes over the cached training tokens")
+    batch_size: int = Field(4096, ge=1, le=65536)
     lr: float | None = Field(None, gt=0, description="None: scaled with d_sae (Gao et al. 2024)")
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)
 
     def trainer_kwargs(self) -> dict[str, object]:
         """Keyword arguments for `editing_service.sae.SAETrainer`."""
@@ -36,9 +43,9 @@ class ModelSettings(_Settings):
     """Which classifier to load and how to run it."""
 
     path: str | None = Field(None, description="model folder; None for the embedded default (MiniLM)")
-    probe_layer: int = Field(-1, description="block whose mean-pooled output a probe head reads")
-    max_length: int = Field(256, ge=8)
-    batch_size: int = Field(32, ge=1)
+    probe_layer: int = Field(-1, ge=-1024, le=1024, description="block whose mean-pooled output a probe head reads")
+    max_length: int = Field(256, ge=8, le=8192)
+    batch_size: int = Field(32, ge=1, le=1024)
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
@@ -57,16 +64,16 @@ class AttributionSettings(_Settings):
     """How node effects are computed."""
 
     method: Literal["attrib", "ig"] = "attrib"
-    n_examples: int = Field(512, ge=1, description="training examples, drawn stratified by class")
-    batch_size: int = Field(16, ge=1)
-    ig_steps: int = Field(10, ge=1)
-    seed: int = 0
+    n_examples: int = Field(512, ge=1, le=100_000, description="training examples, drawn stratified by class")
+    batch_size: int = Field(16, ge=1, le=1024)
+    ig_steps: int = Field(10, ge=1, le=256)
+    seed: int = Field(0, ge=0, le=2**32 - 1)
 
 
 class CircuitSettings(_Settings):
     """Which features form the circuit shown to reviewers."""
 
-    top_k: int | None = Field(300, ge=1)
+    top_k: int | None = Field(300, ge=1, le=100_000)
     threshold: float | None = Field(None, ge=0)
     per_site: bool = Field(True, description="top_k within each site rather than over all sites")
 
@@ -93,9 +100,11 @@ class GraphSettings(_Settings):
 class SuggestionSettings(_Settings):
     """Flag suggestions (computed on the validate role, never on evaluation data)."""
 
-    lexicon: str = Field("gendered", description="a shipped lexicon name or a word-list file")
+    lexicon: str | Annotated[list[LexiconWord], Field(min_length=1, max_length=10_000)] = Field(
+        "gendered", description="a shipped lexicon name, the words themselves, or (command line only) a "
+        "word-list file")
     lexicon_threshold: float = Field(0.3, ge=0, le=1)
-    min_active_tokens: int = Field(10, ge=1)
+    min_active_tokens: int = Field(10, ge=1, le=1_000_000)
     attribute_threshold: float = Field(0.2, ge=0, le=0.5)
 
 
@@ -106,11 +115,11 @@ class EditSettings(_Settings):
     head_C: float | Literal["validate"] = Field(
         "validate", description="inverse L2 strength of the heads, or 'validate': chosen on the validate split"
     )
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)
     baselines: list[Literal["random_ablation", "token_deletion", "oracle"]] = [
         "random_ablation", "token_deletion", "oracle",
     ]
-    n_boot: int = Field(200, ge=0)
+    n_boot: int = Field(200, ge=0, le=10_000)
 
 
 class RunSettings(_Settings):

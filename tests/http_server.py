@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from editing_service.api.local_server import LocalServer
+from local_server import LocalServer
 
 TOKENS = {"ana": "token-ana", "ben": "token-ben"}
 

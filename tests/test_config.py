@@ -1,7 +1,8 @@
-"""The service's configuration from environment variables, and its errors."""
+"""The service's configuration from environment variables (pydantic-settings), and its errors."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,9 +10,8 @@ import pytest
 from editing_service.config import (
     BAD_TOKEN_ENTRY,
     DUPLICATE_TOKEN,
-    NEGATIVE,
     NO_TOKENS,
-    NOT_A_COUNT,
+    ConfigError,
     ServiceConfig,
     parse_tokens,
 )
@@ -22,7 +22,9 @@ def test_defaults_live_under_home(tmp_path: Path) -> None:
     config = ServiceConfig.from_env({"EDITING_SERVICE_HOME": str(tmp_path), "EDITING_SERVICE_API_TOKENS": "a=1"})
     assert config.database_url == f"sqlite:///{tmp_path / 'service.db'}"
     assert config.model_roots == [tmp_path / "models"] and config.data_roots == [tmp_path / "data"]
-    assert config.tokens == {"1": Principal("a", Role.admin)} and config.run_worker and config.max_request_bytes == 32 * 1024 * 1024
+    assert config.tokens == {"1": Principal("a", Role.admin)} and config.run_worker
+    assert config.max_request_bytes == 32 * 1024 * 1024
+    assert not re.search(r"\btokens=", repr(config))  # tokens never appear in logs of the configuration
 
 
 def test_everything_can_be_set(tmp_path: Path) -> None:
@@ -31,11 +33,31 @@ def test_everything_can_be_set(tmp_path: Path) -> None:
         "EDITING_SERVICE_DATABASE_URL": "postgresql+psycopg://u@h/db", "EDITING_SERVICE_WORKER": "0",
         "EDITING_SERVICE_MODEL_ROOTS": f"{tmp_path}/a:{tmp_path}/b", "EDITING_SERVICE_MAX_REQUEST_MB": "0.5",
         "EDITING_SERVICE_JOB_STALE_S": "30", "EDITING_SERVICE_JOB_MAX_ATTEMPTS": "3",
+        "EDITING_SERVICE_JOBS_PER_PRINCIPAL": "5", "EDITING_SERVICE_JOB_WINDOW_S": "60",
     })
     assert config.tokens == {"x": Principal("ana", Role.admin), "y": Principal("ben", Role.admin)}
     assert not config.run_worker
     assert config.model_roots == [tmp_path / "a", tmp_path / "b"] and config.max_request_bytes == 512 * 1024
     assert (config.job_stale_seconds, config.job_max_attempts) == (30.0, 3)
+    assert (config.jobs_per_principal, config.job_window_seconds) == (5, 60.0)
+
+
+def test_the_process_environment_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDITING_SERVICE_API_TOKENS", "a=1")
+    monkeypatch.setenv("EDITING_SERVICE_HOME", str(tmp_path))
+    monkeypatch.setenv("EDITING_SERVICE_WORKER", "False")
+    monkeypatch.setenv("EDITING_SERVICE_DATABASE_URL", "")  # empty: the default
+    config = ServiceConfig.from_env()
+    assert not config.run_worker and config.database_url == f"sqlite:///{tmp_path / 'service.db'}"
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("true", True), ("True", True), ("1", True), ("yes", True), ("false", False), ("False", False),
+    ("FALSE", False), ("0", False), ("no", False), ("off", False),
+])
+def test_worker_switch_reads_booleans(value: str, expected: bool) -> None:
+    config = ServiceConfig.from_env({"EDITING_SERVICE_API_TOKENS": "a=1", "EDITING_SERVICE_WORKER": value})
+    assert config.run_worker is expected
 
 
 @pytest.mark.parametrize(("value", "message"), [
@@ -48,32 +70,38 @@ def test_bad_tokens_are_refused(value: str, message: str) -> None:
     with pytest.raises(ValueError) as raised:
         parse_tokens(value)
     assert str(raised.value) == message
-
-
-def test_a_bad_number_names_the_variable(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="EDITING_SERVICE_JOB_STALE_S must be a number, got 'soon'"):
-        ServiceConfig.from_env({"EDITING_SERVICE_API_TOKENS": "a=1", "EDITING_SERVICE_JOB_STALE_S": "soon"})
+    with pytest.raises(ConfigError) as raised:
+        ServiceConfig.from_env({"EDITING_SERVICE_API_TOKENS": value})
+    assert str(raised.value) == message
 
 
 def test_prediction_settings_can_be_set(tmp_path: Path) -> None:
     config = ServiceConfig.from_env({
         "EDITING_SERVICE_API_TOKENS": "a=1", "EDITING_SERVICE_PREDICT_MAX_TEXTS": "64",
         "EDITING_SERVICE_PREDICT_MAX_BATCH": "8", "EDITING_SERVICE_PREDICT_MAX_LATENCY_MS": "0",
-        "EDITING_SERVICE_LOADED_MODELS": "2",
+        "EDITING_SERVICE_LOADED_MODELS": "2", "EDITING_SERVICE_PREDICT_MAX_TEXT_CHARS": "1000",
     })
     assert (config.max_predict_texts, config.predict_max_batch, config.predict_max_latency_ms) == (64, 8, 0.0)
-    assert config.loaded_models == 2
+    assert config.loaded_models == 2 and config.max_predict_text_chars == 1000
 
 
-@pytest.mark.parametrize(("name", "value", "message"), [
-    ("EDITING_SERVICE_PREDICT_MAX_BATCH", "0", NOT_A_COUNT.format(name="EDITING_SERVICE_PREDICT_MAX_BATCH", value="0")),
-    ("EDITING_SERVICE_LOADED_MODELS", "2.5", NOT_A_COUNT.format(name="EDITING_SERVICE_LOADED_MODELS", value="2.5")),
-    ("EDITING_SERVICE_PREDICT_MAX_TEXTS", "-3", NOT_A_COUNT.format(name="EDITING_SERVICE_PREDICT_MAX_TEXTS", value="-3")),
-    ("EDITING_SERVICE_PREDICT_MAX_LATENCY_MS", "-1",
-     NEGATIVE.format(name="EDITING_SERVICE_PREDICT_MAX_LATENCY_MS", value="-1")),
-    ("EDITING_SERVICE_PREDICT_MAX_BATCH", "many", "EDITING_SERVICE_PREDICT_MAX_BATCH must be a number, got 'many'."),
+@pytest.mark.parametrize(("name", "value", "problem"), [
+    ("EDITING_SERVICE_WORKER", "maybe", "valid boolean"),
+    ("EDITING_SERVICE_MAX_REQUEST_MB", "-1", "greater than 0"),
+    ("EDITING_SERVICE_MAX_REQUEST_MB", "0", "greater than 0"),
+    ("EDITING_SERVICE_JOB_STALE_S", "-5", "greater than 0"),
+    ("EDITING_SERVICE_JOB_STALE_S", "soon", "valid number"),
+    ("EDITING_SERVICE_JOB_MAX_ATTEMPTS", "0", "greater than or equal to 1"),
+    ("EDITING_SERVICE_JOBS_PER_PRINCIPAL", "0", "greater than or equal to 1"),
+    ("EDITING_SERVICE_PREDICT_MAX_BATCH", "0", "greater than or equal to 1"),
+    ("EDITING_SERVICE_PREDICT_MAX_BATCH", "many", "valid integer"),
+    ("EDITING_SERVICE_LOADED_MODELS", "2.5", "valid integer"),
+    ("EDITING_SERVICE_PREDICT_MAX_TEXTS", "-3", "greater than or equal to 1"),
+    ("EDITING_SERVICE_PREDICT_MAX_TEXTS", "1000000000", "less than or equal to"),
+    ("EDITING_SERVICE_PREDICT_MAX_LATENCY_MS", "-1", "greater than or equal to 0"),
+    ("EDITING_SERVICE_DEVICE", "tpu", "'auto', 'cpu' or 'cuda'"),
 ])
-def test_bad_prediction_settings_name_the_variable(name: str, value: str, message: str) -> None:
-    with pytest.raises(ValueError) as raised:
+def test_bad_values_name_the_variable(name: str, value: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as raised:
         ServiceConfig.from_env({"EDITING_SERVICE_API_TOKENS": "a=1", name: value})
-    assert str(raised.value) == message
+    assert str(raised.value).startswith(f"{name}={value!r}: ") and problem in str(raised.value)

@@ -33,5 +33,5 @@ def test_database_tokens_are_off_unless_asked() -> None:
     on = ServiceConfig.from_env({"EDITING_SERVICE_API_TOKENS": "a=1", "EDITING_SERVICE_DATABASE_TOKENS": "1",
                                  "EDITING_SERVICE_TOKEN_CACHE_S": "0"})
     assert on.database_tokens and on.token_cache_seconds == 0.0
-    with pytest.raises(ValueError, match="EDITING_SERVICE_TOKEN_CACHE_S must be 0 or more"):
+    with pytest.raises(ValueError, match="EDITING_SERVICE_TOKEN_CACHE_S='-1': Input should be greater than or equal to 0"):
         ServiceConfig.from_env({"EDITING_SERVICE_API_TOKENS": "a=1", "EDITING_SERVICE_TOKEN_CACHE_S": "-1"})

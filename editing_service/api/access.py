@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 from fastapi import Depends, FastAPI, Request
 from fastapi.routing import APIRoute
 
@@ -40,10 +41,11 @@ def route_permission(route: APIRoute) -> Permission:
 
 
 def check_routes(app: FastAPI) -> None:
-    """Raise (at startup) unless every route of the app declares its permission."""
-    for route in app.routes:
-        if isinstance(route, APIRoute):
-            route_permission(route)
+    """Raise (at startup) unless every operation of the app's OpenAPI document declares its permission."""
+    for path, item in app.openapi().get("paths", {}).items():
+        for method, operation in item.items():
+            if PERMISSION_KEY not in operation:
+                raise RuntimeError(NO_PERMISSION_DECLARED.format(methods=method.upper(), path=path))
 
 
 def caller(request: Request) -> Principal:
@@ -54,28 +56,34 @@ def caller(request: Request) -> Principal:
     return principal
 
 
-def authorize(request: Request, state: ServiceState = Depends(get_state)) -> Principal:
-    """The app-wide dependency: the caller, once its role (and membership) allow the matched route."""
+async def authorize(request: Request, state: ServiceState = Depends(get_state)) -> Principal:
+    """The app-wide dependency: the caller, once its role (and membership) allow the matched route.
+
+    Admins and services are checked without a query; a reviewer's or viewer's membership is looked up
+    (in a worker thread) only on routes of one project.
+    """
     principal = caller(request)
     permission = route_permission(request.scope["route"])
     if permission not in GRANTS[principal.role]:
         raise PermissionError(ROLE_MAY_NOT.format(name=principal.name, role=principal.role.value,
                                                   permission=permission.value))
-    if principal.role not in MEMBERSHIP_SCOPED:
-        return principal
     params = request.path_params
+    if principal.role in MEMBERSHIP_SCOPED and ("project_id" in params or "job_id" in params):
+        await anyio.to_thread.run_sync(_check_membership, state, principal, permission, dict(params))
+    return principal
+
+
+def _check_membership(state: ServiceState, principal: Principal, permission: Permission,
+                      params: dict[str, str]) -> None:
     if "project_id" in params:
         project_id = params["project_id"]
         hidden: Exception = NotFound(PROJECT_NOT_FOUND.format(id=project_id))
-    elif "job_id" in params:
+    else:
         project_id = get_job(state.db, params["job_id"]).project_id
         hidden = NotFound(JOB_NOT_FOUND.format(id=params["job_id"]))
-    else:
-        return principal
     role = project_role(principal.role, member_role(state.db, project_id, principal.name))
     if role is None:
         raise hidden
     if permission not in GRANTS[role]:
         raise PermissionError(PROJECT_ROLE_MAY_NOT.format(name=principal.name, role=role.value, project=project_id,
                                                           permission=permission.value))
-    return principal

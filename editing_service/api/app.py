@@ -9,7 +9,7 @@ from editing_service.api.errors import install_error_handlers
 from editing_service.api.routes import access, circuit, edits, features, jobs, playground, projects, review
 from editing_service.api.schemas import ErrorBody
 
-ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 422)}
+ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 422, 429)}
 
 
 def create_app() -> FastAPI:

@@ -1,4 +1,5 @@
-"""Errors as HTTP answers: every known problem is a 4xx with a sentence naming it, never a traceback."""
+"""Errors as HTTP answers: every known problem is a 4xx with a sentence naming it, never a traceback,
+and never an absolute server path (paths are shown relative to the service home)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from editing_service.api.paths import redact
+from editing_service.api.quota import TooManyRequests
 from editing_service.store import Conflict, Invalid, NotFound
 
 logger = logging.getLogger(__name__)
@@ -32,17 +35,30 @@ def _validation_message(err: RequestValidationError) -> str:
     return "Invalid request: " + "; ".join(parts)
 
 
+def _answer(request: Request, detail: str, status: int) -> JSONResponse:
+    state = getattr(request.app.state, "service", None)
+    if state is not None:
+        detail = redact(detail, state.config)
+    return JSONResponse({"detail": detail}, status_code=status)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
-    async def _invalid_request(_request: Request, err: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": _validation_message(err)}, status_code=422)
+    async def _invalid_request(request: Request, err: RequestValidationError) -> JSONResponse:
+        return _answer(request, _validation_message(err), 422)
 
-    async def _known(_request: Request, err: Exception) -> JSONResponse:
+    async def _known(request: Request, err: Exception) -> JSONResponse:
         status = next(code for kind, code in STATUS_BY_ERROR if isinstance(err, kind))
-        return JSONResponse({"detail": str(err)}, status_code=status)
+        return _answer(request, str(err), status)
 
     for kind, _status in STATUS_BY_ERROR:
         app.add_exception_handler(kind, _known)
+
+    @app.exception_handler(TooManyRequests)
+    async def _too_many(request: Request, err: TooManyRequests) -> JSONResponse:
+        answer = _answer(request, str(err), 429)
+        answer.headers["Retry-After"] = str(err.retry_after)
+        return answer
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, _err: Exception) -> JSONResponse:

@@ -1,31 +1,39 @@
 """Checking what a new project names (model, dataset, settings) before anything is stored.
 
 A project is only created when its model folder lies under an allowed root and holds safetensors
-weights, its dataset spec is valid and every role loads, and its settings are valid run settings;
-otherwise the caller gets the problem in one sentence.
+weights, its dataset spec is valid and every role loads, and its settings are valid run settings
+naming no server path (a lexicon is a shipped name or a list of words); otherwise the caller gets the
+problem in one sentence.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from editing_service.api.security import confine
+from editing_service.api.paths import confine
 from editing_service.config import ServiceConfig
 from editing_service.data import DatasetSpec, load_role, load_spec
 from editing_service.data.shipped import list_shipped_specs
 from editing_service.data.spec import format_validation_error
+from editing_service.features import shipped_lexicons
 from editing_service.settings import RunSettings
 
 NO_SAFETENSORS = "Model folder {path} has no *.safetensors weights; only safetensors are loaded."
 NO_CONFIG = "Model folder {path} has no config.json."
+BAD_CONFIG = "Model folder {path} has a config.json that is not a JSON object: {problem}"
 REMOTE_CODE = "Model folder {path} needs custom code (auto_map in config.json); trust_remote_code is never used."
 UNKNOWN_SHIPPED = "No shipped dataset spec is called {name!r}; the shipped specs are: {available}."
 BAD_SETTINGS = "settings are invalid: {problem}"
 RESERVED_SETTINGS = "settings must not set {keys}: the project's model and dataset give them."
-DATA_OUTSIDE = "Data file"
+LEXICON_NOT_SHIPPED = (
+    "settings.suggestions.lexicon {name!r} is not a shipped lexicon ({shipped}); over the API a lexicon is a "
+    "shipped name or a list of words given in the request, never a file on the server."
+)
+BAD_SOURCE = "dataset.inline.source must be a mapping whose path (if any) is a string."
 INVALID_INLINE = "The inline dataset spec is invalid:\n{problems}"
 
 
@@ -33,12 +41,18 @@ def check_model(ref: str | None, config: ServiceConfig) -> str | None:
     """The resolved model folder (None: the embedded default), refused unless safe to load."""
     if ref is None or ref in ("", "default"):
         return None
-    folder = confine(ref, config.model_roots, what="Model folder")
+    folder = confine(ref, config, "model")
     if not (folder / "config.json").is_file():
         raise ValueError(NO_CONFIG.format(path=ref))
     if not any(folder.glob("*.safetensors")):
         raise ValueError(NO_SAFETENSORS.format(path=ref))
-    if "auto_map" in (folder / "config.json").read_text():
+    try:
+        model_config = json.loads((folder / "config.json").read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(BAD_CONFIG.format(path=ref, problem=err)) from err
+    if not isinstance(model_config, dict):
+        raise ValueError(BAD_CONFIG.format(path=ref, problem=f"it is a {type(model_config).__name__}"))
+    if "auto_map" in model_config:
         raise ValueError(REMOTE_CODE.format(path=ref))
     return str(folder)
 
@@ -51,10 +65,13 @@ def check_settings(overrides: dict[str, Any]) -> dict[str, Any]:
     if reserved:
         raise ValueError(RESERVED_SETTINGS.format(keys=", ".join(reserved)))
     try:
-        RunSettings.model_validate({**overrides, "spec": "placeholder"})
+        settings = RunSettings.model_validate({**overrides, "spec": "placeholder"})
     except ValidationError as err:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
         raise ValueError(BAD_SETTINGS.format(problem=problems)) from err
+    lexicon = settings.suggestions.lexicon
+    if isinstance(lexicon, str) and lexicon not in shipped_lexicons():
+        raise ValueError(LEXICON_NOT_SHIPPED.format(name=lexicon, shipped=", ".join(shipped_lexicons())))
     return overrides
 
 
@@ -79,12 +96,15 @@ def inline_spec(document: dict[str, Any], *, folder: Path, config: ServiceConfig
     under one of the data roots. Hub and saved-dataset sources are checked the same way as files.
     """
     document = dict(document)
-    source = dict(document.get("source") or {})
+    source = document.get("source") or {}
+    if not isinstance(source, dict) or not isinstance(source.get("path", ""), str):
+        raise ValueError(BAD_SOURCE)
+    source = dict(source)
     if data_file is not None:
         source["path"] = str(data_file)
         source.setdefault("kind", "file")
     elif "path" in source:
-        source["path"] = str(confine(source["path"], [*config.data_roots, config.uploads], what=DATA_OUTSIDE))
+        source["path"] = str(confine(source["path"], config, "data"))
     document["source"] = source
     try:
         spec = DatasetSpec.from_dict(document)

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from editing_service.api.params import MAX_INDEX, SITE_PATTERN, JsonDocument, Text
 from editing_service.store.records import AUDIT_ACTIONS
 
 JobKind = Literal["discover", "edit"]
@@ -24,8 +25,8 @@ class _Body(BaseModel):
 class DatasetRef(_Body):
     """A shipped spec by name, or a whole spec inline (its data files must lie under a data root)."""
 
-    spec: str | None = Field(None, description="name of a shipped spec, e.g. biasbios_surgeon_nurse")
-    inline: dict[str, Any] | None = Field(None, description="a dataset spec, as its YAML would read")
+    spec: Text | None = Field(None, max_length=200, description="name of a shipped spec, e.g. biasbios_surgeon_nurse")
+    inline: JsonDocument | None = Field(None, description="a dataset spec, as its YAML would read")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> DatasetRef:
@@ -35,12 +36,14 @@ class DatasetRef(_Body):
 
 
 class ProjectCreate(_Body):
-    name: str = Field(min_length=1, max_length=200)
-    model: str | None = Field(
-        None, description="a model folder under one of the allowed model roots; null for the embedded default"
+    name: Text = Field(min_length=1, max_length=200)
+    model: Text | None = Field(
+        None, max_length=4096,
+        description="a model folder under one of the allowed model roots (relative: to the service home); null "
+        "for the embedded default"
     )
     dataset: DatasetRef
-    settings: dict[str, Any] = Field(
+    settings: JsonDocument = Field(
         default_factory=dict,
         description="overrides of the run settings (sae, attribution, circuit, suggestions, edit, sites, ...)",
     )
@@ -114,8 +117,8 @@ class FeatureCard(FeatureSummary):
 
 class FlagRequest(_Body):
     state: FlagState
-    rationale: str = Field(min_length=1, max_length=4000, description="why: shown in the audit log and reports")
-    reviewer: str = Field(min_length=1, max_length=200, description="the person deciding")
+    rationale: Text = Field(min_length=1, max_length=4000, description="why: shown in the audit log and reports")
+    reviewer: Text = Field(min_length=1, max_length=200, description="the person deciding")
 
 
 class Flag(BaseModel):
@@ -158,21 +161,21 @@ class AuditLog(Page):
 
 class ApplySuggestions(_Body):
     kind: SuggestionKind
-    reviewer: str = Field(min_length=1, max_length=200)
-    rationale: str | None = Field(None, max_length=4000)
+    reviewer: Text = Field(min_length=1, max_length=200)
+    rationale: Text | None = Field(None, max_length=4000)
 
 
 class FeatureRef(_Body):
-    site: str
-    feature: int = Field(ge=0)
+    site: str = Field(pattern=SITE_PATTERN)
+    feature: int = Field(ge=0, le=MAX_INDEX)
 
 
 class EditCreate(_Body):
     features: list[FeatureRef] | None = Field(
         None, description="features to ablate; null applies the project's current flags (spurious ones)"
     )
-    reviewer: str = Field(min_length=1, max_length=200)
-    rationale: str = Field("", max_length=4000, description="recorded with an explicit list of features")
+    reviewer: Text = Field(min_length=1, max_length=200)
+    rationale: Text = Field("", max_length=4000, description="recorded with an explicit list of features")
 
 
 class Edit(BaseModel):
@@ -229,7 +232,7 @@ class Discovery(BaseModel):
 
 
 class ExplainRequest(_Body):
-    text: str = Field(min_length=1, max_length=20000, description="the text to classify and explain")
+    text: Text = Field(min_length=1, max_length=20000, description="the text to classify and explain")
 
 
 class Prediction(BaseModel):

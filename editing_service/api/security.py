@@ -1,4 +1,4 @@
-"""Security at the edge: bearer tokens, request size limits, and paths confined to allowed roots.
+"""Security at the edge: bearer tokens and request size limits (paths: `editing_service.api.paths`).
 
 Both middlewares are plain ASGI so they wrap every route of the BentoML server (its own routes and
 the mounted FastAPI app) alike; only the health checks and the workbench's static files pass without a
@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -33,8 +32,6 @@ BAD_TOKEN = "The bearer token is not valid."
 CONTROL_IN_PATH = "The URL path contains control characters (such as %00 or %0A); no route has them."
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 TOO_LARGE = "Request body is larger than the limit of {limit} bytes."
-OUTSIDE_ROOTS = "{what} {path} is outside the allowed roots: {roots}."
-NOT_FOUND = "{what} {path} does not exist."
 
 
 async def send_error(send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]] = ()) -> None:
@@ -104,12 +101,10 @@ class PathCheckMiddleware:
         await self.app(scope, receive, send)
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodySizeLimitMiddleware:
-    """Refuses (413) request bodies over the limit, by Content-Length or, when streamed, as they arrive."""
+    """Refuses (413) request bodies over the limit: by Content-Length before reading, or, for a body sent
+    without one (chunked), as soon as the bytes read pass the limit. Then the app sees the client gone
+    and whatever it answers is dropped: the 413 has been sent."""
 
     def __init__(self, app: ASGIApp, config: ServiceConfig | None = None) -> None:
         self.app = app
@@ -124,34 +119,28 @@ class BodySizeLimitMiddleware:
             await send_error(send, 413, TOO_LARGE.format(limit=self.limit))
             return
         seen = 0
-        started = False
+        started = refused = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, started, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise _TooLarge
+                    refused = True
+                    if not started:
+                        started = True
+                        await send_error(send, 413, TOO_LARGE.format(limit=self.limit))
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracking_send(message: Message) -> None:
+        async def guarded_send(message: Message) -> None:
             nonlocal started
+            if refused:
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await send_error(send, 413, TOO_LARGE.format(limit=self.limit))
-
-
-def confine(path: str | Path, roots: list[Path], *, what: str, must_exist: bool = True) -> Path:
-    """`path` resolved (symlinks followed), refused unless it lies under one of `roots`."""
-    resolved = Path(path).expanduser().resolve()
-    if not any(resolved == root or root in resolved.parents for root in roots):
-        raise PermissionError(OUTSIDE_ROOTS.format(what=what, path=path, roots=", ".join(map(str, roots))))
-    if must_exist and not resolved.exists():
-        raise FileNotFoundError(NOT_FOUND.format(what=what, path=path))
-    return resolved
+        await self.app(scope, limited_receive, guarded_send)

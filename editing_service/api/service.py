@@ -9,6 +9,7 @@ from __future__ import annotations
 import bentoml
 
 from editing_service.api.app import create_app
+from editing_service.api.observe import MetricsEndpoint, RequestObserver
 from editing_service.api.openapi_auth import OpenAPIAuthMiddleware
 from editing_service.api.security import BearerAuthMiddleware, BodySizeLimitMiddleware, PathCheckMiddleware
 from editing_service.api.state import ServiceState
@@ -26,6 +27,9 @@ workbench = create_workbench_app()
     resources={"gpu": 1},
     workers=1,
     traffic={"timeout": 600},
+    # BentoML's metrics and access log key on the raw URL path; RequestObserver replaces both.
+    metrics={"enabled": False},
+    logging={"access": {"enabled": False}},
 )
 class EditingService:
     """Projects, jobs, features, flags and edits over REST; jobs run in this process's worker thread."""
@@ -39,7 +43,10 @@ class EditingService:
         self.state.stop()
 
 
+ROUTE_TEMPLATES = [*app.openapi()["paths"], app.openapi_url, app.docs_url, app.redoc_url]
+EditingService.add_asgi_middleware(RequestObserver, templates=ROUTE_TEMPLATES, prefix="/v1")
 EditingService.add_asgi_middleware(OpenAPIAuthMiddleware)
 EditingService.add_asgi_middleware(BodySizeLimitMiddleware)
 EditingService.add_asgi_middleware(BearerAuthMiddleware)
 EditingService.add_asgi_middleware(PathCheckMiddleware)
+EditingService.add_asgi_middleware(MetricsEndpoint)

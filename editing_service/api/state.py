@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from editing_service.api.predictor import AdaptiveBatcher, ModelCache, settle_heap
+from editing_service.api.quota import JobQuota
 from editing_service.config import ServiceConfig
 from editing_service.jobs import JobWorker
 from editing_service.pipeline import resolve_device
@@ -21,6 +22,7 @@ class ServiceState:
     db: Database
     batcher: AdaptiveBatcher
     worker: JobWorker | None
+    quota: JobQuota
 
     @classmethod
     def start(cls, config: ServiceConfig) -> ServiceState:
@@ -32,7 +34,8 @@ class ServiceState:
                                   max_latency_ms=config.predict_max_latency_ms)
         worker = JobWorker(db, config).start() if config.run_worker else None
         settle_heap()
-        return cls(config=config, db=db, batcher=batcher, worker=worker)
+        quota = JobQuota(config.jobs_per_principal, config.job_window_seconds)
+        return cls(config=config, db=db, batcher=batcher, worker=worker, quota=quota)
 
     def stop(self) -> None:
         if self.worker is not None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import datasets
+import pyarrow
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ UNKNOWN_FILE_FORMAT = (
 )
 BAD_SHA256 = "sha256 must be 64 hexadecimal characters, got {value!r}."
 DATA_FILE_NOT_FOUND = "Data file {path} of dataset {name!r} does not exist."
+UNREADABLE_FILE = "Data file {path} of dataset {name!r} cannot be read as {fmt} (empty, malformed or not UTF-8?): {cause}"
 DATA_FOLDER_NOT_FOUND = "Saved dataset folder {path} of dataset {name!r} does not exist."
 SHA256_MISMATCH = (
     "Data file {path} of dataset {name!r} has sha256 {actual}, but the spec expects {expected}: "
@@ -199,7 +201,18 @@ def _read_file(source: FileSource, dataset_name: str) -> datasets.Dataset:
                 SHA256_MISMATCH.format(path=path, name=dataset_name, actual=actual, expected=source.sha256)
             )
     logger.info("Loading %s file %s", fmt, path)
-    return datasets.load_dataset(_BUILDERS[fmt], data_files=str(path), split="train")
+    try:
+        return datasets.load_dataset(_BUILDERS[fmt], data_files=str(path), split="train")
+    except (datasets.exceptions.DatasetGenerationError, pyarrow.ArrowException, UnicodeDecodeError) as err:
+        raise ValueError(UNREADABLE_FILE.format(path=path, name=dataset_name, fmt=fmt, cause=_root_cause(err))) from err
+
+
+def _root_cause(err: BaseException) -> str:
+    """The first line of the innermost cause of `err` (what the reader choked on), at most 300 characters."""
+    while (err.__cause__ or err.__context__) is not None:
+        err = err.__cause__ or err.__context__  # type: ignore[assignment]
+    text = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    return f"{type(err).__name__}: {text}"[:300]
 
 
 def _read_disk(source: DiskSource, dataset_name: str, split: str | None) -> datasets.Dataset:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from editing_service.artifacts import ArtifactDir
-from editing_service.features import Suggestion
+from editing_service.features import Suggestion, load_lexicon
 from editing_service.features.flags import FlagSet, flags_from_suggestions, read_flags_file
 from editing_service.pipeline.common import ProgressFn, quiet
 from editing_service.pipeline.discover import run_discover
@@ -40,7 +40,7 @@ def run_all(settings: RunSettings, out: str | Path, *, flags: str = "auto",
     if not flags.startswith("auto"):
         read_flags_file(flags)  # refuse a bad file before the long discovery
     run_discover(settings, out, progress=progress)
-    flag_set = resolve_flags(flags, out, lexicon=settings.suggestions.lexicon)
+    flag_set = resolve_flags(flags, out, lexicon=load_lexicon(settings.suggestions.lexicon).name)
     report = run_edit(out, flag_set, progress=progress)
     seconds = round(time.perf_counter() - started, 1)
     logger.info("Whole run took %.0f s", seconds)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from editing_service.api import access_schemas as schemas
 from editing_service.api.access import caller, needs
+from editing_service.api.params import ID_PATTERN, Offset, ProjectId
 from editing_service.api.schemas import AuditEntry
 from editing_service.api.state import ServiceState, get_state
 from editing_service.roles import MEMBERSHIP_SCOPED, Permission, Principal, permissions, project_role
@@ -47,7 +48,7 @@ def me(principal: Principal = Depends(caller), state: ServiceState = Depends(get
 
 @router.get("/projects/{project_id}/members", response_model=schemas.MemberList,
             openapi_extra=needs(Permission.read))
-def members(project_id: str, state: ServiceState = Depends(get_state)) -> schemas.MemberList:
+def members(project_id: ProjectId, state: ServiceState = Depends(get_state)) -> schemas.MemberList:
     """Who may act on the project (besides admins), and with which role."""
     return schemas.MemberList(items=[schemas.Member.model_validate(m, from_attributes=True)
                                      for m in list_members(state.db, project_id)])
@@ -55,7 +56,7 @@ def members(project_id: str, state: ServiceState = Depends(get_state)) -> schema
 
 @router.put(MemberPath, response_model=schemas.Member, openapi_extra=needs(Permission.manage_access))
 def put_member(
-    project_id: str, principal: PrincipalName, body: schemas.MemberSet,
+    project_id: ProjectId, principal: PrincipalName, body: schemas.MemberSet,
     admin: Principal = Depends(caller), state: ServiceState = Depends(get_state),
 ) -> schemas.Member:
     """Make a principal (by name) a reviewer or viewer of the project, or change its role (audited)."""
@@ -66,7 +67,7 @@ def put_member(
 
 @router.delete(MemberPath, status_code=204, openapi_extra=needs(Permission.manage_access))
 def delete_member(
-    project_id: str, principal: PrincipalName,
+    project_id: ProjectId, principal: PrincipalName,
     admin: Principal = Depends(caller), state: ServiceState = Depends(get_state),
 ) -> Response:
     """Take a principal off the project (audited)."""
@@ -106,7 +107,7 @@ def create(
 @router.delete("/tokens/{token_id}", response_model=schemas.Token,
                openapi_extra=needs(Permission.manage_access))
 def revoke(
-    token_id: Annotated[str, Path(min_length=1, max_length=32)], request: Request,
+    token_id: Annotated[str, Path(pattern=ID_PATTERN, description="a token's id")], request: Request,
     admin: Principal = Depends(caller), state: ServiceState = Depends(get_state),
 ) -> schemas.Token:
     """Revoke a token: refused by this replica at once, by the others within EDITING_SERVICE_TOKEN_CACHE_S."""
@@ -125,7 +126,7 @@ def _forget_cached_tokens(request: Request) -> None:
 @router.get("/audit", response_model=schemas.ServiceAuditLog, openapi_extra=needs(Permission.manage_access))
 def audit(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=2**53)] = 0,
+    offset: Offset = 0,
     state: ServiceState = Depends(get_state),
 ) -> schemas.ServiceAuditLog:
     """Every audited change of the service, oldest first: flags, projects, edits, members and tokens."""

@@ -14,6 +14,7 @@ from starlette.background import BackgroundTask
 
 from editing_service.api import schemas
 from editing_service.api.access import needs
+from editing_service.api.params import EditId, ProjectId
 from editing_service.api.routes.jobs import job_view
 from editing_service.api.state import ServiceState, get_principal, get_state
 from editing_service.artifacts import ArtifactDir
@@ -70,28 +71,28 @@ def _flag_snapshot(state: ServiceState, project_id: str, body: schemas.EditCreat
 
 @router.post("/projects/{project_id}/edits", status_code=202, response_model=schemas.EditCreated,
              openapi_extra=needs(Permission.edit))
-def create(
-    project_id: str, body: schemas.EditCreate,
-    state: ServiceState = Depends(get_state), principal: str = Depends(get_principal),
-) -> schemas.EditCreated:
+def create(project_id: ProjectId, body: schemas.EditCreate, state: ServiceState = Depends(get_state),
+           principal: str = Depends(get_principal)) -> schemas.EditCreated:
     """Queue an edit of the current spurious flags (or an explicit list of features)."""
     project = get_project(state.db, project_id)
+    state.quota.check(principal)
     if count_features(state.db, project_id) == 0:
         raise Conflict(NOT_DISCOVERED.format(project=project_id))
     flags, policy = _flag_snapshot(state, project_id, body)
     edit, job = create_edit(state.db, project_id=project.id, flags=flags, policy=policy, created_by=principal)
+    state.quota.record(principal)
     return schemas.EditCreated(edit=edit_view(edit), job=job_view(job))
 
 
 @router.get("/projects/{project_id}/edits", response_model=schemas.EditList,
             openapi_extra=needs(Permission.read))
-def list_all(project_id: str, state: ServiceState = Depends(get_state)) -> schemas.EditList:
+def list_all(project_id: ProjectId, state: ServiceState = Depends(get_state)) -> schemas.EditList:
     get_project(state.db, project_id)
     return schemas.EditList(items=[edit_view(e) for e in list_edits(state.db, project_id)])
 
 
 @router.get(EditPath, response_model=schemas.Edit, openapi_extra=needs(Permission.read))
-def get(project_id: str, edit_id: str, state: ServiceState = Depends(get_state)) -> schemas.Edit:
+def get(project_id: ProjectId, edit_id: EditId, state: ServiceState = Depends(get_state)) -> schemas.Edit:
     return edit_view(get_edit(state.db, project_id, edit_id))
 
 
@@ -104,21 +105,21 @@ def _finished(state: ServiceState, project_id: str, edit_id: str, what: str) -> 
 
 
 @router.get(EditPath + "/report", openapi_extra=needs(Permission.read))
-def report(project_id: str, edit_id: str, state: ServiceState = Depends(get_state)) -> dict:
+def report(project_id: ProjectId, edit_id: EditId, state: ServiceState = Depends(get_state)) -> dict:
     """The report as JSON: every row's metrics, the flags applied and how they were chosen."""
     return json.loads(_finished(state, project_id, edit_id, "report").report_json.read_text())
 
 
 @router.get(EditPath + "/report.html", response_model=None, responses=HTML_PAGE,
             openapi_extra=needs(Permission.read))
-def report_html(project_id: str, edit_id: str, state: ServiceState = Depends(get_state)) -> HTMLResponse:
+def report_html(project_id: ProjectId, edit_id: EditId, state: ServiceState = Depends(get_state)) -> HTMLResponse:
     """The self-contained HTML report."""
     return HTMLResponse(_finished(state, project_id, edit_id, "report").report_html.read_text())
 
 
 @router.get(EditPath + "/model_card.md", response_model=None, responses=MARKDOWN,
             openapi_extra=needs(Permission.read))
-def model_card(project_id: str, edit_id: str, state: ServiceState = Depends(get_state)) -> PlainTextResponse:
+def model_card(project_id: ProjectId, edit_id: EditId, state: ServiceState = Depends(get_state)) -> PlainTextResponse:
     """The edited model's card (Markdown), as shipped in the model's folder."""
     card = _finished(state, project_id, edit_id, "model card").edited_model / "README.md"
     return PlainTextResponse(card.read_text(), media_type="text/markdown",
@@ -135,7 +136,7 @@ def model_folder(state: ServiceState, project_id: str, edit_id: str, which: str)
 
 @router.get(EditPath + "/model", response_model=None, responses=ARCHIVE, openapi_extra=needs(Permission.read))
 def download(
-    project_id: str, edit_id: str,
+    project_id: ProjectId, edit_id: EditId,
     which: Annotated[Literal["edited", "original"], Query()] = "edited",
     state: ServiceState = Depends(get_state),
 ) -> FileResponse:
@@ -152,7 +153,7 @@ def download(
 @router.post(EditPath + "/predict", response_model=schemas.PredictResponse,
              openapi_extra=needs(Permission.predict))
 async def predict(
-    project_id: str, edit_id: str, body: schemas.PredictRequest, state: ServiceState = Depends(get_state),
+    project_id: ProjectId, edit_id: EditId, body: schemas.PredictRequest, state: ServiceState = Depends(get_state),
 ) -> schemas.PredictResponse:
     """Labels and probabilities from the edited model (or the original, for comparison); requests arriving
     together are batched."""

@@ -8,6 +8,15 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from editing_service.api import schemas
 from editing_service.api.access import needs
+from editing_service.api.params import (
+    MAX_INDEX,
+    SITE_PATTERN,
+    FeatureIndex,
+    Offset,
+    ProjectId,
+    SiteName,
+    Text,
+)
 from editing_service.api.state import ServiceState, get_principal, get_state
 from editing_service.roles import Permission
 from editing_service.store import (
@@ -42,13 +51,13 @@ def flag_view(record: object) -> schemas.Flag:
 @router.get("/projects/{project_id}/features", response_model=schemas.FeatureList,
             openapi_extra=needs(Permission.read))
 def list_all(
-    project_id: str,
-    site: str | None = None,
+    project_id: ProjectId,
+    site: Annotated[str | None, Query(pattern=SITE_PATTERN)] = None,
     flag: Annotated[Literal["spurious", "task_relevant", "none"] | None, Query()] = None,
     suggestion: Annotated[Literal["lexicon", "protected_attribute"] | None, Query()] = None,
     sort: Annotated[Literal["rank", "score", "-score", "abs_score", "-abs_score"], Query()] = "rank",
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     state: ServiceState = Depends(get_state),
 ) -> schemas.FeatureList:
     """The circuit's features, paged; sorted by rank (strongest first) or by score."""
@@ -60,7 +69,7 @@ def list_all(
 
 
 @router.get(FeaturePath, response_model=schemas.FeatureCard, openapi_extra=needs(Permission.read))
-def get(project_id: str, site: str, feature: int, state: ServiceState = Depends(get_state)) -> schemas.FeatureCard:
+def get(project_id: ProjectId, site: SiteName, feature: FeatureIndex, state: ServiceState = Depends(get_state)) -> schemas.FeatureCard:
     """One feature with its card: top examples, per-class and per-group activation, effects, neighbours."""
     record = get_feature(state.db, project_id, site, feature)
     return schemas.FeatureCard(**summary_view(record), card=record.card)
@@ -68,7 +77,7 @@ def get(project_id: str, site: str, feature: int, state: ServiceState = Depends(
 
 @router.put(FeaturePath + "/flag", response_model=schemas.Flag, openapi_extra=needs(Permission.flag))
 def put_flag(
-    project_id: str, site: str, feature: int, body: schemas.FlagRequest,
+    project_id: ProjectId, site: SiteName, feature: FeatureIndex, body: schemas.FlagRequest,
     state: ServiceState = Depends(get_state), principal: str = Depends(get_principal),
 ) -> schemas.Flag:
     """Flag a feature spurious (to be ablated) or task-relevant (to be kept), with a rationale."""
@@ -78,9 +87,9 @@ def put_flag(
 
 @router.delete(FeaturePath + "/flag", status_code=204, openapi_extra=needs(Permission.flag))
 def delete_flag(
-    project_id: str, site: str, feature: int,
-    reviewer: Annotated[str, Query(min_length=1, max_length=200)],
-    rationale: Annotated[str, Query(max_length=4000)] = "",
+    project_id: ProjectId, site: SiteName, feature: FeatureIndex,
+    reviewer: Annotated[Text, Query(min_length=1, max_length=200)],
+    rationale: Annotated[Text, Query(max_length=4000)] = "",
     state: ServiceState = Depends(get_state), principal: str = Depends(get_principal),
 ) -> Response:
     """Clear a feature's flag (recorded in the audit log)."""
@@ -91,7 +100,7 @@ def delete_flag(
 
 @router.get("/projects/{project_id}/flags", response_model=schemas.FlagList,
             openapi_extra=needs(Permission.read))
-def flags(project_id: str, state: ServiceState = Depends(get_state)) -> schemas.FlagList:
+def flags(project_id: ProjectId, state: ServiceState = Depends(get_state)) -> schemas.FlagList:
     """The current flag of every flagged feature."""
     get_project(state.db, project_id)
     return schemas.FlagList(items=[flag_view(f) for f in list_flags(state.db, project_id)])
@@ -100,7 +109,7 @@ def flags(project_id: str, state: ServiceState = Depends(get_state)) -> schemas.
 @router.post("/projects/{project_id}/suggestions/apply", response_model=schemas.FlagList,
              openapi_extra=needs(Permission.flag))
 def apply(
-    project_id: str, body: schemas.ApplySuggestions,
+    project_id: ProjectId, body: schemas.ApplySuggestions,
     state: ServiceState = Depends(get_state), principal: str = Depends(get_principal),
 ) -> schemas.FlagList:
     """Flag spurious every feature suggested by one rule, in one call (recorded with the rule as source)."""
@@ -113,11 +122,11 @@ def apply(
 @router.get("/projects/{project_id}/audit", response_model=schemas.AuditLog,
             openapi_extra=needs(Permission.read))
 def audit(
-    project_id: str,
-    site: str | None = None,
-    feature: Annotated[int | None, Query(ge=0)] = None,
+    project_id: ProjectId,
+    site: Annotated[str | None, Query(pattern=SITE_PATTERN, description="only this site's entries")] = None,
+    feature: Annotated[int | None, Query(ge=0, le=MAX_INDEX, description="only this feature's entries")] = None,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     state: ServiceState = Depends(get_state),
 ) -> schemas.AuditLog:
     """Every flag change (of one site or feature when given), oldest first: who, when, what, why."""

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 from editing_service.api import schemas
 from editing_service.api.access import needs
 from editing_service.api.explain import ablated_feature_activations
+from editing_service.api.params import EditId, ProjectId
 from editing_service.api.routes.edits import EditPath, model_folder
 from editing_service.api.state import ServiceState, get_state
 from editing_service.roles import Permission
@@ -20,7 +21,7 @@ DIGITS = 4
 
 @router.post(EditPath + "/explain", response_model=schemas.ExplainResponse, openapi_extra=needs(Permission.read))
 async def explain(
-    project_id: str, edit_id: str, body: schemas.ExplainRequest, state: ServiceState = Depends(get_state),
+    project_id: ProjectId, edit_id: EditId, body: schemas.ExplainRequest, state: ServiceState = Depends(get_state),
 ) -> schemas.ExplainResponse:
     """Both models' predictions on `text`, and each ablated feature's activation on every token."""
     edited_folder = model_folder(state, project_id, edit_id, "edited")

@@ -13,6 +13,8 @@ from pydantic import ValidationError
 
 from editing_service.api import project_setup, schemas
 from editing_service.api.access import caller, needs
+from editing_service.api.params import Offset, ProjectId
+from editing_service.api.paths import shown
 from editing_service.api.state import ServiceState, get_principal, get_state
 from editing_service.roles import MEMBERSHIP_SCOPED, Permission, Principal
 from editing_service.store import count_features, create_project, get_project, list_projects
@@ -23,13 +25,32 @@ UPLOAD_NEEDS_INLINE = "An uploaded data file needs an inline spec (dataset.inlin
 BAD_PROJECT_FIELD = "Form field `project` is not a valid project: {problem}"
 UPLOAD_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
 BAD_UPLOAD_SUFFIX = "Uploaded data file {name!r} must end in one of {suffixes}."
+BAD_UPLOAD_NAME = "Uploaded data file name must be 1 to {limit} bytes of UTF-8 without NUL or '/', got {size} bytes."
+MAX_NAME_BYTES = 255  # the longest file name Linux file systems store
 
 
 def project_view(state: ServiceState, record: object) -> schemas.Project:
     return schemas.Project(
-        id=record.id, name=record.name, model=record.model_ref, dataset=record.spec_ref,
+        id=record.id, name=record.name, model=_shown_ref(state, record.model_ref),
+        dataset=_shown_ref(state, record.spec_ref),
         settings=record.settings, created_at=record.created_at, features=count_features(state.db, record.id),
     )
+
+
+def _shown_ref(state: ServiceState, ref: str | None) -> str | None:
+    """A model or spec reference as answers show it: names as they are, paths relative to the home."""
+    return shown(ref, state.config) if ref is not None and Path(ref).is_absolute() else ref
+
+
+def _upload_name(filename: str | None) -> str:
+    """The uploaded file's own name, refused unless a file system can store it as given."""
+    name = (filename or "data").replace("\\", "/").rsplit("/", 1)[-1]
+    size = len(name.encode("utf-8", errors="replace"))
+    if not 0 < size <= MAX_NAME_BYTES or "\x00" in name or name in (".", ".."):
+        raise ValueError(BAD_UPLOAD_NAME.format(limit=MAX_NAME_BYTES, size=size))
+    if not name.lower().endswith(UPLOAD_SUFFIXES):
+        raise ValueError(BAD_UPLOAD_SUFFIX.format(name=name, suffixes=", ".join(UPLOAD_SUFFIXES)))
+    return name
 
 
 def _create(
@@ -71,9 +92,7 @@ def create_with_upload(
         raise ValueError(BAD_PROJECT_FIELD.format(problem=err)) from err
     if body.dataset.inline is None:
         raise ValueError(UPLOAD_NEEDS_INLINE)
-    name = Path(data.filename or "data").name
-    if not name.lower().endswith(UPLOAD_SUFFIXES):
-        raise ValueError(BAD_UPLOAD_SUFFIX.format(name=name, suffixes=", ".join(UPLOAD_SUFFIXES)))
+    name = _upload_name(data.filename)
     target = state.config.uploads / uuid.uuid4().hex[:12] / name
     target.parent.mkdir(parents=True, exist_ok=True)
     with target.open("wb") as out:
@@ -83,7 +102,7 @@ def create_with_upload(
 
 @router.get("/projects", response_model=schemas.ProjectList, openapi_extra=needs(Permission.read))
 def list_all(
-    limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Offset = 0,
     state: ServiceState = Depends(get_state), principal: Principal = Depends(caller),
 ) -> schemas.ProjectList:
     """The projects the caller may see: every project for an admin, its own projects for the others."""
@@ -94,5 +113,5 @@ def list_all(
 
 
 @router.get("/projects/{project_id}", response_model=schemas.Project, openapi_extra=needs(Permission.read))
-def get(project_id: str, state: ServiceState = Depends(get_state)) -> schemas.Project:
+def get(project_id: ProjectId, state: ServiceState = Depends(get_state)) -> schemas.Project:
     return project_view(state, get_project(state.db, project_id))

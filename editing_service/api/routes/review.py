@@ -14,6 +14,7 @@ from fastapi.responses import Response
 
 from editing_service.api import schemas
 from editing_service.api.access import needs
+from editing_service.api.params import ProjectId
 from editing_service.api.state import ServiceState, get_state
 from editing_service.artifacts import ArtifactDir
 from editing_service.features.flags import Flag, FlagSet
@@ -32,7 +33,7 @@ AUDIT_COLUMNS = ("id", "at", "action", "site", "feature", "subject", "state", "p
 
 @router.get("/projects/{project_id}/discovery", response_model=schemas.Discovery,
             openapi_extra=needs(Permission.read))
-def discovery(project_id: str, state: ServiceState = Depends(get_state)) -> schemas.Discovery:
+def discovery(project_id: ProjectId, state: ServiceState = Depends(get_state)) -> schemas.Discovery:
     """The finished discovery's summary: circuit size per site, suggestions per rule, SAE quality per site."""
     project = get_project(state.db, project_id)
     artifacts = ArtifactDir(project.artifacts_dir)
@@ -52,7 +53,7 @@ def discovery(project_id: str, state: ServiceState = Depends(get_state)) -> sche
 
 @router.get("/projects/{project_id}/flags.yaml", response_model=None, responses=FLAGS_FILE,
             openapi_extra=needs(Permission.read))
-def flags_file(project_id: str, state: ServiceState = Depends(get_state)) -> Response:
+def flags_file(project_id: ProjectId, state: ServiceState = Depends(get_state)) -> Response:
     """The current flags as the CLI's flags file: `editing-service edit --flags FILE` applies them."""
     project = get_project(state.db, project_id)
     flags = FlagSet(
@@ -66,7 +67,7 @@ def flags_file(project_id: str, state: ServiceState = Depends(get_state)) -> Res
 
 @router.get("/projects/{project_id}/audit.csv", response_model=None, responses=AUDIT_TABLE,
             openapi_extra=needs(Permission.read))
-def audit_csv(project_id: str, state: ServiceState = Depends(get_state)) -> Response:
+def audit_csv(project_id: ProjectId, state: ServiceState = Depends(get_state)) -> Response:
     """The whole audit log as CSV, oldest first: who, what, when, why."""
     project = get_project(state.db, project_id)
     out = io.StringIO()

@@ -2,7 +2,8 @@
 answers, stopped as Kubernetes stops a pod (SIGTERM, then SIGKILL) or killed as a crash would.
 
 BentoML's worker processes run in sessions of their own, so signals go to the whole process tree.
-Used by the HTTP tests and the serving benchmark.
+Used by the HTTP tests and the serving benchmarks (benchmarks/serve*.py put tests/ on their path); it
+needs psutil, a development dependency only.
 """
 
 from __future__ import annotations

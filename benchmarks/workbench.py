@@ -55,7 +55,10 @@ TAP_AND_WAIT = """async (id) => {
   const frame = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
   const t0 = performance.now();
   cy.getElementById(id).emit('tap');
-  while (side.dataset.feature !== id) await new Promise((r) => setTimeout(r, 2));
+  while (side.dataset.feature !== id) {
+    if (performance.now() - t0 > 60000) throw new Error(`no card for ${id}: ${side.innerText.slice(0, 300)}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
   await frame();
   return performance.now() - t0;
 }"""
@@ -63,9 +66,8 @@ CIRCUIT_IN_APP = """async (path) => {
   const frame = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
   const t0 = performance.now();
   location.hash = path;
-  for (;;) {
-    const graph = document.querySelector('#graph[data-ready="true"]');
-    if (graph) break;
+  while (!document.querySelector('#graph[data-ready="true"]')) {
+    if (performance.now() - t0 > 120000) throw new Error(document.querySelector('main').innerText.slice(0, 300));
     await new Promise((r) => setTimeout(r, 2));
   }
   await frame();
@@ -73,7 +75,10 @@ CIRCUIT_IN_APP = """async (path) => {
 }"""
 CIRCUIT_COLD = """async () => {
   const frame = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
-  while (!document.querySelector('#graph[data-ready="true"]')) await new Promise((r) => setTimeout(r, 2));
+  while (!document.querySelector('#graph[data-ready="true"]')) {
+    if (performance.now() > 120000) throw new Error(document.querySelector('main').innerText.slice(0, 300));
+    await new Promise((r) => setTimeout(r, 2));
+  }
   await frame();
   return performance.now();
 }"""
@@ -129,11 +134,13 @@ def summary(values: list[float]) -> dict[str, float]:
             "max": ordered[-1], "n": len(ordered)}
 
 
-def measure(url: str, project: str, *, repeats: int, cards: int, screenshots: Path | None) -> dict:
+def measure(url: str, project: str, carded: set[str], *, repeats: int, cards: int, screenshots: Path | None) -> dict:
+    """Timings of the circuit page and of opening the cards of `carded` nodes (features in the store)."""
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         sign_in(page, url)
+        print("signed in", file=sys.stderr, flush=True)
         in_app, cold = [], []
         for _ in range(repeats):
             page.evaluate("location.hash = '#/projects'")
@@ -142,11 +149,12 @@ def measure(url: str, project: str, *, repeats: int, cards: int, screenshots: Pa
         for _ in range(repeats):
             page.goto(f"{url}/ui/#/p/{project}/circuit")
             cold.append(page.evaluate(CIRCUIT_COLD))
+        print("circuit timed", file=sys.stderr, flush=True)
         counts = page.evaluate("""() => { const cy = document.querySelector('#graph')._cyreg.cy;
             return {nodes: cy.nodes().length, edges: cy.edges().length}; }""")
         graph = json.loads(page.evaluate(f"""async () => JSON.stringify(await (await fetch('/v1/projects/{project}/circuit',
             {{headers: {{Authorization: 'Bearer {TOKEN}'}}}})).json())"""))
-        features = sorted((n for n in graph["nodes"] if n["kind"] == "feature"), key=lambda n: n["rank"] or 0)
+        features = sorted((n for n in graph["nodes"] if n["id"] in carded), key=lambda n: n["rank"] or 0)
         step = max(1, len(features) // cards)
         opened = [page.evaluate(TAP_AND_WAIT, n["id"]) for n in features[::step][:cards]]
         result = {"circuit_in_app_ms": summary(in_app), "circuit_cold_ms": summary(cold),
@@ -227,7 +235,8 @@ def main() -> None:
         try:
             project = load_project(server, home, run, args.all_circuit_features)
             before = os.getloadavg()[0]
-            result = measure(server.url, project, repeats=args.repeats, cards=args.cards, screenshots=args.screenshots)
+            carded = {f"{r['site']}/{r['feature']}" for r in feature_rows(json.loads(run.features.read_text()))}
+            result = measure(server.url, project, carded, repeats=args.repeats, cards=args.cards, screenshots=args.screenshots)
             result["load"] = (before, os.getloadavg()[0])
         finally:
             server.stop()

@@ -103,6 +103,12 @@ def test_circuit_node_click_opens_its_card(page: object, server: ServerProcess, 
     page.fill("#circuit-search", node["id"])
     assert page.locator("#search-results li").first.inner_text().startswith(node["id"])
 
+    listed = {f["id"] for f in client.features(discovered.id, limit=1000)["items"]}
+    outside = next(n for n in graph["nodes"] if n["kind"] == "feature" and n["id"] not in listed)  # 50 drawn, 20 kept
+    page.evaluate(f"() => document.querySelector('#graph')._cyreg.cy.getElementById({outside['id']!r}).emit('tap')")
+    page.wait_for_selector("#side :text('it has no card')")
+    assert outside["id"] in page.inner_text("#side")
+
 
 def test_card_shades_each_token_by_its_activation(page: object, server: ServerProcess, client: EditingClient,
                                                   discovered: Discovered) -> None:

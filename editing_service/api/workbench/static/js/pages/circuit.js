@@ -139,9 +139,19 @@ export async function render(main, [projectId], ctx) {
       return;
     }
     const started = performance.now();
-    const record = await loadFeature(projectId, node.site, node.feature);
+    let record;
+    try {
+      record = await loadFeature(projectId, node.site, node.feature);
+    } catch (err) {
+      if (err.status !== 404) throw err;
+      record = null; // drawn in the graph, but outside the circuit the features table keeps
+    }
     if (!ctx.isCurrent()) return;
-    side.replaceChildren(cardView(projectId, record, { compact: true, history: false, onFlag: () => load() }), lensView());
+    side.replaceChildren(record ? cardView(projectId, record, { compact: true, history: false, onFlag: () => load() })
+      : h("article", { class: "feature-card" }, h("h2", {}, node.label || node.id),
+        h("p", {}, `${node.id} · score ${fmt(node.score, 4)}`),
+        h("p", {}, "This node is in the graph but not among the circuit's reviewed features: it has no card.")),
+    lensView());
     side.dataset.openedMs = String(Math.round(performance.now() - started));
     side.dataset.feature = node.id;
   }

@@ -96,7 +96,7 @@ def with_all_circuit_features(run: ArtifactDir) -> CircuitGraph:
     have = {n.id for n in graph.nodes}
     extra = [CircuitNode(id=n["id"], kind="feature", site=n["site"], feature=n["feature"], score=n["score"],
                          rank=n["rank"], label=labels.get(n["id"]), suggestions=sorted(set(kinds.get(n["id"], []))))
-             for n in document["circuit"] if n["id"] not in have]
+             for n in document["circuit"] if n["id"] not in have and n["site"] in graph.sites]
     return graph.model_copy(update={"nodes": [*graph.nodes, *extra], "thresholds": Thresholds()})
 
 

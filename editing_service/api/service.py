@@ -1,4 +1,5 @@
-"""The BentoML service: the REST API at /v1, health routes, auth and size limits on everything else.
+"""The BentoML service: the REST API at /v1, the reviewer's workbench at /ui/, health routes, auth and size
+limits on everything else.
 
     bentoml serve editing_service.api.service:EditingService
 """
@@ -9,14 +10,18 @@ import bentoml
 
 from editing_service.api.app import create_app
 from editing_service.api.observe import MetricsEndpoint, RequestObserver
-from editing_service.api.security import BearerAuthMiddleware, BodySizeLimitMiddleware
+from editing_service.api.openapi_auth import OpenAPIAuthMiddleware
+from editing_service.api.security import BearerAuthMiddleware, BodySizeLimitMiddleware, PathCheckMiddleware
 from editing_service.api.state import ServiceState
+from editing_service.api.workbench import create_workbench_app
 from editing_service.config import ServiceConfig
 
 app = create_app()
+workbench = create_workbench_app()
 
 
 @bentoml.asgi_app(app, path="/v1")
+@bentoml.asgi_app(workbench, path="/ui")
 @bentoml.service(
     name="editing_service",
     resources={"gpu": 1},
@@ -40,6 +45,8 @@ class EditingService:
 
 ROUTE_TEMPLATES = [*app.openapi()["paths"], app.openapi_url, app.docs_url, app.redoc_url]
 EditingService.add_asgi_middleware(RequestObserver, templates=ROUTE_TEMPLATES, prefix="/v1")
+EditingService.add_asgi_middleware(OpenAPIAuthMiddleware)
 EditingService.add_asgi_middleware(BodySizeLimitMiddleware)
 EditingService.add_asgi_middleware(BearerAuthMiddleware)
+EditingService.add_asgi_middleware(PathCheckMiddleware)
 EditingService.add_asgi_middleware(MetricsEndpoint)

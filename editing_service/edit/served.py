@@ -1,8 +1,8 @@
 """The served ablation of a set of features ({site: indices}), as every edit row builds it.
 
-TopK SAEs are served through per-feature JumpReLU thresholds fitted on the training tokens; the fit of
-each site is memoised by the caller (`served`), so the SHIFT row, the baselines and the budget curve
-share it. `alive_features` is what a random draw is taken from.
+TopK SAEs are served through per-feature JumpReLU thresholds or through the token-cut gate, fitted on
+the training tokens; the fit of each site is memoised by the caller (`served`), so the SHIFT row, the
+baselines and the budget curve share it. `alive_features` is what a random draw is taken from.
 """
 
 from __future__ import annotations
@@ -13,12 +13,19 @@ import torch
 from editing_service.activations import ActivationCache
 from editing_service.edit.ablation import AblationMode, FeatureAblation
 from editing_service.model import TextClassifier
-from editing_service.sae import SAE, TopKSAE, topk_to_jumprelu
+from editing_service.sae import SAE, TopKGate, TopKSAE, fit_topk_gate, topk_to_jumprelu
+
+ServedSAE = tuple[SAE, TopKGate | None]
 
 
-def served_sae(sae: SAE, cache: ActivationCache, site: str) -> SAE:
-    """The SAE in the form the edit serves (TopK -> JumpReLU thresholds fitted on the cached tokens)."""
-    return topk_to_jumprelu(sae, cache.site(site), n_sample=8192) if isinstance(sae, TopKSAE) else sae
+def served_sae(sae: SAE, cache: ActivationCache, site: str, form: str = "jumprelu") -> ServedSAE:
+    """How a site's flagged features are served: ReLU / JumpReLU SAEs as they are; TopK SAEs through
+    per-feature JumpReLU thresholds or through the token-cut gate (`form`), fitted on the cached tokens."""
+    if not isinstance(sae, TopKSAE):
+        return sae, None
+    if form == "gate":
+        return sae, fit_topk_gate(sae, cache.site(site), n_sample=16384)
+    return topk_to_jumprelu(sae, cache.site(site), n_sample=8192), None
 
 
 def alive_features(sae: SAE, cache: ActivationCache, site: str, n_rows: int = 16384) -> np.ndarray:
@@ -31,11 +38,11 @@ def alive_features(sae: SAE, cache: ActivationCache, site: str, n_rows: int = 16
 
 def build_ablations(
     classifier: TextClassifier, saes: dict[str, SAE], features: dict[str, list[int]], cache: ActivationCache,
-    *, mode: AblationMode, served: dict[str, SAE] | None = None,
+    *, mode: AblationMode, served: dict[str, ServedSAE] | None = None, form: str = "jumprelu",
 ) -> list[FeatureAblation]:
     """The served ablation of `features` ({site: indices}) at every site that has some.
 
-    `served` memoises each site's served SAE (the TopK -> JumpReLU fit) across calls.
+    `served` memoises each site's served form (the TopK conversion's fit) across calls.
     """
     served = {} if served is None else served
     sites = {s.name: s for s in classifier.resolve_sites(list(features))}
@@ -44,12 +51,13 @@ def build_ablations(
         if not indices:
             continue
         if name not in served:
-            served[name] = served_sae(saes[name], cache, name)
-        ablation = FeatureAblation.from_sae(sites[name], served[name], indices)
+            served[name] = served_sae(saes[name], cache, name, form)
+        sae, gate = served[name]
+        ablation = FeatureAblation.from_sae(sites[name], sae, indices, gate=gate)
         if mode == "mean":
             with torch.no_grad():
                 acts = ablation.activations(torch.from_numpy(cache.read(name)).to(ablation.W_enc.device))
-            ablation = FeatureAblation.from_sae(sites[name], served[name], indices, mode="mean",
+            ablation = FeatureAblation.from_sae(sites[name], sae, indices, mode="mean", gate=gate,
                                                 mean=acts.mean(0).cpu().numpy())
         edits.append(ablation)
     return edits

@@ -37,7 +37,7 @@ def load_inputs(spec_ref: str, model: ModelSettings) -> tuple[DatasetSpec, TextC
     spec = load_spec(spec_ref)
     classifier = load_classifier(
         model.path, classes=list(spec.labels), probe_layer=model.probe_layer, max_length=model.max_length,
-        device=resolve_device(model.device),
+        device=resolve_device(model.device), dtype=model.dtype,
     )
     return spec, classifier
 
@@ -46,7 +46,8 @@ def discovery_sites(classifier: TextClassifier, sites: list[str] | None, rows: l
     """The run's edit sites (`sites`; None: every block output) and the extra sites its report rows
     need (`rows`: the optional rows switched on), in model order."""
     names = [s.name for s in classifier.resolve_sites(sites)]
-    names += [s for s in sites_needed(rows) if s not in names]
+    available = {s.name for s in classifier.sites(("embed", "block", "attn", "mlp"))}
+    names += [s for s in sites_needed(rows) if s not in names and s in available]  # a model may lack one
     return classifier.resolve_sites(names)
 
 
@@ -65,12 +66,14 @@ def cache_role(
     dtype: str = "float32",
     batch_size: int = 32,
     progress: ProgressFn = quiet,
+    tokens_per_text: int | None = None,
     reuse: bool = False,
 ) -> tuple[TextSplit, ActivationCache]:
     """Load the subset playing `role` and cache its activations (one forward pass).
 
-    With `reuse`, a cache already there for the same subset, sites and storage type is opened instead
-    (the repeats of `--seeds` share the first run's forward passes)."""
+    `tokens_per_text` samples the training role's tokens only: the validate role's cache feeds the feature
+    cards, which show every token of a text. With `reuse`, a cache already there for the same subset,
+    sites and storage type is opened instead (the repeats of `--seeds` share the first run's passes)."""
     split = load_role(spec, role)
     if reuse and (artifacts.cache(role) / "meta.json").is_file():
         cache = ActivationCache.open(artifacts.cache(role))
@@ -82,6 +85,7 @@ def cache_role(
         classifier, split.texts, sites=sites, out_dir=artifacts.cache(role), labels=split.labels,
         dtype=dtype, batch_size=batch_size, on_progress=lambda f: progress(f"activations:{role}", f),
         info={"role": role, "subset": split.name, "spec": spec.name},
+        tokens_per_text=tokens_per_text if role == "train" else None,
     )
     return split, cache
 

@@ -11,6 +11,7 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,11 +20,14 @@ from editing_service.activations import ActivationCache
 from editing_service.artifacts import ArtifactDir
 from editing_service.circuit import NodeScores
 from editing_service.data import DatasetSpec, TextSplit, load_role, load_spec, stereotype_labels
-from editing_service.edit import load_model, save_model
+from editing_service.edit import FeatureAblation, check_features, load_model, save_model
 from editing_service.edit.budget import budget_points
 from editing_service.edit.rows import RowContext, RowSkipped, rows_to_run
 from editing_service.features.flags import FlagSet
+from editing_service.model.classifier import head_logits
+from editing_service.pipeline.circuit import flagged_circuit
 from editing_service.pipeline.common import ProgressFn, group_attribute, quiet, resolve_device
+from editing_service.pipeline.discover import token_sample
 from editing_service.report import (
     Report,
     Row,
@@ -34,16 +38,33 @@ from editing_service.report import (
     render_html,
 )
 from editing_service.report.budget import budget_curve
-from editing_service.sae import load_sae
+from editing_service.sae import SAE, TopKSAE, load_sae
 from editing_service.settings import EditSettings, RunSettings
 
 __all__ = ["row_context", "run_edit", "write_report"]
 
 logger = logging.getLogger(__name__)
 
+NO_ATTRIBUTE_TO_ERASE = (
+    "erase_at_edited_sites needs a protected attribute with groups in the validate split; dataset {name!r} "
+    "has none."
+)
 NOT_DISCOVERED = "{path} has no discovery results (run.json missing): run `discover` first."
 UNKNOWN_FLAG_SITE = "Flagged feature {id} names site {site!r}, which has no SAE in this run; the sites are {known}."
 NOT_AT_EDIT_SITES = "No flagged feature is at the run's edit sites {sites}; flags at {others} alone edit nothing."
+
+
+def served_agreement(saes: dict[str, SAE], edits: list, validate_cache: ActivationCache,
+                     n_tokens: int = 16384) -> dict[str, dict[str, float]]:
+    """Per TopK site: precision and recall of the served firings of the flagged features against the TopK
+    codes, on validate tokens (held out from the served form's fit, which uses training tokens)."""
+    out = {}
+    for edit in edits:
+        sae = saes[edit.site.name]
+        if isinstance(edit, FeatureAblation) and isinstance(sae, TopKSAE):
+            x = torch.from_numpy(token_sample(validate_cache, edit.site.name, n_tokens)).to(sae.W_enc.device)
+            out[edit.site.name] = edit.agreement(sae, x)
+    return out
 
 
 class _Evaluator:
@@ -57,10 +78,7 @@ class _Evaluator:
 
     def score(self, *, name: str, title: str, role: str, description: str, features: np.ndarray,
               head: torch.nn.Linear) -> Row:
-        with torch.no_grad():
-            logits = torch.from_numpy(features).to(head.weight) @ head.weight.T
-            if head.bias is not None:
-                logits = logits + head.bias
+        logits = head_logits(head, features)
         return evaluate_row(
             name=name, title=title, role=role, description=description, y_true=self.split.labels,  # type: ignore[arg-type]
             y_pred=logits.argmax(1).cpu().numpy(), label_names=self.split.label_names, groups=self.split.groups,
@@ -89,9 +107,9 @@ def _edit_sites(classifier, settings: RunSettings) -> list[str]:  # noqa: ANN001
 
 
 def row_context(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
-                edit: EditSettings | None = None) -> RowContext:
-    """Everything the rows of the discovered run in `out` read, with `flags` applied (and `edit` in place
-    of the run's edit settings, when given).
+                edit_settings: dict[str, Any] | None = None) -> RowContext:
+    """Everything the rows of the discovered run in `out` read, with `flags` applied (and `edit_settings`
+    overriding the run's edit settings).
 
     SHIFT ablates the flags at the run's sites; flags at sites trained only for a row (embeddings.out
     for `shift_embedding`) are that row's."""
@@ -99,8 +117,9 @@ def row_context(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet
     if not artifacts.run_config.is_file():
         raise FileNotFoundError(NOT_DISCOVERED.format(path=artifacts.root))
     settings = RunSettings.model_validate_json(artifacts.run_config.read_text())
-    if edit is not None:
-        settings = settings.model_copy(update={"edit": edit})
+    if edit_settings:
+        settings = settings.model_copy(
+            update={"edit": EditSettings.model_validate({**settings.edit.model_dump(), **edit_settings})})
     spec = load_spec(settings.spec)
     classifier = load_model(artifacts.original_model, device=resolve_device(settings.model.device))
     saes = {p.name: load_sae(p).to(classifier.device) for p in sorted(artifacts.saes.iterdir()) if p.is_dir()}
@@ -108,12 +127,17 @@ def row_context(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet
     for site, indices in all_flagged.items():
         if site not in saes:
             raise ValueError(UNKNOWN_FLAG_SITE.format(id=f"{site}/{indices[0]}", site=site, known=sorted(saes)))
+        check_features(site, list(indices), saes[site].d_sae)  # before any work, the circuit numbers included
     edit_sites = _edit_sites(classifier, settings)
     flagged = {site: v for site, v in all_flagged.items() if site in edit_sites}
     if not flagged:
         raise ValueError(NOT_AT_EDIT_SITES.format(sites=edit_sites, others=sorted(all_flagged)))
     scores = ({name: NodeScores.from_dict(d) for name, d in json.loads(artifacts.attribution.read_text()).items()}
               if artifacts.attribution.is_file() else {})
+    attribute = group_attribute(spec)
+    validate = load_role(spec, "validate")
+    if settings.edit.erase_at_edited_sites and (not attribute or attribute not in validate.groups):
+        raise ValueError(NO_ATTRIBUTE_TO_ERASE.format(name=spec.name))
     C, C_source, origin = _original_head(artifacts, classifier.kind)
     if settings.edit.head_C != "validate":
         C, C_source = float(settings.edit.head_C), "the run's settings"
@@ -121,28 +145,30 @@ def row_context(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet
         classifier=classifier, saes=saes, flagged=flagged, all_flagged=all_flagged, scores=scores,
         train_cache=ActivationCache.open(artifacts.cache("train")),
         validate_cache=ActivationCache.open(artifacts.cache("validate")), spec=spec,
-        train=load_role(spec, "train"), validate=load_role(spec, "validate"), evaluate=load_role(spec, "evaluate"),
-        attribute=group_attribute(spec), settings=settings, C=C, C_source=C_source, original_head_origin=origin,
+        train=load_role(spec, "train"), validate=validate, evaluate=load_role(spec, "evaluate"),
+        attribute=attribute, settings=settings, C=C, C_source=C_source, original_head_origin=origin,
         progress=progress,
     )
 
 
 def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
-             edit_out: str | Path | None = None, edit: EditSettings | None = None) -> Report:
+             edit_out: str | Path | None = None, edit_settings: dict[str, Any] | None = None) -> Report:
     """Apply `flags` to the discovered run in `out`; returns the report (also written to disk).
 
     The edited model, flags and report go to `edit_out` (default: `out` itself), so one discovery
-    can serve several edits; `edit` replaces the run's edit settings (rows, budget, ...).
+    can serve several edits; `edit_settings` override the run's edit settings (rows, budget, served
+    form, erasure) for this edit.
     """
     started = time.perf_counter()
     artifacts = ArtifactDir(Path(out))
     results = ArtifactDir(Path(edit_out)) if edit_out is not None else artifacts
-    ctx = row_context(out, flags, progress=progress, edit=edit)
+    ctx = row_context(out, flags, progress=progress, edit_settings=edit_settings)
     results.root.mkdir(parents=True, exist_ok=True)
     settings, spec, classifier, evaluate = ctx.settings, ctx.spec, ctx.classifier, ctx.evaluate
     flagged, all_flagged = ctx.flagged, ctx.all_flagged
     edit_sites = _edit_sites(classifier, settings)
     C, C_source = ctx.C, ctx.C_source
+    circuit_part = flagged_circuit(artifacts, classifier, ctx.saes, flagged, ctx.train, ctx.train_cache)
     evaluator = _Evaluator(spec, evaluate, settings)
     rows: list[Row] = []
     skipped: list[SkippedRow] = []
@@ -182,6 +208,14 @@ def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
         limitations=[f"Flags at {', '.join(extra)} are used only by the rows that edit those sites; SHIFT edits "
                      f"{', '.join(edit_sites)}."] if extra else [],
     )
+    report.edit = {
+        "served_form": settings.edit.served_form,
+        "served_agreement": served_agreement(ctx.saes, ctx.shift_ablations, ctx.validate_cache),
+        "erased_at": [e.site.name for e in ctx.shift_erasers],
+        **({"erasure": {"method": "LEACE (concept-erasure)", "attribute": ctx.attribute,
+                        "fitted_on": ctx.validate.name, "cell_balanced": True}} if ctx.shift_erasers else {}),
+    }
+    report.flagged_circuit = circuit_part
     report.seconds = round(time.perf_counter() - started, 1)
     save_model(classifier, results.edited_model,
                provenance={"spec": spec.name, "flags": [f.model_dump() for f in flags.flags],

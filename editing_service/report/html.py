@@ -12,6 +12,7 @@ from html import escape
 
 from editing_service.report.budget_chart import budget_chart
 from editing_service.report.chart import bar_chart
+from editing_service.report.circuit_section import circuit_section
 from editing_service.report.schema import BudgetCurve, Flag, Report, Row, SeedSummary, SkippedRow
 
 CSS = """
@@ -241,6 +242,7 @@ def render_html(report: Report) -> str:
         "<h2>Flags</h2>",
         f"<p>{_e(policy.statement)}</p>",
         _flags(report.flags),
+        circuit_section(report.flagged_circuit),
         "<h2>Cells per row</h2>",
         *(_row_detail(r) for r in rows),
         "<h2>Provenance</h2>",

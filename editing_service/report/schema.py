@@ -287,6 +287,8 @@ class Report(_Model):
     comparison: Comparison
     budget_curve: BudgetCurve | None = None
     seeds: SeedSummary | None = None
+    edit: dict[str, Any] | None = None  # how the edit was served (served form, agreement, erasure), as provenance
+    flagged_circuit: dict[str, Any] | None = None  # the flagged features' part of the circuit graph
     limitations: list[str]
     warnings: list[str]
     seconds: float | None = None

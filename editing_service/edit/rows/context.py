@@ -7,7 +7,6 @@ Interventions are put in place only inside `edited(...)`, which takes them off a
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,10 +20,11 @@ from editing_service.activations import ActivationCache
 from editing_service.circuit import NodeScores
 from editing_service.data import DatasetSpec, TextSplit
 from editing_service.edit.ablation import FeatureAblation
+from editing_service.edit.erasure import fit_site_erasers
 from editing_service.edit.retrain import head_features
-from editing_service.edit.served import build_ablations
+from editing_service.edit.served import ServedSAE, build_ablations
 from editing_service.model import TextClassifier, fit_linear_head
-from editing_service.model.classifier import SiteIntervention
+from editing_service.model.classifier import SiteIntervention, copy_head
 from editing_service.sae import SAE
 
 if TYPE_CHECKING:
@@ -57,11 +57,11 @@ class RowContext:
     C_source: str
     original_head_origin: str  # how the original head came about, in words
     progress: Callable[[str, float], None] = _quiet
-    served: dict[str, SAE] = field(default_factory=dict)
+    served: dict[str, ServedSAE] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         assert self.classifier.head is not None
-        self.original_head: nn.Linear = copy.deepcopy(self.classifier.head)
+        self.original_head: nn.Linear = copy_head(self.classifier.head)
 
     # ---- reading the classifier -----------------------------------------------------------------
     @property
@@ -95,7 +95,7 @@ class RowContext:
     def ablation(self, features: dict[str, list[int]]) -> list[FeatureAblation]:
         """The served ablation of `features` ({site: indices})."""
         return build_ablations(self.classifier, self.saes, features, self.train_cache,
-                               mode=self.settings.edit.mode, served=self.served)
+                               mode=self.settings.edit.mode, served=self.served, form=self.settings.edit.served_form)
 
     # ---- shared results ---------------------------------------------------------------------------
     @property
@@ -119,8 +119,29 @@ class RowContext:
         return self.read(self.evaluate.texts, [], "eval:original")
 
     @cached_property
-    def shift_edits(self) -> list[FeatureAblation]:
+    def shift_ablations(self) -> list[FeatureAblation]:
         return self.ablation(self.flagged)
+
+    @cached_property
+    def shift_erasers(self) -> list[SiteIntervention]:
+        """With `erase_at_edited_sites`: a LEACE eraser of the protected attribute at every edited site,
+        fitted on the validate split with the ablation in place (it runs after the ablation)."""
+        if not self.settings.edit.erase_at_edited_sites:
+            return []
+        assert self.attribute is not None
+        with self.edited(self.shift_ablations):
+            self.progress("erasure", 0.0)
+            erasers = fit_site_erasers(
+                self.classifier, self.classifier.resolve_sites(list(self.flagged)), self.validate.texts,
+                labels=self.validate.labels, groups=self.validate.groups[self.attribute], attribute=self.attribute,
+                batch_size=self.batch_size, seed=self.seed)
+            self.progress("erasure", 1.0)
+        return list(erasers)
+
+    @cached_property
+    def shift_edits(self) -> list[SiteIntervention]:
+        """SHIFT's edit as served: the ablation, then (if asked) the erasers."""
+        return [*self.shift_ablations, *self.shift_erasers]
 
     @cached_property
     def shift_eval(self) -> np.ndarray:

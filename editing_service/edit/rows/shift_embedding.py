@@ -12,6 +12,7 @@ from editing_service.edit.rows.context import RowContext
 from editing_service.model.sites import EMBEDDING_SITE
 
 NO_FLAGS = f"no feature was flagged at {EMBEDDING_SITE}"
+NO_SAE = f"no SAE at {EMBEDDING_SITE} (the model adds its embeddings inline, or discovery did not train one)"
 
 
 @register
@@ -25,6 +26,8 @@ class ShiftEmbedding(ReportRow):
     needs_sites = (EMBEDDING_SITE,)
 
     def run(self, ctx: RowContext) -> RowOutput:
+        if EMBEDDING_SITE not in ctx.saes:
+            raise RowSkipped(NO_SAE)
         features = ctx.all_flagged.get(EMBEDDING_SITE)
         if not features:
             raise RowSkipped(NO_FLAGS)

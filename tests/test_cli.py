@@ -85,7 +85,7 @@ def discovered(tiny: dict[str, Path]) -> Path:
     out = tiny["root"] / "run"
     code = main(["-q", "run", "--spec", str(tiny["spec"]), "--out", str(out), "--model", str(tiny["model"]),
                  "--d-sae", "64", "--k", "4", "--epochs", "5", "--attribution-examples", "16",
-                 "--circuit-top-k", "20", "--budget", "--rows", "random_ablation", "token_deletion", "leace", "neuron_ablation", "shift_embedding", "oracle"])
+                 "--circuit-top-k", "20", "--budget"])
     assert code == 0
     return out
 
@@ -95,15 +95,13 @@ def test_run_writes_report_features_and_models(discovered: Path) -> None:
 
     report = json.loads((discovered / "report.json").read_text())
     names = [row["name"] for row in report["rows"]]
-    assert names == ["original", "shift", "shift_retrained", "random_ablation", "token_deletion", "leace",
-                     "neuron_ablation", "shift_embedding", "oracle"]
-    assert report["schema_version"] == 2 and report["budget_curve"]["points"][-1]["n"] == sum(
-        1 for f in report["flags"] if f["site"] != "embeddings.out")
+    assert names == ["original", "shift", "shift_retrained", "random_ablation", "token_deletion", "leace", "oracle"]
+    assert report["schema_version"] == 2 and report["budget_curve"]["points"][-1]["n"] == len(report["flags"])
     assert report["flag_policy"]["sources"] == {"lexicon": len(report["flags"])}
     html = (discovered / "report.html").read_text()
     assert html.startswith("<!DOCTYPE html>") and "shift_retrained" in html
     features = json.loads((discovered / "features.json").read_text())
-    assert len(features["cards"]) == len(features["circuit"]) == 60  # 20 per site: the embedding output, 2 blocks
+    assert len(features["cards"]) == len(features["circuit"]) == 40  # 20 per site, 2 sites
     edited = editing_service.load_model(discovered / "models" / "edited")
     original = editing_service.load_model(discovered / "models" / "original")
     assert len(edited.interventions) >= 1 and len(original.interventions) == 0

@@ -12,7 +12,7 @@ from http_server import TOKENS, ServerProcess
 
 from editing_service.client import EditingClient
 
-SLOW_SETTINGS = {**TINY_SETTINGS, "sae": {"d_sae": 64, "k": 4, "n_epochs": 20000}}  # runs for minutes unless stopped
+SLOW_SETTINGS = {**TINY_SETTINGS, "sae": {"d_sae": 64, "k": 4, "n_epochs": 100, "batch_size": 1}}  # 25k steps: minutes
 
 
 def _discovered_project(client: EditingClient, root: Path, settings: dict) -> dict:

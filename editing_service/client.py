@@ -85,9 +85,29 @@ class EditingClient:
     def projects(self, *, limit: int = 50, offset: int = 0) -> dict[str, Any]:
         return self._call("GET", "/projects", params={"limit": limit, "offset": offset})
 
-    # jobs
-    def discover(self, project_id: str) -> dict[str, Any]:
-        return self._call("POST", f"/projects/{project_id}/jobs", json={"kind": "discover"})
+    def delete_project(self, project_id: str) -> None:
+        self._call("DELETE", f"/projects/{project_id}")
+
+    def delete_upload(self, project_id: str) -> None:
+        """Delete the data file uploaded with the project (its results stay)."""
+        self._call("DELETE", f"/projects/{project_id}/upload")
+
+    def events(self, project_id: str) -> list[dict[str, Any]]:
+        return self._call("GET", f"/projects/{project_id}/events")["items"]
+
+    # jobs and discoveries
+    def discover(self, project_id: str, *, settings: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Queue a new discovery (with run-settings overrides for it alone); returns its job."""
+        return self._call("POST", f"/projects/{project_id}/jobs", json={"kind": "discover", "settings": settings})
+
+    def discoveries(self, project_id: str) -> list[dict[str, Any]]:
+        return self._call("GET", f"/projects/{project_id}/discoveries")["items"]
+
+    def discovery(self, project_id: str, discovery_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/projects/{project_id}/discoveries/{discovery_id}")
+
+    def jobs(self, project_id: str) -> list[dict[str, Any]]:
+        return self._call("GET", f"/projects/{project_id}/jobs")["items"]
 
     def job(self, job_id: str) -> dict[str, Any]:
         return self._call("GET", f"/jobs/{job_id}")
@@ -124,8 +144,10 @@ class EditingClient:
         self._call("DELETE", f"/projects/{project_id}/features/{site}/{feature}/flag",
                    params={"reviewer": reviewer, "rationale": rationale})
 
-    def flags(self, project_id: str) -> list[dict[str, Any]]:
-        return self._call("GET", f"/projects/{project_id}/flags")["items"]
+    def flags(self, project_id: str, *, current: bool | None = None) -> list[dict[str, Any]]:
+        """Flags; `current=False`: only those a re-discovery left to review."""
+        params = {} if current is None else {"current": str(current).lower()}
+        return self._call("GET", f"/projects/{project_id}/flags", params=params)["items"]
 
     def audit(self, project_id: str) -> list[dict[str, Any]]:
         return self._call("GET", f"/projects/{project_id}/audit")["items"]
@@ -146,6 +168,9 @@ class EditingClient:
 
     def edit(self, project_id: str, edit_id: str) -> dict[str, Any]:
         return self._call("GET", f"/projects/{project_id}/edits/{edit_id}")
+
+    def delete_edit(self, project_id: str, edit_id: str) -> None:
+        self._call("DELETE", f"/projects/{project_id}/edits/{edit_id}")
 
     def report(self, project_id: str, edit_id: str) -> dict[str, Any]:
         return self._call("GET", f"/projects/{project_id}/edits/{edit_id}/report")

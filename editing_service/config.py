@@ -27,6 +27,9 @@
     EDITING_SERVICE_PREDICT_MAX_LATENCY_MS  how long a request waits for others to join its batch;
                                             default 5 (0: answer each request on its own)
     EDITING_SERVICE_LOADED_MODELS           models kept loaded for predictions; default 4
+    EDITING_SERVICE_FAILED_ARTIFACTS_RETENTION_H  hours the artifacts of a failed or cancelled
+                                            discovery or edit are kept (for a post-mortem) before the
+                                            job worker removes them; default 72 (0: at its next sweep)
 
 Every value is checked when the service starts; an error names the variable, the value and the bound.
 """
@@ -106,6 +109,8 @@ class ServiceConfig(BaseSettings):
     predict_max_batch: int = Field(32, ge=1, le=4096, validation_alias=_var("PREDICT_MAX_BATCH"))
     predict_max_latency_ms: float = Field(5.0, ge=0, le=10_000, validation_alias=_var("PREDICT_MAX_LATENCY_MS"))
     loaded_models: int = Field(4, ge=1, le=256, validation_alias=_var("LOADED_MODELS"))
+    failed_artifacts_retention_hours: float = Field(
+        72.0, ge=0, le=10 * 365 * 24, validation_alias=_var("FAILED_ARTIFACTS_RETENTION_H"))
 
     @field_validator("tokens", mode="before")
     @classmethod

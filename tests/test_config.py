@@ -31,11 +31,13 @@ def test_everything_can_be_set(tmp_path: Path) -> None:
         "EDITING_SERVICE_MODEL_ROOTS": f"{tmp_path}/a:{tmp_path}/b", "EDITING_SERVICE_MAX_REQUEST_MB": "0.5",
         "EDITING_SERVICE_JOB_STALE_S": "30", "EDITING_SERVICE_JOB_MAX_ATTEMPTS": "3",
         "EDITING_SERVICE_JOBS_PER_PRINCIPAL": "5", "EDITING_SERVICE_JOB_WINDOW_S": "60",
+        "EDITING_SERVICE_FAILED_ARTIFACTS_RETENTION_H": "0",
     })
     assert config.tokens == {"x": "ana", "y": "ben"} and not config.run_worker
     assert config.model_roots == [tmp_path / "a", tmp_path / "b"] and config.max_request_bytes == 512 * 1024
     assert (config.job_stale_seconds, config.job_max_attempts) == (30.0, 3)
     assert (config.jobs_per_principal, config.job_window_seconds) == (5, 60.0)
+    assert config.failed_artifacts_retention_hours == 0.0
 
 
 def test_the_process_environment_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -95,6 +97,7 @@ def test_prediction_settings_can_be_set(tmp_path: Path) -> None:
     ("EDITING_SERVICE_PREDICT_MAX_TEXTS", "-3", "greater than or equal to 1"),
     ("EDITING_SERVICE_PREDICT_MAX_TEXTS", "1000000000", "less than or equal to"),
     ("EDITING_SERVICE_PREDICT_MAX_LATENCY_MS", "-1", "greater than or equal to 0"),
+    ("EDITING_SERVICE_FAILED_ARTIFACTS_RETENTION_H", "-1", "greater than or equal to 0"),
     ("EDITING_SERVICE_DEVICE", "tpu", "'auto', 'cpu' or 'cuda'"),
 ])
 def test_bad_values_name_the_variable(name: str, value: str, problem: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from editing_service.api.errors import install_error_handlers
-from editing_service.api.routes import edits, features, jobs, projects
+from editing_service.api.routes import discoveries, edits, features, jobs, projects
 from editing_service.api.schemas import ErrorBody
 
 ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 422, 429)}
@@ -18,7 +18,7 @@ def create_app() -> FastAPI:
         "(SHIFT), retrain the head, and serve the edited model with bias and accuracy reports.",
         responses=ERRORS,
     )
-    for module in (projects, jobs, features, edits):
+    for module in (projects, jobs, discoveries, features, edits):
         app.include_router(module.router)
     install_error_handlers(app)
     return app

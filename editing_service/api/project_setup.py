@@ -57,6 +57,15 @@ def check_model(ref: str | None, config: ServiceConfig) -> str | None:
     return str(folder)
 
 
+def merge_settings(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `overrides` merged in, section by section (nested dicts merge, other values replace)."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        both_dicts = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = merge_settings(merged[key], value) if both_dicts else value
+    return merged
+
+
 def check_settings(overrides: dict[str, Any]) -> dict[str, Any]:
     """The overrides, validated as run settings (spec and model path come from the project)."""
     reserved = [k for k in ("spec",) if k in overrides] + (

@@ -55,7 +55,12 @@ class Project(BaseModel):
     dataset: str
     settings: dict[str, Any]
     created_at: datetime
-    features: int = Field(description="features in the discovered circuit (0 before discovery)")
+    features: int = Field(description="features in the current discovery's circuit (0 before discovery)")
+    discovery: str | None = Field(None, description="the current discovery's id (null before the first one)")
+    discovery_version: int | None = Field(None, description="the current discovery's version (1, 2, ...)")
+    upload: Literal["none", "kept", "deleted"] = Field(
+        "none", description="whether the project came with an uploaded data file, and whether it is still kept"
+    )
 
 
 class Page(BaseModel):
@@ -70,6 +75,34 @@ class ProjectList(Page):
 
 class JobCreate(_Body):
     kind: Literal["discover"] = Field(description="edit jobs are created with POST .../edits")
+    settings: JsonDocument | None = Field(
+        None,
+        description="run-settings overrides for this discovery only, merged into the project's (e.g. a larger "
+        "sae.d_sae); null: the project's settings",
+    )
+
+
+class Discovery(BaseModel):
+    id: str
+    version: int
+    status: JobStatus = Field(description="follows its job; succeeded once it became current, for good")
+    current: bool = Field(description="the discovery whose features are listed and on which new edits are made")
+    job_id: str
+    settings: dict[str, Any] = Field(description="the run-settings overrides it used")
+    sae_digests: dict[str, str] = Field(description="SHA-256 of each site's SAE (filled when it succeeds)")
+    flags_carried: list[str] = Field(
+        description="flags (feature ids) whose SAE it kept when it became current: they still apply"
+    )
+    flags_to_review: list[str] = Field(
+        description="flags made on an SAE it replaced: they apply to no feature until set again or cleared"
+    )
+    created_at: datetime
+    finished_at: datetime | None
+    artifacts_removed: bool = Field(description="its artifacts were removed (failed or cancelled, retention passed)")
+
+
+class DiscoveryList(BaseModel):
+    items: list[Discovery]
 
 
 class Job(BaseModel):
@@ -130,6 +163,11 @@ class Flag(BaseModel):
     principal: str
     source: str
     updated_at: datetime
+    discovery_id: str | None = Field(description="the discovery whose SAE it was made on (null: before versioning)")
+    current: bool = Field(
+        description="true: it applies to the current discovery (same SAE); false: a re-discovery replaced its "
+        "SAE, so it needs review (set it again or clear it) and is left out of edits and feature listings"
+    )
 
 
 class FlagList(BaseModel):
@@ -182,6 +220,7 @@ class Edit(BaseModel):
     policy: str
     summary: dict[str, Any] | None
     created_at: datetime
+    discovery_id: str | None = Field(description="the discovery it was made on (null: before versioning)")
 
 
 class EditList(BaseModel):
@@ -203,6 +242,19 @@ class PredictResponse(BaseModel):
     classes: list[str]
     labels: list[str]
     probabilities: list[list[float]]
+
+
+class Event(BaseModel):
+    id: int
+    action: Literal["discovery_current", "edit_deleted", "upload_deleted", "project_deleted"]
+    target: str = Field(description="the discovery, edit, upload or project concerned")
+    principal: str
+    detail: dict[str, Any]
+    at: datetime
+
+
+class EventList(Page):
+    items: list[Event]
 
 
 class ErrorBody(BaseModel):

@@ -1,12 +1,15 @@
 """Running one job: the pipeline step it names, then what its results mean for the store.
 
-`discover` runs SAEs, attribution and cards in the project's artifact folder and loads the circuit
-into the features table; `edit` applies the edit's snapshot of flags and records the report's figures.
+`discover` runs SAEs, attribution and cards in its discovery's own folder (emptied first: a retried
+attempt starts clean, and no other discovery is touched), then promotes it: its circuit replaces the
+features and it becomes current, in one transaction. `edit` applies the edit's snapshot of flags to
+the discovery it was made on and records the report's figures.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -16,13 +19,18 @@ from editing_service.artifacts import ArtifactDir
 from editing_service.config import ServiceConfig
 from editing_service.features.flags import Flag, FlagSet
 from editing_service.pipeline import run_discover, run_edit
+from editing_service.sae import sae_digest
 from editing_service.settings import RunSettings
 from editing_service.store import (
     Database,
     JobRecord,
+    count_features,
+    current_discovery,
+    discovery_for_job,
+    edit_discovery_dir,
     get_edit,
     get_project,
-    replace_features,
+    promote_discovery,
     set_edit_summary,
 )
 
@@ -35,9 +43,10 @@ class JobCancelled(Exception):
     """Raised from a progress report once someone has asked to cancel the job."""
 
 
-def project_settings(project: Any, config: ServiceConfig) -> RunSettings:
-    """The run settings of a project: its stored overrides, its spec and model, the service's device."""
-    overrides = dict(project.settings)
+def project_settings(project: Any, config: ServiceConfig, overrides: dict[str, Any] | None = None) -> RunSettings:
+    """The run settings of a project: its stored overrides (or a discovery's), its spec and model, the
+    service's device."""
+    overrides = dict(project.settings if overrides is None else overrides)
     model = {**overrides.pop("model", {}), "path": project.model_ref, "device": config.device}
     return RunSettings.model_validate({**overrides, "spec": project.spec_ref, "model": model})
 
@@ -64,18 +73,38 @@ def report_summary(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def sae_digests(folder: Path) -> dict[str, str]:
+    """The digest of every site's SAE in a discovery folder ({} when it has none)."""
+    saes = ArtifactDir(folder).saes
+    if not saes.is_dir():
+        return {}
+    return {p.name: sae_digest(p) for p in sorted(saes.iterdir()) if (p / "cfg.json").is_file()}
+
+
 def _discover(db: Database, config: ServiceConfig, job: JobRecord, progress: Progress) -> None:
+    discovery = discovery_for_job(db, job)
+    if discovery.status == "succeeded":  # promoted by an attempt that died before finishing its job
+        return
     project = get_project(db, job.project_id)
-    run_discover(project_settings(project, config), project.artifacts_dir, progress=progress)
-    document = json.loads(ArtifactDir(Path(project.artifacts_dir)).features.read_text())
-    replace_features(db, project.id, feature_rows(document))
+    folder = discovery.artifacts_dir
+    shutil.rmtree(folder, ignore_errors=True)
+    run_discover(project_settings(project, config, discovery.settings), folder, progress=progress)
+    document = json.loads(ArtifactDir(folder).features.read_text())
+    # A project discovered before discoveries were versioned keeps its SAEs in its own folder.
+    unversioned = current_discovery(db, project.id) is None and count_features(db, project.id) > 0
+    promoted = promote_discovery(
+        db, discovery.id, job=job, rows=feature_rows(document), sae_digests=sae_digests(folder),
+        previous_digests=sae_digests(project.artifacts_dir) if unversioned else None,
+    )
+    if promoted is None:
+        raise RuntimeError(f"Discovery {discovery.id!r} was not made current: its job is no longer this attempt's.")
 
 
 def _edit(db: Database, config: ServiceConfig, job: JobRecord, progress: Progress) -> None:
     project = get_project(db, job.project_id)
     edit = get_edit(db, project.id, job.params["edit_id"])
     flags = FlagSet(flags=[Flag(**flag) for flag in edit.flags], policy=edit.policy)
-    report = run_edit(project.artifacts_dir, flags, progress=progress, edit_out=edit.out_dir)
+    report = run_edit(edit_discovery_dir(db, edit), flags, progress=progress, edit_out=edit.out_dir)
     set_edit_summary(db, edit.id, report_summary(report))
 
 

@@ -4,7 +4,8 @@ Claims are compare-and-set updates in the database, so any number of replicas sh
 can each run a worker. While a job runs, a heartbeat thread keeps its `heartbeat_at` fresh; a job
 whose heartbeat stops (the process died) is requeued by whichever worker notices, or failed after
 `job_max_attempts`. Progress reports double as cancellation checks, and as the point where a worker
-that is shutting down hands its job back to the queue (that attempt not counted).
+that is shutting down hands its job back to the queue (that attempt not counted). Every
+`SWEEP_EVERY_S` it also removes the artifacts that retention lets go (see retention.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import uuid
 from collections.abc import Callable
 
 from editing_service.config import ServiceConfig
+from editing_service.jobs.retention import sweep_artifacts
 from editing_service.jobs.runner import JobCancelled, run_job
 from editing_service.store import (
     Database,
@@ -33,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 Runner = Callable[[Database, ServiceConfig, JobRecord, Callable[[str, float], None]], None]
 PROGRESS_EVERY_S = 0.5
+SWEEP_EVERY_S = 60.0
 
 
 class WorkerStopping(Exception):
@@ -47,6 +50,7 @@ class JobWorker:
         self.worker_id = f"{uuid.uuid4().hex[:8]}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._next_sweep = 0.0
 
     def start(self) -> JobWorker:
         self._thread = threading.Thread(target=self._loop, name=f"job-worker-{self.worker_id}", daemon=True)
@@ -62,7 +66,11 @@ class JobWorker:
             logger.warning("Job %s handed back to the queue at shutdown", job.id)
 
     def run_once(self) -> JobRecord | None:
-        """Recover lost jobs, then claim and run one queued job if there is one; returns it."""
+        """Recover lost jobs, sweep artifacts when it is time, then claim and run one queued job if there
+        is one; returns it."""
+        if time.monotonic() >= self._next_sweep:
+            self._next_sweep = time.monotonic() + SWEEP_EVERY_S
+            sweep_artifacts(self.db, retention_hours=self.config.failed_artifacts_retention_hours)
         for job in recover_stale_jobs(self.db, stale_after=self.config.job_stale_seconds,
                                       max_attempts=self.config.job_max_attempts):
             logger.warning("Job %s lost its worker: now %s", job.id, job.status)

@@ -6,7 +6,7 @@ Importing the package registers every architecture (`topk`, `relu`, `jumprelu`).
 from editing_service.sae.base import SAE, StepOutput, TrainContext
 from editing_service.sae.config import SAEConfig
 from editing_service.sae.convert import topk_to_jumprelu
-from editing_service.sae.io import load_sae, save_sae
+from editing_service.sae.io import load_sae, sae_digest, save_sae
 from editing_service.sae.jumprelu import JumpReLUSAE
 from editing_service.sae.quality import sae_quality
 from editing_service.sae.registry import get_sae_class, known_architectures, register_sae
@@ -26,6 +26,7 @@ __all__ = [
     "get_sae_class",
     "known_architectures",
     "load_sae",
+    "sae_digest",
     "register_sae",
     "sae_quality",
     "save_sae",

@@ -8,6 +8,7 @@ scaling factor. Run-time activation normalisation is refused: our SAEs take raw 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -108,6 +109,19 @@ def save_sae(sae: SAE, path: str | Path) -> Path:
     (folder / CFG_FILENAME).write_text(text + "\n")
     logger.info("saved %s SAE (%d x %d) to %s", sae.cfg.architecture, sae.d_in, sae.d_sae, folder)
     return folder
+
+
+def sae_digest(path: str | Path) -> str:
+    """The SHA-256 of what an SAE folder computes: its weights file and its config without the device and
+    the training metadata. Two folders with one digest encode every input into the same features."""
+    folder = Path(path)
+    cfg = json.loads((folder / CFG_FILENAME).read_text())
+    digest = hashlib.sha256(json.dumps({k: v for k, v in cfg.items() if k not in ("device", "metadata")},
+                                       sort_keys=True).encode())
+    with (folder / WEIGHTS_FILENAME).open("rb") as weights:
+        for block in iter(lambda: weights.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _architecture(raw: dict[str, Any]) -> str:

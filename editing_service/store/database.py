@@ -13,10 +13,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.schema import CreateColumn
 
 from editing_service.store.errors import Invalid
 from editing_service.store.tables import Base
@@ -64,8 +66,28 @@ class Database:
         return self.engine.dialect.name
 
     def create_all(self) -> None:
-        """Create the tables that do not exist yet."""
+        """Create the tables that do not exist yet, and add the columns that existing tables lack.
+
+        Columns added after a table's first release are nullable or have a server default (see
+        tables.py), so adding them to a database written by an older version keeps its rows valid.
+        """
         Base.metadata.create_all(self.engine)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        present = {name: {c["name"] for c in inspect(self.engine).get_columns(name)}
+                   for name in Base.metadata.tables}
+        for table in Base.metadata.sorted_tables:
+            for column in table.columns:
+                if column.name in present[table.name]:
+                    continue
+                ddl = CreateColumn(column).compile(dialect=self.engine.dialect)
+                try:
+                    with self.engine.begin() as connection:
+                        connection.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
+                except DBAPIError:  # another replica starting at the same time added it first
+                    if column.name not in {c["name"] for c in inspect(self.engine).get_columns(table.name)}:
+                        raise
 
     @contextmanager
     def session(self, *, readonly: bool = False) -> Iterator[Session]:

@@ -1,4 +1,5 @@
-"""Edits: a snapshot of the flags to apply and the policy that chose them, run by an 'edit' job."""
+"""Edits: a snapshot of the flags to apply and the policy that chose them, run by an 'edit' job on the
+discovery that was current when the edit was created (recorded with it)."""
 
 from __future__ import annotations
 
@@ -6,19 +7,31 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from editing_service.store.database import Database
-from editing_service.store.errors import Invalid, NotFound
+from editing_service.store.discoveries import check_upload_kept, current_digests, current_row
+from editing_service.store.errors import Conflict, Invalid, NotFound
 from editing_service.store.jobs import add_job
 from editing_service.store.projects import require_project
 from editing_service.store.records import FLAG_SOURCES, FLAG_STATES, EditFolders, EditRecord, JobRecord
-from editing_service.store.tables import EditRow, FlagRow, ProjectRow, new_id, utcnow
+from editing_service.store.tables import (
+    DiscoveryRow,
+    EditRow,
+    FlagRow,
+    ProjectRow,
+    new_id,
+    utcnow,
+)
 
 EDIT_NOT_FOUND = "Edit {id!r} does not exist in project {project!r}."
 EDIT_ID_NOT_FOUND = "Edit {id!r} does not exist."
 NOTHING_TO_ABLATE = "No feature is flagged spurious, so an edit of project {project!r} would ablate nothing."
+FLAGS_TO_REVIEW = (
+    "{n} spurious flag(s) of project {project!r} were made on an SAE that the current discovery replaced "
+    "and need review (set them again or clear them) before an edit of the current flags: {ids}."
+)
 INVALID_EDIT_FLAG = "Flag {index} of the edit is invalid: {problem}"
 
 _FLAG_DEFAULTS = {"rationale": "", "reviewer": "unknown", "source": "person"}
@@ -26,21 +39,26 @@ _FLAG_FIELDS = ("site", "feature", "state", *_FLAG_DEFAULTS)
 
 
 def create_edit(
-    db: Database, *, project_id: str, policy: str, flags: Sequence[Mapping[str, Any]] | None = None
+    db: Database, *, project_id: str, policy: str, flags: Sequence[Mapping[str, Any]] | None = None,
+    spurious_only: bool = False,
 ) -> tuple[EditRecord, JobRecord]:
-    """Create an edit and its queued 'edit' job (params {"edit_id": ...}) in one transaction.
+    """Create an edit and its queued 'edit' job (params {"edit_id": ...}) in one transaction, bound to
+    the project's current discovery.
 
-    `flags` (dicts with site, feature, state and optionally rationale, reviewer, source) default to the
-    project's current flags, snapshotted now. At least one must be spurious. The edit's artifacts go to
-    `<project artifacts_dir>/edits/<edit id>`.
+    `flags` (dicts with site, feature, state and optionally rationale, reviewer, source) default to the project's flags valid for the current discovery, snapshotted
+    now (`spurious_only`: only the spurious ones); Conflict if a spurious flag needs review. At least
+    one must be spurious. The edit's artifacts
+    go to `<project artifacts_dir>/edits/<edit id>`.
     """
     snapshot = None if flags is None else [_checked_flag(index, flag) for index, flag in enumerate(flags)]
     with db.session() as session:
-        project = require_project(session, project_id)
+        project = require_project(session, project_id, lock="share")
+        check_upload_kept(project)
         if snapshot is None:
-            snapshot = _current_flags(session, project_id)
+            snapshot = [f for f in _current_flags(session, project_id) if f["state"] == "spurious" or not spurious_only]
         if not any(flag["state"] == "spurious" for flag in snapshot):
             raise Invalid(NOTHING_TO_ABLATE.format(project=project_id))
+        discovery = current_row(session, project_id)
         edit_id = new_id()
         job = add_job(session, project_id=project_id, kind="edit", params={"edit_id": edit_id})
         edit = EditRow(
@@ -53,6 +71,7 @@ def create_edit(
             out_dir=str(Path(project.artifacts_dir) / "edits" / edit_id),
             summary=None,
             created_at=utcnow(),
+            discovery_id=discovery.id if discovery is not None else None,
         )
         session.add(edit)
         session.flush()
@@ -68,16 +87,23 @@ def get_edit(db: Database, project_id: str, edit_id: str) -> EditRecord:
 
 
 def get_edit_folders(db: Database, project_id: str, edit_id: str) -> EditFolders:
-    """The edit's status, output folder and project folder in one query that leaves the flags unread."""
+    """The edit's status, output folder and discovery folder in one query that leaves the flags unread."""
     with db.session(readonly=True) as session:
         row = session.execute(
-            select(EditRow.status, EditRow.out_dir, ProjectRow.artifacts_dir)
+            select(EditRow.status, EditRow.out_dir,
+                   func.coalesce(DiscoveryRow.artifacts_dir, ProjectRow.artifacts_dir).label("discovery_dir"))
             .join(ProjectRow, ProjectRow.id == EditRow.project_id)
-            .where(EditRow.id == edit_id, EditRow.project_id == project_id)
+            .outerjoin(DiscoveryRow, DiscoveryRow.id == EditRow.discovery_id)
+            .where(EditRow.id == edit_id, EditRow.project_id == project_id, ProjectRow.deleted_at.is_(None))
         ).one_or_none()
     if row is None:
         raise NotFound(EDIT_NOT_FOUND.format(id=edit_id, project=project_id))
-    return EditFolders(status=row.status, out_dir=Path(row.out_dir), project_dir=Path(row.artifacts_dir))
+    return EditFolders(status=row.status, out_dir=Path(row.out_dir), discovery_dir=Path(row.discovery_dir))
+
+
+def edit_discovery_dir(db: Database, edit: EditRecord) -> Path:
+    """The folder of the discovery an edit was made on."""
+    return get_edit_folders(db, edit.project_id, edit.id).discovery_dir
 
 
 def list_edits(db: Database, project_id: str) -> list[EditRecord]:
@@ -109,10 +135,15 @@ def set_edit_summary(db: Database, edit_id: str, summary: Mapping[str, Any]) -> 
 
 
 def _current_flags(session: Session, project_id: str) -> list[dict[str, Any]]:
+    digests = current_digests(session, project_id)
     rows = session.scalars(
         select(FlagRow).where(FlagRow.project_id == project_id).order_by(FlagRow.site, FlagRow.feature)
     )
-    return [row.record().snapshot() for row in rows]
+    flags = [row.record(digests) for row in rows]
+    stale = [f"{f.site}/{f.feature}" for f in flags if not f.current and f.state == "spurious"]
+    if stale:
+        raise Conflict(FLAGS_TO_REVIEW.format(n=len(stale), project=project_id, ids=", ".join(stale[:20])))
+    return [flag.snapshot() for flag in flags if flag.current]
 
 
 def _checked_flag(index: int, flag: Mapping[str, Any]) -> dict[str, Any]:

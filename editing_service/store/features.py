@@ -23,10 +23,12 @@ SORTS = ("rank", "score", "-score", "abs_score", "-abs_score")
 FLAG_FILTERS = (*FLAG_STATES, "none")
 
 _REQUIRED = ("site", "feature", "score", "rank")
+# A flag applies to a feature only if it was made on the same SAE (see discoveries.py).
 _FLAG_OF_FEATURE = and_(
     FlagRow.project_id == FeatureRow.project_id,
     FlagRow.site == FeatureRow.site,
     FlagRow.feature == FeatureRow.feature,
+    FlagRow.sae_digest == FeatureRow.sae_digest,
 )
 _ORDER = {
     "rank": (FeatureRow.rank,),
@@ -38,11 +40,13 @@ _ORDER = {
 
 
 def replace_features(db: Database, project_id: str, rows: Sequence[Mapping[str, Any]]) -> int:
-    """Replace the project's features by `rows` (site, feature, score, rank; label, suggestions, card optional).
+    """Replace the project's features by `rows` (site, feature, score, rank; label, suggestions, card,
+    sae_digest optional).
 
     Flags are kept, also for features that are no longer in the circuit. Returns the number of features.
+    A discovery replaces them with `promote_discovery` instead.
     """
-    values = _feature_values(project_id, rows)
+    values = feature_values(project_id, rows)
     with db.session() as session:
         require_project(session, project_id)
         session.execute(delete(FeatureRow).where(FeatureRow.project_id == project_id))
@@ -134,7 +138,8 @@ def _with_flags(query: Select[Any]) -> Select[Any]:
     return query.select_from(FeatureRow).outerjoin(FlagRow, _FLAG_OF_FEATURE)
 
 
-def _feature_values(project_id: str, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def feature_values(project_id: str, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The features table's rows for `rows`, checked (Invalid names an incomplete or repeated row)."""
     values, seen = [], set()
     for index, row in enumerate(rows):
         for field in _REQUIRED:
@@ -154,6 +159,7 @@ def _feature_values(project_id: str, rows: Sequence[Mapping[str, Any]]) -> list[
                 "label": row.get("label"),
                 "suggestions": list(row.get("suggestions") or []),
                 "card": row.get("card"),
+                "sae_digest": str(row.get("sae_digest") or ""),
             }
         )
     return values

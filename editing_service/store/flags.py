@@ -15,6 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from editing_service.store.database import Database
+from editing_service.store.discoveries import current_digests, current_row
 from editing_service.store.errors import NotFound, check_choice
 from editing_service.store.features import has_suggestion, require_feature
 from editing_service.store.paging import check_paging
@@ -49,7 +50,7 @@ def set_flag(
     check_choice(source, FLAG_SOURCES, "source")
     with db.session() as session:
         require_project(session, project_id)
-        require_feature(session, project_id, site, feature, lock=True)
+        row = require_feature(session, project_id, site, feature, lock=True)
         previous = session.scalar(
             select(FlagRow.state).where(*_flag_key(project_id, site, feature)).with_for_update()
         )
@@ -58,6 +59,8 @@ def set_flag(
             project_id=project_id,
             site=site,
             feature=feature,
+            sae_digest=row.sae_digest,
+            discovery=_current_id(session, project_id),
             state=state,
             previous_state=previous,
             rationale=rationale,
@@ -111,14 +114,17 @@ def clear_flag(
         return entry.record()
 
 
-def list_flags(db: Database, project_id: str) -> list[FlagRecord]:
-    """The project's current flags, by site and feature."""
+def list_flags(db: Database, project_id: str, *, current: bool | None = None) -> list[FlagRecord]:
+    """The project's flags, by site and feature; `current` True (False) keeps only those valid for
+    (made on an SAE replaced by) the current discovery."""
     with db.session(readonly=True) as session:
         require_project(session, project_id)
+        digests = current_digests(session, project_id)
         rows = session.scalars(
             select(FlagRow).where(FlagRow.project_id == project_id).order_by(FlagRow.site, FlagRow.feature)
         )
-        return [row.record() for row in rows]
+        flags = [row.record(digests) for row in rows]
+        return [f for f in flags if current is None or f.current == current]
 
 
 def audit_log(
@@ -130,7 +136,8 @@ def audit_log(
     limit: int | None = None,
     offset: int = 0,
 ) -> list[AuditRecord]:
-    """Every flag change of the project (optionally of one site or feature), oldest first."""
+    """Every flag change of the project (optionally of one site or feature), oldest first; also for a
+    deleted project (its audit log is kept)."""
     check_paging(limit, offset)
     query = select(AuditEntryRow).where(AuditEntryRow.project_id == project_id)
     if site is not None:
@@ -138,7 +145,7 @@ def audit_log(
     if feature is not None:
         query = query.where(AuditEntryRow.feature == feature)
     with db.session(readonly=True) as session:
-        require_project(session, project_id)
+        require_project(session, project_id, include_deleted=True)
         rows = session.scalars(query.order_by(AuditEntryRow.id).limit(limit).offset(offset))
         return [row.record() for row in rows]
 
@@ -160,8 +167,9 @@ def apply_suggestions(
     rationale = SUGGESTED_RATIONALE.format(kind=kind) if rationale is None else rationale
     with db.session() as session:
         require_project(session, project_id)
+        discovery = _current_id(session, project_id)
         suggested = session.execute(
-            select(FeatureRow.site, FeatureRow.feature)
+            select(FeatureRow.site, FeatureRow.feature, FeatureRow.sae_digest)
             .where(FeatureRow.project_id == project_id, has_suggestion(kind))
             .order_by(FeatureRow.site, FeatureRow.feature)
             .with_for_update()
@@ -171,9 +179,10 @@ def apply_suggestions(
             for row in session.scalars(select(FlagRow).where(FlagRow.project_id == project_id))
         }
         changed = []
-        for site, feature in suggested:
+        for site, feature, sae_digest in suggested:
             flag = current.get((site, feature))
-            if flag is not None and (flag.state == "spurious" or flag.source == "person"):
+            valid = flag is not None and flag.sae_digest == sae_digest  # else made on another SAE
+            if valid and (flag.state == "spurious" or flag.source == "person"):
                 continue
             changed.append(
                 _write_flag(
@@ -181,6 +190,8 @@ def apply_suggestions(
                     project_id=project_id,
                     site=site,
                     feature=feature,
+                    sae_digest=sae_digest,
+                    discovery=discovery,
                     state="spurious",
                     previous_state=flag.state if flag is not None else None,
                     rationale=rationale,
@@ -198,6 +209,8 @@ def _write_flag(
     project_id: str,
     site: str,
     feature: int,
+    sae_digest: str,
+    discovery: str | None,
     state: str,
     previous_state: str | None,
     rationale: str,
@@ -206,6 +219,7 @@ def _write_flag(
     source: str,
 ) -> FlagRecord:
     now = utcnow()
+    binding = {"sae_digest": sae_digest, "discovery_id": discovery}
     verdict: dict[str, Any] = {
         "state": state,
         "rationale": rationale,
@@ -214,12 +228,12 @@ def _write_flag(
         "source": source,
     }
     upsert = _insert(session).values(
-        project_id=project_id, site=site, feature=feature, updated_at=now, **verdict
+        project_id=project_id, site=site, feature=feature, updated_at=now, **verdict, **binding
     )
     session.execute(
         upsert.on_conflict_do_update(
             index_elements=[FlagRow.project_id, FlagRow.site, FlagRow.feature],
-            set_={**verdict, "updated_at": now},
+            set_={**verdict, **binding, "updated_at": now},
         )
     )
     session.execute(
@@ -233,7 +247,12 @@ def _write_flag(
             **verdict,
         )
     )
-    return FlagRecord(project_id=project_id, site=site, feature=feature, updated_at=now, **verdict)
+    return FlagRecord(project_id=project_id, site=site, feature=feature, updated_at=now, **verdict, **binding)
+
+
+def _current_id(session: Session, project_id: str) -> str | None:
+    row = current_row(session, project_id)
+    return row.id if row is not None else None
 
 
 def _insert(session: Session) -> Any:

@@ -4,7 +4,7 @@ Every state change is a compare-and-set UPDATE guarded by the state it expects (
 so that workers in several processes sharing one PostgreSQL (or one SQLite file) cannot run a job twice
 or overwrite each other. A worker that dies leaves its job `running` with an old heartbeat;
 `recover_stale_jobs` puts it back in the queue, or fails it after `max_attempts`.
-An edit's status follows the status of its job.
+An edit's status, and a discovery's, follow the status of its job.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from editing_service.store.database import Database
 from editing_service.store.errors import Conflict, Invalid, NotFound, check_choice
 from editing_service.store.projects import require_project
 from editing_service.store.records import FINISHED_STATUSES, JOB_KINDS, JOB_STATUSES, JobRecord
-from editing_service.store.tables import EditRow, JobRow, new_id, utcnow
+from editing_service.store.tables import DiscoveryRow, EditRow, JobRow, new_id, utcnow
 
 JOB_NOT_FOUND = "Job {id!r} does not exist."
 JOB_ALREADY_FINISHED = (
@@ -49,7 +49,7 @@ def enqueue_job(
     """Queue a 'discover' or 'edit' job for a project."""
     check_choice(kind, JOB_KINDS, "kind")
     with db.session() as session:
-        require_project(session, project_id)
+        require_project(session, project_id, lock="share")
         return add_job(session, project_id=project_id, kind=kind, params=params).record()
 
 
@@ -95,7 +95,7 @@ def claim_job(db: Database, *, worker_id: str) -> JobRecord | None:
                     progress=0.0,
                 )
                 if claimed.rowcount == 1:
-                    _set_edit_status(session, [job_id], "running")
+                    _follow_job_status(session, [job_id], "running")
                     return _load(session, job_id)
 
 
@@ -125,7 +125,7 @@ def finish_job(db: Database, job_id: str, *, worker_id: str, status: str, error:
         finished = _update(session, _owned(job_id, worker_id), **values)
         if finished.rowcount != 1:
             return False
-        _set_edit_status(session, [job_id], status)
+        _follow_job_status(session, [job_id], status)
         return True
 
 
@@ -138,7 +138,7 @@ def request_cancel(db: Database, job_id: str) -> JobRecord:
             status="cancelled",
             finished_at=utcnow(),
         ).rowcount:
-            _set_edit_status(session, [job_id], "cancelled")
+            _follow_job_status(session, [job_id], "cancelled")
         elif not _update(
             session, (JobRow.id == job_id, JobRow.status == "running"), cancel_requested=True
         ).rowcount:
@@ -175,7 +175,7 @@ def recover_stale_jobs(db: Database, *, stale_after: float, max_attempts: int) -
                 is_stale,
             )
             if _update(session, guard, status=status, **values).rowcount == 1:
-                _set_edit_status(session, [job.id], status)
+                _follow_job_status(session, [job.id], status)
                 changed.append(job.id)
         return [_load(session, job_id) for job_id in changed]
 
@@ -191,7 +191,7 @@ def release_jobs_of_worker(db: Database, worker_id: str) -> list[JobRecord]:
             .returning(JobRow.id)
             .execution_options(synchronize_session=False)
         ).all()
-        _set_edit_status(session, released, "queued")
+        _follow_job_status(session, released, "queued")
         return [_load(session, job_id) for job_id in released]
 
 
@@ -235,14 +235,24 @@ def _update(session: Session, where: Sequence[ColumnElement[bool]], **values: An
     return cast(CursorResult[Any], session.execute(statement))
 
 
-def _set_edit_status(session: Session, job_ids: Sequence[str], status: str) -> None:
-    if job_ids:
-        session.execute(
-            update(EditRow)
-            .where(EditRow.job_id.in_(job_ids))
-            .values(status=status)
-            .execution_options(synchronize_session=False)
-        )
+def _follow_job_status(session: Session, job_ids: Sequence[str], status: str) -> None:
+    """Edits and discoveries take their job's status; a discovery already made current stays succeeded
+    (its job may still be requeued if its worker died between the promotion and finishing the job)."""
+    if not job_ids:
+        return
+    session.execute(
+        update(EditRow)
+        .where(EditRow.job_id.in_(job_ids))
+        .values(status=status)
+        .execution_options(synchronize_session=False)
+    )
+    finished = {"finished_at": utcnow()} if status in FINISHED_STATUSES else {}
+    session.execute(
+        update(DiscoveryRow)
+        .where(DiscoveryRow.job_id.in_(job_ids), DiscoveryRow.status != "succeeded")
+        .values(status="failed" if status == "succeeded" else status, **finished)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _require_job(session: Session, job_id: str) -> JobRow:

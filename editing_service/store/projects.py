@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -15,6 +15,7 @@ from editing_service.store.records import ProjectRecord
 from editing_service.store.tables import NAME_LENGTH, ProjectRow, new_id
 
 PROJECT_NOT_FOUND = "Project {id!r} does not exist."
+PROJECT_DELETED = "Project {id!r} was deleted at {at}."
 EMPTY_NAME = "A project needs a non-empty name."
 NAME_TOO_LONG = "A project name has at most {max} characters, not {length}."
 EMPTY_SPEC = "A project needs a dataset spec (a shipped spec name or a path)."
@@ -28,10 +29,12 @@ def create_project(
     spec_ref: str,
     settings: dict[str, Any] | None = None,
     artifacts_root: Path,
+    upload_dir: Path | None = None,
 ) -> ProjectRecord:
     """Create a project; its artifacts go to `artifacts_root/projects/<id>` (the caller creates it).
 
-    `model_ref` None means the embedded default classifier.
+    `model_ref` None means the embedded default classifier; `upload_dir` is the folder of its uploaded
+    data file, if it came with one (removed with the project, or alone by `delete_upload`).
     """
     if not name.strip():
         raise Invalid(EMPTY_NAME)
@@ -47,6 +50,7 @@ def create_project(
         spec_ref=spec_ref,
         settings=dict(settings or {}),
         artifacts_dir=str(Path(artifacts_root) / "projects" / project_id),
+        upload_dir=str(upload_dir) if upload_dir is not None else None,
     )
     with db.session() as session:
         session.add(row)
@@ -60,12 +64,14 @@ def get_project(db: Database, project_id: str) -> ProjectRecord:
 
 
 def list_projects(db: Database, *, limit: int = 50, offset: int = 0) -> tuple[list[ProjectRecord], int]:
-    """One page of projects, newest first, and the number of projects."""
+    """One page of projects (deleted ones left out), newest first, and the number of projects."""
     check_paging(limit, offset)
+    live = ProjectRow.deleted_at.is_(None)
     with db.session(readonly=True) as session:
-        total = session.scalar(select(func.count()).select_from(ProjectRow)) or 0
+        total = session.scalar(select(func.count()).select_from(ProjectRow).where(live)) or 0
         rows = session.scalars(
             select(ProjectRow)
+            .where(live)
             .order_by(ProjectRow.created_at.desc(), ProjectRow.id)
             .limit(limit)
             .offset(offset)
@@ -73,9 +79,22 @@ def list_projects(db: Database, *, limit: int = 50, offset: int = 0) -> tuple[li
         return [row.record() for row in rows], total
 
 
-def require_project(session: Session, project_id: str) -> ProjectRow:
-    """The project's row, or NotFound."""
-    row = session.get(ProjectRow, project_id)
+def require_project(
+    session: Session, project_id: str, *, lock: Literal["share", "update"] | None = None,
+    include_deleted: bool = False,
+) -> ProjectRow:
+    """The project's row, or NotFound (also for a deleted project, unless `include_deleted`).
+
+    `lock` holds the row until the transaction ends: "share" by whatever adds jobs to the project,
+    "update" by its deletion, so that no job is added to a project being deleted (PostgreSQL; on
+    SQLite every writing transaction holds the database's write lock anyway).
+    """
+    query = select(ProjectRow).where(ProjectRow.id == project_id)
+    if lock is not None:
+        query = query.with_for_update(read=lock == "share")
+    row = session.scalars(query.execution_options(populate_existing=True)).one_or_none()
     if row is None:
         raise NotFound(PROJECT_NOT_FOUND.format(id=project_id))
+    if row.deleted_at is not None and not include_deleted:
+        raise NotFound(PROJECT_DELETED.format(id=project_id, at=row.deleted_at.isoformat(timespec="seconds")))
     return row

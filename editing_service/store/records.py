@@ -13,10 +13,12 @@ from typing import Any
 JOB_KINDS = ("discover", "edit")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED_STATUSES = ("succeeded", "failed", "cancelled")
+ACTIVE_STATUSES = ("queued", "running")
 FLAG_STATES = ("spurious", "task_relevant")
 SUGGESTION_KINDS = ("lexicon", "protected_attribute")
 FLAG_SOURCES = ("person", *SUGGESTION_KINDS)
 AUDIT_ACTIONS = ("set", "clear")
+EVENT_ACTIONS = ("discovery_current", "edit_deleted", "upload_deleted", "project_deleted")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +30,9 @@ class ProjectRecord:
     settings: dict[str, Any]
     artifacts_dir: Path
     created_at: datetime
+    upload_dir: Path | None = None
+    upload_removed_at: datetime | None = None
+    deleted_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +60,12 @@ class JobRecord:
 
 @dataclass(frozen=True, slots=True)
 class FlagRecord:
-    """The current flag of one feature."""
+    """The current flag of one feature, and the SAE it was made on.
+
+    `current` is False when a re-discovery replaced the SAE of its site (another digest): the same
+    feature index may mean something else now, so the flag applies to nothing until a reviewer sets
+    it again (or clears it).
+    """
 
     project_id: str
     site: str
@@ -66,6 +76,9 @@ class FlagRecord:
     principal: str
     source: str
     updated_at: datetime
+    sae_digest: str = ""
+    discovery_id: str | None = None
+    current: bool = True
 
     def snapshot(self) -> dict[str, Any]:
         """The flag as an edit records it (the flags-file form, without the store's bookkeeping)."""
@@ -121,12 +134,54 @@ class EditRecord:
     out_dir: Path
     summary: dict[str, Any] | None
     created_at: datetime
+    discovery_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class EditFolders:
-    """Where an edit's models live, and whether its job has finished (what serving a prediction needs)."""
+    """Where an edit's models live, and whether its job has finished (what serving a prediction needs).
+
+    `discovery_dir` holds the discovery the edit was made on (its original model); a project discovered
+    before discoveries were versioned has it in the project's own folder.
+    """
 
     status: str
     out_dir: Path
-    project_dir: Path
+    discovery_dir: Path
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveryRecord:
+    """One discovery of a project: its version, status, folder, and the digests of its SAEs by site.
+
+    `flags_carried` / `flags_to_review` (feature ids "site/feature") are what its promotion found:
+    flags whose SAE it kept, and flags made on an SAE it replaced.
+    """
+
+    id: str
+    project_id: str
+    job_id: str
+    version: int
+    status: str
+    settings: dict[str, Any]
+    artifacts_dir: Path
+    sae_digests: dict[str, str]
+    flags_carried: list[str]
+    flags_to_review: list[str]
+    created_at: datetime
+    finished_at: datetime | None
+    artifacts_removed_at: datetime | None
+    current: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """A change to a project other than a flag: who, what, when, and details."""
+
+    id: int
+    project_id: str
+    action: str
+    target: str
+    principal: str
+    detail: dict[str, Any]
+    at: datetime

@@ -1,6 +1,9 @@
-"""The ORM models (SQLAlchemy 2.0, typed): projects, jobs, features, flags, audit entries and edits.
+"""The ORM models (SQLAlchemy 2.0, typed): projects, jobs, discoveries, features, flags, audit entries,
+service events and edits.
 
 Every timestamp is stored and returned as timezone-aware UTC, on SQLite too (see `UTCDateTime`).
+Columns added to a table after its first release are nullable or have a server default, so that
+`Database.create_all` can add them to an existing database (see database.py).
 """
 
 from __future__ import annotations
@@ -21,18 +24,23 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from editing_service.store.records import (
+    ACTIVE_STATUSES,
     AUDIT_ACTIONS,
+    EVENT_ACTIONS,
     FLAG_SOURCES,
     FLAG_STATES,
     JOB_KINDS,
     JOB_STATUSES,
     AuditRecord,
+    DiscoveryRecord,
     EditRecord,
+    EventRecord,
     FeatureRecord,
     FlagRecord,
     JobRecord,
@@ -40,6 +48,7 @@ from editing_service.store.records import (
 )
 
 NAME_LENGTH = 200
+DIGEST_LENGTH = 64
 
 
 def new_id() -> str:
@@ -98,6 +107,10 @@ class ProjectRow(Base):
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     artifacts_dir: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    upload_dir: Mapped[str | None] = mapped_column(Text)
+    upload_removed_at: Mapped[datetime | None]
+    deleted_at: Mapped[datetime | None]
+    deleted_by: Mapped[str | None] = mapped_column(String(200))
 
     def record(self) -> ProjectRecord:
         return ProjectRecord(
@@ -108,6 +121,9 @@ class ProjectRow(Base):
             settings=dict(self.settings or {}),
             artifacts_dir=Path(self.artifacts_dir),
             created_at=self.created_at,
+            upload_dir=Path(self.upload_dir) if self.upload_dir else None,
+            upload_removed_at=self.upload_removed_at,
+            deleted_at=self.deleted_at,
         )
 
 
@@ -168,6 +184,7 @@ class FeatureRow(Base):
     label: Mapped[str | None] = mapped_column(Text)
     suggestions: Mapped[list[str]] = mapped_column(default=list)
     card: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    sae_digest: Mapped[str] = mapped_column(String(DIGEST_LENGTH), default="", server_default="")
 
     def record(self, flag: FlagRow | None) -> FeatureRecord:
         return FeatureRecord(
@@ -184,7 +201,10 @@ class FeatureRow(Base):
 
 
 class FlagRow(Base):
-    """The current flag of a feature. No foreign key to `features`: flags outlive a new discovery."""
+    """The current flag of a feature, bound to the SAE it was made on (`sae_digest`, the content hash of
+    its site's SAE; "" for flags made before discoveries were versioned) and the discovery that trained
+    it. No foreign key to `features`: flags outlive a new discovery, and apply to a feature of the
+    current circuit only while that site's SAE has the same digest."""
 
     __tablename__ = "flags"
     __table_args__ = (
@@ -201,8 +221,10 @@ class FlagRow(Base):
     principal: Mapped[str] = mapped_column(String(200))
     source: Mapped[str] = mapped_column(String(32), default="person")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sae_digest: Mapped[str] = mapped_column(String(DIGEST_LENGTH), default="", server_default="")
+    discovery_id: Mapped[str | None] = mapped_column(String(32))
 
-    def record(self) -> FlagRecord:
+    def record(self, current_digests: dict[str, str] | None = None) -> FlagRecord:
         return FlagRecord(
             project_id=self.project_id,
             site=self.site,
@@ -213,6 +235,9 @@ class FlagRow(Base):
             principal=self.principal,
             source=self.source,
             updated_at=self.updated_at,
+            sae_digest=self.sae_digest,
+            discovery_id=self.discovery_id,
+            current=current_digests is None or current_digests.get(self.site, "") == self.sae_digest,
         )
 
 
@@ -269,6 +294,8 @@ class EditRow(Base):
     out_dir: Mapped[str] = mapped_column(Text)
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    discovery_id: Mapped[str | None] = mapped_column(String(32))
+    artifacts_removed_at: Mapped[datetime | None]
 
     def record(self) -> EditRecord:
         return EditRecord(
@@ -281,4 +308,90 @@ class EditRow(Base):
             out_dir=Path(self.out_dir),
             summary=self.summary,
             created_at=self.created_at,
+            discovery_id=self.discovery_id,
+        )
+
+
+class DiscoveryRow(Base):
+    """One discovery of a project, in its own artifact folder. Its status follows its job's, except that
+    `succeeded` is set only by the promotion that makes it current, and never changes afterwards.
+
+    At most one discovery per project is queued or running: a partial unique index enforces it in
+    the database (SQLite and PostgreSQL both have them), so concurrent requests cannot both win.
+    """
+
+    __tablename__ = "discoveries"
+    __table_args__ = (
+        CheckConstraint(_one_of("status", JOB_STATUSES), name="ck_discoveries_status"),
+        Index("ux_discoveries_version", "project_id", "version", unique=True),
+        Index(
+            "ux_discoveries_one_active",
+            "project_id",
+            unique=True,
+            sqlite_where=text(_one_of("status", ACTIVE_STATUSES)),
+            postgresql_where=text(_one_of("status", ACTIVE_STATUSES)),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), unique=True)
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    artifacts_dir: Mapped[str] = mapped_column(Text)
+    sae_digests: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    flags_carried: Mapped[list[str]] = mapped_column(default=list)
+    flags_to_review: Mapped[list[str]] = mapped_column(default=list)
+    started_by: Mapped[str] = mapped_column(String(200), default="service")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    artifacts_removed_at: Mapped[datetime | None]
+
+    def record(self, *, current: bool) -> DiscoveryRecord:
+        return DiscoveryRecord(
+            id=self.id,
+            project_id=self.project_id,
+            job_id=self.job_id,
+            version=self.version,
+            status=self.status,
+            settings=dict(self.settings or {}),
+            artifacts_dir=Path(self.artifacts_dir),
+            sae_digests=dict(self.sae_digests or {}),
+            flags_carried=list(self.flags_carried or []),
+            flags_to_review=list(self.flags_to_review or []),
+            created_at=self.created_at,
+            finished_at=self.finished_at,
+            artifacts_removed_at=self.artifacts_removed_at,
+            current=current,
+        )
+
+
+class EventRow(Base):
+    """A change to a project other than a flag (deletions, a discovery made current). No foreign key:
+    events outlive what they describe, the project included."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        CheckConstraint(_one_of("action", EVENT_ACTIONS), name="ck_events_action"),
+        Index("ix_events_project", "project_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(200))
+    principal: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def record(self) -> EventRecord:
+        return EventRecord(
+            id=self.id,
+            project_id=self.project_id,
+            action=self.action,
+            target=self.target,
+            principal=self.principal,
+            detail=dict(self.detail or {}),
+            at=self.at,
         )

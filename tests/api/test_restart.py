@@ -12,7 +12,8 @@ from http_server import TOKENS, ServerProcess
 
 from editing_service.client import EditingClient
 
-SLOW_SETTINGS = {**TINY_SETTINGS, "sae": {"d_sae": 64, "k": 4, "n_epochs": 100, "batch_size": 1}}  # 25k steps: minutes
+# Within the settings' bounds, runs for minutes unless stopped: one token per step into a wide SAE.
+SLOW_SETTINGS = {**TINY_SETTINGS, "sae": {"d_sae": 65536, "k": 4, "n_epochs": 100, "batch_size": 1}}
 
 
 def _discovered_project(client: EditingClient, root: Path, settings: dict) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from sae_factories import ARCHITECTURES, make_sae
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from editing_service.sae import JumpReLUSAE, ReLUSAE, TopKSAE, load_sae, save_sae
+from editing_service.sae import JumpReLUSAE, ReLUSAE, TopKSAE, load_sae, sae_digest, save_sae
 from editing_service.sae.io import CFG_FILENAME, WEIGHTS_FILENAME
 
 
@@ -233,3 +234,17 @@ def test_load_overrides_dtype(tmp_path: Path) -> None:
     save_sae(make_sae("topk"), tmp_path)
     sae = load_sae(tmp_path, dtype="float64")
     assert sae.W_enc.dtype == torch.float64 and sae.cfg.dtype == "float64"
+
+
+def test_the_digest_names_what_the_sae_computes(tmp_path: Path) -> None:
+    sae = make_sae("topk", hook_name="blocks.0.out", model_name="m")
+    digest = sae_digest(save_sae(sae, tmp_path / "a"))
+    assert len(digest) == 64 and digest == hashlib.sha256(
+        json.dumps({k: v for k, v in json.loads((tmp_path / "a" / CFG_FILENAME).read_text()).items()
+                    if k not in ("device", "metadata")}, sort_keys=True).encode()
+        + (tmp_path / "a" / WEIGHTS_FILENAME).read_bytes()).hexdigest()
+    sae.cfg.metadata["final_fvu_train"] = 0.5  # training notes do not change what it computes
+    assert sae_digest(save_sae(sae, tmp_path / "b")) == digest
+    with torch.no_grad():
+        sae.W_dec[0, 0] += 1e-6
+    assert sae_digest(save_sae(sae, tmp_path / "c")) != digest

@@ -66,7 +66,7 @@ def test_an_edit_is_created_with_its_queued_job(db: Database, project: ProjectRe
     assert get_edit(db, project.id, edit.id) == edit
     assert get_job(db, job.id) == job
     assert get_edit_folders(db, project.id, edit.id) == EditFolders(
-        status="queued", out_dir=edit.out_dir, project_dir=project.artifacts_dir
+        status="queued", out_dir=edit.out_dir, discovery_dir=project.artifacts_dir
     )
 
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
 import tarfile
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import IO, Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
-from fastapi.responses import FileResponse, HTMLResponse
-from starlette.background import BackgroundTask
+from fastapi import APIRouter, Depends, Query, Response
+from fastapi.responses import HTMLResponse, StreamingResponse
 
 from editing_service.api import schemas
 from editing_service.api.params import EditId, ProjectId
@@ -22,6 +23,7 @@ from editing_service.store import (
     Invalid,
     count_features,
     create_edit,
+    delete_edit,
     get_edit,
     get_edit_folders,
     get_feature,
@@ -37,6 +39,8 @@ NOT_DISCOVERED = "Project {project!r} has no discovered features yet: run a disc
 NOTHING_FLAGGED = "Project {project!r} has no feature flagged spurious, so there is nothing to ablate."
 NOT_READY = "Edit {edit!r} is {status}; its {what} exists once its job has succeeded."
 TOO_MANY_TEXTS = "At most {limit} texts per request, got {n}."
+MODEL_MISSING = "The {which} model of edit {edit!r} is missing on disk; its artifacts were removed."
+ARCHIVE_CHUNK = 1 << 20
 TEXT_TOO_LONG = "Text {i} has {n} characters; at most {limit} per text (EDITING_SERVICE_PREDICT_MAX_TEXT_CHARS)."
 POLICY_CURRENT = "Flags set by reviewers through the API ({n} spurious), snapshotted when the edit was created."
 POLICY_EXPLICIT = "An explicit list of {n} features given by {reviewer} when the edit was created."
@@ -46,13 +50,12 @@ def edit_view(record: object) -> schemas.Edit:
     return schemas.Edit.model_validate(record, from_attributes=True)
 
 
-def _flag_snapshot(state: ServiceState, project_id: str, body: schemas.EditCreate) -> tuple[list[dict], str]:
-    if body.features is None:
-        flags = [f for f in list_flags(state.db, project_id) if f.state == "spurious"]
-        if not flags:
+def _flag_snapshot(state: ServiceState, project_id: str, body: schemas.EditCreate) -> tuple[list[dict] | None, str]:
+    if body.features is None:  # the store snapshots them, in the transaction that binds the discovery
+        spurious = [f for f in list_flags(state.db, project_id, current=True) if f.state == "spurious"]
+        if not spurious and not any(f.state == "spurious" for f in list_flags(state.db, project_id)):
             raise Conflict(NOTHING_FLAGGED.format(project=project_id))
-        rows = [f.snapshot() for f in flags]
-        return rows, POLICY_CURRENT.format(n=len(rows))
+        return None, POLICY_CURRENT.format(n=len(spurious))
     if not body.features:
         raise Invalid(NOTHING_FLAGGED.format(project=project_id))
     for ref in body.features:
@@ -65,13 +68,15 @@ def _flag_snapshot(state: ServiceState, project_id: str, body: schemas.EditCreat
 @router.post("/projects/{project_id}/edits", status_code=202, response_model=schemas.EditCreated)
 def create(project_id: ProjectId, body: schemas.EditCreate, state: ServiceState = Depends(get_state),
            principal: str = Depends(get_principal)) -> schemas.EditCreated:
-    """Queue an edit of the current spurious flags (or an explicit list of features)."""
+    """Queue an edit of the current spurious flags (or an explicit list of features), made on the current
+    discovery (recorded as its discovery_id). 409 while a spurious flag needs review after a
+    re-discovery (set it again or clear it)."""
     project = get_project(state.db, project_id)
     with state.quota.reserve(principal):
         if count_features(state.db, project_id) == 0:
             raise Conflict(NOT_DISCOVERED.format(project=project_id))
         flags, policy = _flag_snapshot(state, project_id, body)
-        edit, job = create_edit(state.db, project_id=project.id, flags=flags, policy=policy)
+        edit, job = create_edit(state.db, project_id=project.id, flags=flags, policy=policy, spurious_only=True)
     return schemas.EditCreated(edit=edit_view(edit), job=job_view(job))
 
 
@@ -110,24 +115,51 @@ def _model_folder(state: ServiceState, project_id: str, edit_id: str, which: str
     """The folder of the edited model (once its job has succeeded) or of the original: one light query,
     the same for both, as every predict request makes it."""
     if which == "original":
-        return ArtifactDir(get_edit_folders(state.db, project_id, edit_id).project_dir).original_model
+        return ArtifactDir(get_edit_folders(state.db, project_id, edit_id).discovery_dir).original_model
     return _finished(state, project_id, edit_id, "edited model").edited_model
 
 
-@router.get(EditPath + "/model", response_class=FileResponse)
+def _chunks(handle: IO[bytes]) -> Iterator[bytes]:
+    with handle:
+        while block := handle.read(ARCHIVE_CHUNK):
+            yield block
+
+
+@router.get(EditPath + "/model", response_class=StreamingResponse,
+            responses={200: {"content": {"application/gzip": {}}}})
 def download(
     project_id: ProjectId, edit_id: EditId,
     which: Annotated[Literal["edited", "original"], Query()] = "edited",
     state: ServiceState = Depends(get_state),
-) -> FileResponse:
-    """The edited (or original) model folder as a .tar.gz; load it with `editing_service.load_model`."""
+) -> StreamingResponse:
+    """The edited (or original) model folder as a .tar.gz; load it with `editing_service.load_model`.
+
+    The archive is built in an anonymous temporary file (no name on disk), so that nothing is left
+    behind whether the download fails, the client goes away or the server is killed."""
     folder = _model_folder(state, project_id, edit_id, which)
-    handle = tempfile.NamedTemporaryFile(suffix=".tar.gz", delete=False)
-    with tarfile.open(fileobj=handle, mode="w:gz") as archive:
-        archive.add(folder, arcname=f"{edit_id}-{which}")
-    handle.close()
-    return FileResponse(handle.name, media_type="application/gzip", filename=f"{edit_id}-{which}.tar.gz",
-                        background=BackgroundTask(Path(handle.name).unlink, missing_ok=True))
+    if not folder.is_dir():
+        raise Conflict(MODEL_MISSING.format(which=which, edit=edit_id))
+    handle = tempfile.TemporaryFile()
+    try:
+        with tarfile.open(fileobj=handle, mode="w:gz") as archive:
+            archive.add(folder, arcname=f"{edit_id}-{which}")
+        size = handle.tell()
+        handle.seek(0)
+    except BaseException:
+        handle.close()
+        raise
+    name = f"{edit_id}-{which}.tar.gz"
+    return StreamingResponse(_chunks(handle), media_type="application/gzip", headers={
+        "content-disposition": f'attachment; filename="{name}"', "content-length": str(size)})
+
+
+@router.delete(EditPath, status_code=204)
+def delete(project_id: ProjectId, edit_id: EditId, state: ServiceState = Depends(get_state),
+           principal: str = Depends(get_principal)) -> Response:
+    """Delete a finished edit with its models and reports (409 while its job is queued or running:
+    cancel it first). The deletion is recorded in the project's events."""
+    shutil.rmtree(delete_edit(state.db, project_id, edit_id, principal=principal), ignore_errors=True)
+    return Response(status_code=204)
 
 
 @router.post(EditPath + "/predict", response_model=schemas.PredictResponse)

@@ -35,7 +35,8 @@ def summary_view(record: object) -> dict[str, object]:
 def flag_view(record: object) -> schemas.Flag:
     return schemas.Flag(id=f"{record.site}/{record.feature}", **{
         k: getattr(record, k) for k in
-        ("site", "feature", "state", "rationale", "reviewer", "principal", "source", "updated_at")})
+        ("site", "feature", "state", "rationale", "reviewer", "principal", "source", "updated_at",
+         "discovery_id", "current")})
 
 
 @router.get("/projects/{project_id}/features", response_model=schemas.FeatureList)
@@ -88,10 +89,14 @@ def delete_flag(
 
 
 @router.get("/projects/{project_id}/flags", response_model=schemas.FlagList)
-def flags(project_id: ProjectId, state: ServiceState = Depends(get_state)) -> schemas.FlagList:
-    """The current flag of every flagged feature."""
+def flags(
+    project_id: ProjectId, current: bool | None = None, state: ServiceState = Depends(get_state),
+) -> schemas.FlagList:
+    """The flag of every flagged feature. `current=true`: only those that apply to the current discovery
+    (made on it, or carried over: same SAE); `current=false`: only those that need review (made on an
+    SAE that a re-discovery replaced)."""
     get_project(state.db, project_id)
-    return schemas.FlagList(items=[flag_view(f) for f in list_flags(state.db, project_id)])
+    return schemas.FlagList(items=[flag_view(f) for f in list_flags(state.db, project_id, current=current)])
 
 
 @router.post("/projects/{project_id}/suggestions/apply", response_model=schemas.FlagList)
@@ -113,8 +118,8 @@ def audit(
     offset: Offset = 0,
     state: ServiceState = Depends(get_state),
 ) -> schemas.AuditLog:
-    """Every flag change, oldest first: who, when, what, why."""
-    get_project(state.db, project_id)
+    """Every flag change, oldest first: who, when, what, why (kept, and readable, after the project's
+    deletion)."""
     entries = audit_log(state.db, project_id)
     return schemas.AuditLog(
         items=[schemas.AuditEntry.model_validate(e, from_attributes=True) for e in entries[offset:offset + limit]],

@@ -1,17 +1,15 @@
-"""Jobs: discovery and edits run in the background; poll them, cancel them."""
+"""Jobs: discoveries and edits run in the background; poll them, cancel them."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from editing_service.api import schemas
+from editing_service.api import project_setup, schemas
 from editing_service.api.params import JobId, ProjectId
 from editing_service.api.state import ServiceState, get_principal, get_state
-from editing_service.store import Conflict, enqueue_job, get_job, get_project, list_jobs, request_cancel
+from editing_service.store import get_job, get_project, list_jobs, request_cancel, start_discovery
 
 router = APIRouter(tags=["jobs"])
-
-ALREADY_DISCOVERING = "Project {project!r} already has a discover job {job!r} ({status}); wait for it or cancel it."
 
 
 def job_view(record: object) -> schemas.Job:
@@ -21,13 +19,18 @@ def job_view(record: object) -> schemas.Job:
 @router.post("/projects/{project_id}/jobs", status_code=202, response_model=schemas.Job)
 def create(project_id: ProjectId, body: schemas.JobCreate, state: ServiceState = Depends(get_state),
            principal: str = Depends(get_principal)) -> schemas.Job:
-    """Queue a discover job: activations, SAEs, attribution, circuit and feature cards."""
-    get_project(state.db, project_id)
+    """Queue a discovery: activations, SAEs, attribution, circuit and feature cards, in a new folder.
+
+    It becomes the project's current discovery only when it succeeds; until then (and if it fails or
+    is cancelled) the previous one stays current. 409 while the project has another queued or
+    running discovery."""
+    project = get_project(state.db, project_id)
+    settings = None
+    if body.settings is not None:
+        settings = project_setup.check_settings(project_setup.merge_settings(project.settings, body.settings))
     with state.quota.reserve(principal):
-        for job in list_jobs(state.db, project_id=project_id):
-            if job.kind == body.kind and job.status in ("queued", "running"):
-                raise Conflict(ALREADY_DISCOVERING.format(project=project_id, job=job.id, status=job.status))
-        return job_view(enqueue_job(state.db, project_id=project_id, kind=body.kind))
+        _, job = start_discovery(state.db, project_id=project_id, settings=settings, principal=principal)
+    return job_view(job)
 
 
 @router.get("/projects/{project_id}/jobs", response_model=schemas.JobList)

@@ -47,6 +47,10 @@ class ArtifactDir:
         return self.root / "features.json"
 
     @property
+    def circuit(self) -> Path:
+        return self.root / "circuit.json"
+
+    @property
     def flags(self) -> Path:
         return self.root / "flags.json"
 

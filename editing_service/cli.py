@@ -25,16 +25,34 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-length", type=int, default=256, help="tokens per text (truncation)")
     parser.add_argument("--batch-size", type=int, default=32, help="texts per forward pass")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default=None,
+                        help="weights' dtype (default auto: the checkpoint's on a GPU, float32 on the CPU)")
 
 
 def _add_sae_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--sites", nargs="+", default=None, help="site names, e.g. blocks.0.out (default: every block output)")
+    parser.add_argument("--sites", nargs="+", default=None,
+                        help="site names, e.g. embeddings.out blocks.0.out (default: every block output)")
     parser.add_argument("--architecture", choices=["topk", "relu", "jumprelu"], default=None, help="default: topk")
     parser.add_argument("--d-sae", type=int, default=None, help="features per SAE (default: 2048)")
     parser.add_argument("--k", type=int, default=None, help="active features per token, topk (default: 32)")
     parser.add_argument("--epochs", type=float, default=None, help="passes over the cached training tokens (default: 1)")
-    parser.add_argument("--cache-dtype", choices=["float32", "float16", "bfloat16"], default="float32")
+    parser.add_argument("--cache-dtype", choices=["float32", "float16", "bfloat16"], default=None,
+                        help="storage of cached activations (default: float16)")
+    parser.add_argument("--cache-tokens-per-text", type=int, default=None,
+                        help="cache a seeded sample of at most this many tokens per training text (default: all)")
     parser.add_argument("--seed", type=int, default=0)
+
+
+def _add_edit_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--served-form", choices=["jumprelu", "gate"], default=None,
+                        help="how flagged TopK features are served (default: jumprelu)")
+    parser.add_argument("--erase-at-edited-sites", action="store_true", default=None,
+                        help="also erase the protected attribute's linear directions (LEACE, fitted on the validate "
+                        "split) at every edited site")
+
+
+def _edit_overrides(args: argparse.Namespace) -> dict[str, object]:
+    return _given(served_form=args.served_form, erase_at_edited_sites=args.erase_at_edited_sites)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,8 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--circuit-top-k", type=int, default=None, help="features per site in the circuit (default: 300)")
         sub.add_argument("--lexicon", default="gendered", help="concept lexicon for suggestions and token deletion")
     run.add_argument("--flags", default="auto",
-                     help="auto (lexicon suggestions), auto:protected, or a YAML/JSON flags file")
+                     help="auto (lexicon suggestions), auto:protected, auto:all (both kinds), or a YAML/JSON flags file")
     run.add_argument("--ablation", choices=["zero", "mean"], default="zero")
+    _add_edit_args(run)
 
     features = commands.add_parser("features", help="print the feature cards of a discovered run")
     features.add_argument("--out", required=True, help="the folder of a discovered run")
@@ -71,9 +90,31 @@ def build_parser() -> argparse.ArgumentParser:
     features.add_argument("--site", default=None)
     features.add_argument("--suggested", action="store_true", help="only features with a suggestion")
 
+    circuit = commands.add_parser("circuit", help="summarise and draw the circuit graph of a discovered run")
+    circuit.add_argument("--out", required=True, help="the folder of a discovered run")
+    circuit.add_argument("--svg", default=None, help="write the drawing (Graphviz) to this SVG file")
+    circuit.add_argument("--json", default=None, help="write the selected graph (circuit.json schema) to this file")
+    circuit.add_argument("--node-threshold", type=float, default=None, help="keep nodes with |score| >= this")
+    circuit.add_argument("--edge-threshold", type=float, default=None, help="keep edges with |weight| >= this")
+    circuit.add_argument("--max-nodes", type=int, default=None, help="strongest nodes kept per site")
+    circuit.add_argument("--flags", default=None,
+                         help="lay flags over the nodes: a YAML/JSON flags file, auto or auto:protected")
+    circuit.add_argument("--flagged", action="store_true",
+                         help="only the spurious-flagged features and their paths to the decision")
+    circuit.add_argument("--compute", action="store_true",
+                         help="rebuild circuit.json from the discovery folder first (edges, faithfulness, lens)")
+    circuit.add_argument("--ablation", choices=["mean", "zero"], default=None, help="with --compute (default: mean)")
+    circuit.add_argument("--examples", type=int, default=None, help="with --compute: examples (default: 128)")
+    circuit.add_argument("--prune", action="store_true", help="with --compute: exact (ACDC-style) pruning")
+    circuit.add_argument("--prune-tau", type=float, default=None, help="with --prune: KL threshold (default 1e-3)")
+
     edit = commands.add_parser("edit", help="apply a flags file to a discovered run, retrain, report")
     edit.add_argument("--out", required=True, help="the folder of a discovered run")
-    edit.add_argument("--flags", required=True, help="a YAML/JSON flags file, or auto / auto:protected")
+    edit.add_argument("--flags", required=True, help="a YAML/JSON flags file, or auto / auto:protected / auto:all")
+    edit.add_argument("--edit-out", default=None,
+                      help="folder for the edited model, flags and report (default: --out), so one discovery serves "
+                      "several edits")
+    _add_edit_args(edit)
 
     serve = commands.add_parser("serve", help="serve the REST API (BentoML) on this machine")
     serve.add_argument("--host", default="127.0.0.1")
@@ -83,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _model_settings(args: argparse.Namespace) -> dict[str, object]:
     return {"path": args.model, "probe_layer": args.probe_layer, "max_length": args.max_length,
-            "batch_size": args.batch_size, "device": args.device}
+            "batch_size": args.batch_size, "device": args.device,
+            **({"dtype": args.dtype} if args.dtype is not None else {})}
 
 
 def _sae_settings(args: argparse.Namespace) -> dict[str, object]:
@@ -108,7 +150,8 @@ def _cmd_saes(args: argparse.Namespace) -> None:
 
     settings = SAERunSettings(
         spec=args.spec, model=_model_settings(args), sites=args.sites, sae=_sae_settings(args),
-        cache_dtype=args.cache_dtype, splice_check=not args.no_splice_check,
+        splice_check=not args.no_splice_check,
+        **_given(cache_dtype=args.cache_dtype, cache_tokens_per_text=args.cache_tokens_per_text),
     )
     report = run_saes(settings, args.out)
     _print_sae_report(report)
@@ -125,10 +168,10 @@ def _run_settings(args: argparse.Namespace) -> object:
 
     return RunSettings(
         spec=args.spec, model=_model_settings(args), sites=args.sites, sae=_sae_settings(args),
-        cache_dtype=args.cache_dtype,
+        **_given(cache_dtype=args.cache_dtype, cache_tokens_per_text=args.cache_tokens_per_text),
         attribution=_given(method=args.attribution, n_examples=args.attribution_examples),
         circuit=_given(top_k=args.circuit_top_k), suggestions={"lexicon": args.lexicon},
-        edit={"mode": getattr(args, "ablation", "zero")},
+        edit={"mode": getattr(args, "ablation", "zero"), **(_edit_overrides(args) if "served_form" in args else {})},
     )
 
 
@@ -164,10 +207,38 @@ def _cmd_features(args: argparse.Namespace) -> None:
     print(format_cards(args.out, limit=args.limit, site=args.site, suggested_only=args.suggested))
 
 
+def _cmd_circuit(args: argparse.Namespace) -> None:
+    from editing_service.circuit.view import check_view_args
+    from editing_service.circuit_text import load_view, summary, write_drawing
+
+    check_view_args(args.node_threshold, args.edge_threshold, args.max_nodes)
+    flags = None
+    if args.flags is not None:
+        from editing_service.pipeline import resolve_flags
+
+        flags = {f.id: f.state for f in resolve_flags(args.flags, args.out).flags}
+    if args.compute:
+        from editing_service.pipeline.circuit import run_circuit, run_graph_settings
+
+        run_circuit(args.out, graph=run_graph_settings(args.out, _given(
+            ablation=args.ablation, n_examples=args.examples, prune=args.prune or None, prune_tau=args.prune_tau)))
+    graph = load_view(args.out, flags=flags, node_threshold=args.node_threshold, edge_threshold=args.edge_threshold,
+                      max_nodes=args.max_nodes, flagged_only=args.flagged)
+    print(summary(graph))
+    if args.json:
+        with open(args.json, "w") as handle:
+            handle.write(graph.model_dump_json(indent=1))
+        print(f"graph written to {args.json}")
+    if args.svg:
+        write_drawing(graph, args.svg, title=f"{graph.spec}: {'flagged subgraph' if args.flagged else 'circuit'}")
+        print(f"drawing written to {args.svg}")
+
+
 def _cmd_edit(args: argparse.Namespace) -> None:
     from editing_service.pipeline import resolve_flags, run_edit
 
-    report = run_edit(args.out, resolve_flags(args.flags, args.out))
+    report = run_edit(args.out, resolve_flags(args.flags, args.out), edit_out=args.edit_out,
+                      edit_settings=_edit_overrides(args))
     _print_report(report)
 
 
@@ -182,7 +253,7 @@ def _cmd_serve(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {"saes": _cmd_saes, "run": _cmd_run, "discover": _cmd_discover, "features": _cmd_features,
-            "edit": _cmd_edit, "serve": _cmd_serve}
+            "circuit": _cmd_circuit, "edit": _cmd_edit, "serve": _cmd_serve}
 
 
 def _silence_progress_bars() -> None:

@@ -135,6 +135,11 @@ class EditingClient:
     def feature(self, project_id: str, site: str, feature: int) -> dict[str, Any]:
         return self._call("GET", f"/projects/{project_id}/features/{site}/{feature}")
 
+    def circuit(self, project_id: str, **query: Any) -> dict[str, Any]:
+        """The circuit graph (circuit.json schema); query: node_threshold, edge_threshold, max_nodes."""
+        return self._call("GET", f"/projects/{project_id}/circuit",
+                          params={k: v for k, v in query.items() if v is not None})
+
     def flag(self, project_id: str, site: str, feature: int, *, state: str, rationale: str,
              reviewer: str) -> dict[str, Any]:
         return self._call("PUT", f"/projects/{project_id}/features/{site}/{feature}/flag",
@@ -187,3 +192,32 @@ class EditingClient:
     def predict(self, project_id: str, edit_id: str, texts: list[str], *, model: str = "edited") -> dict[str, Any]:
         return self._call("POST", f"/projects/{project_id}/edits/{edit_id}/predict",
                           json={"texts": texts, "model": model})
+
+    # access
+    def me(self) -> dict[str, Any]:
+        """The caller: name, role, permissions and project memberships."""
+        return self._call("GET", "/me")
+
+    def members(self, project_id: str) -> list[dict[str, Any]]:
+        return self._call("GET", f"/projects/{project_id}/members")["items"]
+
+    def set_member(self, project_id: str, principal: str, *, role: str) -> dict[str, Any]:
+        return self._call("PUT", f"/projects/{project_id}/members/{principal}", json={"role": role})
+
+    def remove_member(self, project_id: str, principal: str) -> None:
+        self._call("DELETE", f"/projects/{project_id}/members/{principal}")
+
+    def tokens(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/tokens")["items"]
+
+    def create_token(self, name: str, *, role: str) -> dict[str, Any]:
+        """A new database token; its `token` field is the only time the token is shown."""
+        return self._call("POST", "/tokens", json={"name": name, "role": role})
+
+    def revoke_token(self, token_id: str) -> dict[str, Any]:
+        return self._call("DELETE", f"/tokens/{token_id}")
+
+    def service_events(self, *, project_id: str | None = None, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+        """Changes other than flags (projects, edits, members, tokens), oldest first; admins only."""
+        params = {"limit": limit, "offset": offset, **({"project_id": project_id} if project_id else {})}
+        return self._call("GET", "/events", params=params)

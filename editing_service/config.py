@@ -4,8 +4,12 @@
                                     SQLite database; default ./service_data
     EDITING_SERVICE_DATABASE_URL    SQLAlchemy URL, e.g. postgresql+psycopg://user:pw@host/db;
                                     default sqlite:///$EDITING_SERVICE_HOME/service.db
-    EDITING_SERVICE_API_TOKENS      comma-separated `name=token` pairs (required); the name is recorded
-                                    with every flag as the principal that set it
+    EDITING_SERVICE_API_TOKENS      comma-separated `name:role=token` entries (required), role one of
+                                    admin, reviewer, viewer, service; the older `name=token` form means
+                                    admin. The name is recorded with every change as its principal
+    EDITING_SERVICE_DATABASE_TOKENS 1 to also accept tokens kept (hashed) in the database, created and
+                                    revoked by admins over /v1/tokens without a restart; default 0
+    EDITING_SERVICE_TOKEN_CACHE_S   seconds a database token lookup is reused; default 5 (0: every request)
     EDITING_SERVICE_MODEL_ROOTS     folders (separated by ':') that model folders must lie under;
                                     default $EDITING_SERVICE_HOME/models
     EDITING_SERVICE_DATA_ROOTS      folders that data files of inline specs must lie under;
@@ -44,12 +48,18 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from editing_service.roles import Principal, Role
+
 PREFIX = "EDITING_SERVICE_"
 NO_TOKENS = (
-    "EDITING_SERVICE_API_TOKENS is not set: give at least one `name=token` pair (comma-separated); "
+    "EDITING_SERVICE_API_TOKENS is not set: give at least one `name:role=token` entry (comma-separated); "
     "every route except the health checks needs a bearer token."
 )
-BAD_TOKEN_ENTRY = "EDITING_SERVICE_API_TOKENS entry {entry!r} must be `name=token` with both parts non-empty."
+BAD_TOKEN_ENTRY = (
+    "EDITING_SERVICE_API_TOKENS entry {entry!r} must be `name:role=token` (or `name=token` for an admin) "
+    "with every part non-empty."
+)
+BAD_TOKEN_ROLE = "EDITING_SERVICE_API_TOKENS entry for {name!r} has role {role!r}; roles are {roles}."
 DUPLICATE_TOKEN = "EDITING_SERVICE_API_TOKENS gives the same token to {first!r} and {second!r}."
 BAD_VARIABLE = "{name}={value!r}: {problem}"
 
@@ -58,18 +68,21 @@ class ConfigError(ValueError):
     """A bad environment variable, in one sentence per problem naming the variable."""
 
 
-def parse_tokens(value: str) -> dict[str, str]:
-    """`name=token,name2=token2` -> {token: name}."""
-    tokens: dict[str, str] = {}
+def parse_tokens(value: str) -> dict[str, Principal]:
+    """`name:role=token,name2=token2` -> {token: Principal}; an entry without a role is an admin."""
+    tokens: dict[str, Principal] = {}
     for entry in (e.strip() for e in value.split(",")):
         if not entry:
             continue
-        name, sep, token = entry.partition("=")
-        if not sep or not name.strip() or not token.strip():
+        owner, sep, token = (part.strip() for part in entry.partition("="))
+        name, colon, role = (part.strip() for part in owner.partition(":"))
+        if not sep or not name or not token or (colon and not role):
             raise ValueError(BAD_TOKEN_ENTRY.format(entry=entry))
-        if token.strip() in tokens:
-            raise ValueError(DUPLICATE_TOKEN.format(first=tokens[token.strip()], second=name.strip()))
-        tokens[token.strip()] = name.strip()
+        if role and role not in Role.__members__:
+            raise ValueError(BAD_TOKEN_ROLE.format(name=name, role=role, roles=", ".join(Role)))
+        if token in tokens:
+            raise ValueError(DUPLICATE_TOKEN.format(first=tokens[token].name, second=name))
+        tokens[token] = Principal(name=name, role=Role(role or Role.admin))
     if not tokens:
         raise ValueError(NO_TOKENS)
     return tokens
@@ -90,9 +103,13 @@ class ServiceConfig(BaseSettings):
 
     home: Path = Field(Path("service_data"), validation_alias=_var("HOME"))
     database_url: str = Field("", validation_alias=_var("DATABASE_URL"))
-    tokens: Annotated[dict[str, str], NoDecode] = Field(
+    tokens: Annotated[dict[str, Principal], NoDecode] = Field(
         "", validation_alias=_var("API_TOKENS"), validate_default=True, repr=False,
-        description="bearer token -> the principal's name")
+        description="bearer token -> its principal (name and role)")
+    database_tokens: bool = Field(False, validation_alias=_var("DATABASE_TOKENS"),
+                                  description="also accept the hashed tokens of the database's table")
+    token_cache_seconds: float = Field(5.0, ge=0, le=3600, validation_alias=_var("TOKEN_CACHE_S"),
+                                       description="how long a database token lookup is reused")
     model_roots: Roots = Field([], validation_alias=_var("MODEL_ROOTS"))
     data_roots: Roots = Field([], validation_alias=_var("DATA_ROOTS"))
     max_request_mb: float = Field(32.0, gt=0, le=64 * 1024, validation_alias=_var("MAX_REQUEST_MB"))

@@ -12,8 +12,11 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from editing_service.activations import CacheDtype
+from editing_service.circuit.graph import Ablation
+from editing_service.model.dtype import ModelDtype
 
 LexiconWord = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+ServedForm = Literal["jumprelu", "gate"]
 
 
 class _Settings(BaseModel):
@@ -46,6 +49,7 @@ class ModelSettings(_Settings):
     max_length: int = Field(256, ge=8, le=8192)
     batch_size: int = Field(32, ge=1, le=1024)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: ModelDtype = Field("auto", description="weights' dtype; auto: the checkpoint's on a GPU, float32 on the CPU")
 
 
 class SAERunSettings(_Settings):
@@ -55,7 +59,11 @@ class SAERunSettings(_Settings):
     model: ModelSettings = ModelSettings()
     sites: list[str] | None = Field(None, description="site names; None for every block output")
     sae: SAESettings = SAESettings()
-    cache_dtype: CacheDtype = "float32"
+    cache_dtype: CacheDtype = Field("float16", description="storage of cached activations (float16: within 0.01 "
+                                    "of float32 in FVU and attribution, BENCHMARKS.md)")
+    cache_tokens_per_text: int | None = Field(
+        None, ge=1, le=8192, description="training split: cache a seeded sample of at most this many tokens per text "
+        "(the SAEs' training data); None caches every token")
     splice_check: bool = Field(True, description="accuracy with each SAE spliced in, on the validate role")
 
 
@@ -77,6 +85,27 @@ class CircuitSettings(_Settings):
     per_site: bool = Field(True, description="top_k within each site rather than over all sites")
 
 
+class GraphSettings(_Settings):
+    """The circuit as a graph (circuit.json): nodes, edges, faithfulness, exact pruning, the head lens."""
+
+    nodes_per_site: int = Field(50, ge=1, le=10_000, description="strongest features per site drawn as nodes (plus "
+                                "its error node)")
+    node_threshold: float = Field(0.0, ge=0, description="nodes need |score| >= this")
+    edge_threshold: float = Field(0.0, ge=0, description="edges kept in circuit.json need |weight| >= this")
+    n_examples: int = Field(128, ge=1, le=100_000, description="training examples for edges and faithfulness")
+    batch_size: int = Field(8, ge=1, le=1024, description="examples per batch of edge VJPs")
+    vjp_chunk: int = Field(16, ge=1, le=1024, description="downstream nodes per batched VJP")
+    ablation: Ablation = Field("mean", description="ablated nodes take their training-split mean, or zero")
+    curve_sizes: list[Annotated[int, Field(ge=1)]] = Field([5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000],
+                                                           min_length=1, max_length=64)
+    faithful_target: float = Field(0.8, gt=0, le=1)
+    prune: bool = Field(False, description="exact (ACDC-style) pruning of the attribution circuit")
+    prune_tau: float = Field(1e-3, ge=0, description="KL threshold of exact pruning")
+    prune_nodes: int = Field(100, ge=1, le=100_000, description="strongest nodes of the graph that pruning starts from")
+    prune_examples: int = Field(32, ge=1, le=100_000, description="training examples of exact pruning")
+    head_lens: bool = True
+
+
 class SuggestionSettings(_Settings):
     """Flag suggestions (computed on the validate role, never on evaluation data)."""
 
@@ -96,6 +125,15 @@ class EditSettings(_Settings):
         "validate", description="inverse L2 strength of the heads, or 'validate': chosen on the validate split"
     )
     seed: int = Field(0, ge=0, le=2**32 - 1)
+    served_form: ServedForm = Field(
+        "jumprelu", description="how flagged TopK features are served: per-feature JumpReLU thresholds, or the "
+        "gate (a per-feature offset from a linear estimate of the token's TopK cut; one more thin product)",
+    )
+    erase_at_edited_sites: bool = Field(
+        False, description="after the feature ablation at every edited site, a LEACE eraser of the protected "
+        "attribute (fitted on the validate split, cell-balanced) removes its linear directions from what the "
+        "ablation leaves: the SAE error term and the unflagged features",
+    )
     baselines: list[Literal["random_ablation", "token_deletion", "oracle"]] = [
         "random_ablation", "token_deletion", "oracle",
     ]
@@ -109,8 +147,13 @@ class RunSettings(_Settings):
     model: ModelSettings = ModelSettings()
     sites: list[str] | None = None
     sae: SAESettings = SAESettings()
-    cache_dtype: CacheDtype = "float32"
+    cache_dtype: CacheDtype = Field("float16", description="storage of cached activations (float16: within 0.01 "
+                                    "of float32 in FVU and attribution, BENCHMARKS.md)")
+    cache_tokens_per_text: int | None = Field(
+        None, ge=1, le=8192, description="training split: cache a seeded sample of at most this many tokens per text "
+        "(the SAEs' training data); None caches every token")
     attribution: AttributionSettings = AttributionSettings()
     circuit: CircuitSettings = CircuitSettings()
+    graph: GraphSettings = GraphSettings()
     suggestions: SuggestionSettings = SuggestionSettings()
     edit: EditSettings = EditSettings()

@@ -4,6 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
+# Graphviz binaries (`dot`) draw circuits (`editing-service circuit --svg`); installed when we may.
+if ! command -v dot >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz
+  else
+    echo "note: install Graphviz (apt-get install graphviz) for circuit drawings" >&2
+  fi
+fi
 EXTRAS=${EXTRAS:-dev}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip

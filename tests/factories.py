@@ -22,6 +22,12 @@ WORDS = (
 
 _SMALL = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
 
+_IDS = {"pad_token_id": 0, "bos_token_id": 2, "eos_token_id": 3}
+_DECODER = {"max_position_embeddings": 64, "num_key_value_heads": 2, "head_dim": 16, **_IDS, **_SMALL}
+# Encoder-decoders get one encoder and one decoder block: two layers, like every other tiny model.
+_SEQ2SEQ = {"d_model": 32, "d_kv": 16, "d_ff": 64, "num_layers": 1, "num_decoder_layers": 1, "num_heads": 2,
+            "pad_token_id": 0, "eos_token_id": 3, "decoder_start_token_id": 0}
+
 ARCHITECTURES: dict[str, Callable[[int], transformers.PretrainedConfig]] = {
     "bert": lambda v: transformers.BertConfig(vocab_size=v, max_position_embeddings=64, **_SMALL),
     "roberta": lambda v: transformers.RobertaConfig(
@@ -31,41 +37,63 @@ ARCHITECTURES: dict[str, Callable[[int], transformers.PretrainedConfig]] = {
         vocab_size=v, dim=32, n_layers=2, n_heads=2, hidden_dim=64, max_position_embeddings=64
     ),
     "deberta-v2": lambda v: transformers.DebertaV2Config(vocab_size=v, max_position_embeddings=64, **_SMALL),
+    "albert": lambda v: transformers.AlbertConfig(
+        vocab_size=v, embedding_size=16, max_position_embeddings=64, num_hidden_groups=1, **_IDS, **_SMALL
+    ),
     "gpt2": lambda v: transformers.GPT2Config(
-        vocab_size=v, n_embd=32, n_layer=2, n_head=2, n_positions=64, bos_token_id=2, eos_token_id=3,
-        pad_token_id=0,
+        vocab_size=v, n_embd=32, n_layer=2, n_head=2, n_positions=64, **_IDS,
     ),
-    "gpt-neox": lambda v: transformers.GPTNeoXConfig(
-        vocab_size=v, max_position_embeddings=64, bos_token_id=2, eos_token_id=3, pad_token_id=0, **_SMALL
+    "gpt-neox": lambda v: transformers.GPTNeoXConfig(vocab_size=v, max_position_embeddings=64, **_IDS, **_SMALL),
+    "llama": lambda v: transformers.LlamaConfig(vocab_size=v, **_DECODER),
+    "qwen2": lambda v: transformers.Qwen2Config(vocab_size=v, **_DECODER),
+    "qwen3": lambda v: transformers.Qwen3Config(vocab_size=v, **_DECODER),
+    "mistral": lambda v: transformers.MistralConfig(vocab_size=v, **_DECODER),
+    "phi": lambda v: transformers.PhiConfig(vocab_size=v, max_position_embeddings=64, **_IDS, **_SMALL),
+    "opt": lambda v: transformers.OPTConfig(
+        vocab_size=v, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, ffn_dim=64,
+        word_embed_proj_dim=32, max_position_embeddings=64, **_IDS,
     ),
-    "llama": lambda v: transformers.LlamaConfig(
-        vocab_size=v, max_position_embeddings=64, num_key_value_heads=2, bos_token_id=2, eos_token_id=3,
-        pad_token_id=0, **_SMALL,
+    "bart": lambda v: transformers.BartConfig(
+        vocab_size=v, d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=64,
+        decoder_start_token_id=2, **_IDS,
     ),
+    "t5": lambda v: transformers.T5Config(vocab_size=v, **_SEQ2SEQ),
+    "mt5": lambda v: transformers.MT5Config(vocab_size=v, **_SEQ2SEQ),
 }
+DECODERS = ("gpt2", "gpt-neox", "llama", "qwen2", "qwen3", "mistral", "phi", "opt")
+ENCODER_DECODERS = ("bart", "t5", "mt5")
 
 
-def make_tokenizer(words: list[str] = WORDS) -> PreTrainedTokenizerFast:
+def make_tokenizer(words: list[str] = WORDS, *, append_eos: bool = True, pad_is_eos: bool = False
+                   ) -> PreTrainedTokenizerFast:
+    """A word-level tokenizer: [CLS] text [SEP], [SEP] being the EOS token (not appended with
+    `append_eos=False`), [PAD] the pad token unless `pad_is_eos` (the GPT-style pad = EOS)."""
     vocab = {token: i for i, token in enumerate(SPECIALS + sorted(set(words)))}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])]
+        single="[CLS] $A [SEP]" if append_eos else "[CLS] $A",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
     )
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]",
-        eos_token="[SEP]", model_max_length=64,
+        tokenizer_object=tok, pad_token="[SEP]" if pad_is_eos else "[PAD]", unk_token="[UNK]",
+        cls_token="[CLS]", sep_token="[SEP]", eos_token="[SEP]", model_max_length=64,
     )
 
 
 def make_model_folder(
     root: Path, arch: str = "bert", *, sequence_classification: bool = False,
-    labels: list[str] | None = None, seed: int = 0,
+    labels: list[str] | None = None, seed: int = 0, append_eos: bool = True, pad_is_eos: bool = False,
+    name: str | None = None,
 ) -> Path:
-    """Save a tiny random model of `arch` with a word-level tokenizer into `root/arch` and return it."""
+    """Save a tiny random model of `arch` with a word-level tokenizer into `root/name` and return it
+    (`name` defaults to arch, with "-seqcls" for a sequence classifier)."""
     torch.manual_seed(seed)
-    tokenizer = make_tokenizer()
+    tokenizer = make_tokenizer(append_eos=append_eos, pad_is_eos=pad_is_eos)
     config = ARCHITECTURES[arch](len(tokenizer))
+    if pad_is_eos:
+        config.pad_token_id = tokenizer.eos_token_id
     if sequence_classification:
         labels = labels or ["nurse", "surgeon"]
         config.num_labels = len(labels)
@@ -74,7 +102,7 @@ def make_model_folder(
         model = AutoModelForSequenceClassification.from_config(config)
     else:
         model = AutoModel.from_config(config)
-    folder = root / (arch + ("-seqcls" if sequence_classification else ""))
+    folder = root / (name or arch + ("-seqcls" if sequence_classification else ""))
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     return folder

@@ -170,3 +170,68 @@ def test_serve_refuses_to_start_without_tokens(monkeypatch: pytest.MonkeyPatch,
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert "EDITING_SERVICE_API_TOKENS is not set" in err and "Traceback" not in err
+
+
+def test_run_writes_the_circuit_graph_and_the_report_draws_the_flagged_part(
+    discovered: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+) -> None:
+    from editing_service.circuit.graph import read_circuit
+
+    graph = read_circuit(discovered / "circuit.json")
+    features = json.loads((discovered / "features.json").read_text())
+    cards = {c["id"]: c for c in features["cards"]}
+    shared = [n for n in graph.nodes if n.id in cards]
+    assert shared and all(n.label == cards[n.id]["label"] and n.score == pytest.approx(cards[n.id]["score"])
+                          for n in shared)
+    assert graph.faithfulness is not None and graph.faithfulness.points[-1].faithfulness == pytest.approx(1, abs=1e-5)
+    assert graph.head_lens is not None and [r.site for r in graph.head_lens.sites] == graph.sites
+
+    report = json.loads((discovered / "report.json").read_text())
+    flagged = report["flagged_circuit"]
+    flagged_ids = {f"{f['site']}/{f['feature']}" for f in report["flags"]}  # auto: every flag is spurious
+    assert set(flagged["set"]["node_ids"]) == flagged_ids
+    assert flagged["set"]["completeness"] is not None
+    html = (discovered / "report.html").read_text()
+    assert "Flagged features in the circuit" in html
+    if flagged["svg"] is not None:
+        assert flagged["svg"].startswith("<svg") and flagged["svg"] in html
+
+    drawing = tmp_path / "circuit.svg"
+    assert main(["circuit", "--out", str(discovered), "--svg", str(drawing), "--max-nodes", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "faithfulness" in out and "head lens" in out and drawing.read_text().lstrip().startswith("<?xml")
+
+
+def test_edit_out_with_the_gate_and_erasure_leaves_the_discovery_report_alone(discovered: Path,
+                                                                               tmp_path: Path) -> None:
+    import editing_service
+
+    before = (discovered / "report.json").read_text()
+    out = tmp_path / "edit_gate_erase"
+    assert main(["-q", "edit", "--out", str(discovered), "--flags", "auto", "--edit-out", str(out),
+                 "--served-form", "gate", "--erase-at-edited-sites"]) == 0
+    assert (discovered / "report.json").read_text() == before
+    report = json.loads((out / "report.json").read_text())
+    flagged_sites = sorted({f["site"] for f in report["flags"]})
+    assert report["edit"]["served_form"] == "gate" and report["edit"]["erased_at"] == flagged_sites
+    assert sorted(report["edit"]["served_agreement"]) == flagged_sites
+    for stats in report["edit"]["served_agreement"].values():
+        assert 0 <= stats["precision"] <= 1 and 0 <= stats["recall"] <= 1 and stats["n_tokens"] > 0
+    edited = editing_service.load_model(out / "models" / "edited")
+    kinds = [type(m).__name__ for m in edited.interventions]
+    assert kinds == ["FeatureAblation"] * len(flagged_sites) + ["ConceptErasure"] * len(flagged_sites)
+    assert all(m.gated for m in edited.interventions if type(m).__name__ == "FeatureAblation")
+
+
+def test_run_on_the_embedding_site_with_every_suggestion_kind(tiny: dict[str, Path]) -> None:
+    out = tiny["root"] / "run_embed"
+    code = main(["-q", "run", "--spec", str(tiny["spec"]), "--out", str(out), "--model", str(tiny["model"]),
+                 "--sites", "embeddings.out", "blocks.1.out", "--d-sae", "64", "--k", "4", "--epochs", "5",
+                 "--attribution-examples", "16", "--circuit-top-k", "20", "--flags", "auto:all"])
+    assert code == 0
+    assert sorted(p.name for p in (out / "saes").iterdir() if p.is_dir()) == ["blocks.1.out", "embeddings.out"]
+    features = json.loads((out / "features.json").read_text())
+    assert {c["site"] for c in features["circuit"]} == {"embeddings.out", "blocks.1.out"}
+    report = json.loads((out / "report.json").read_text())
+    kinds = {s["kind"] for s in features["suggestions"]}
+    assert set(report["flag_policy"]["sources"]) == kinds

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -14,14 +15,16 @@ from editing_service.config import (
     ServiceConfig,
     parse_tokens,
 )
+from editing_service.roles import Principal, Role
 
 
 def test_defaults_live_under_home(tmp_path: Path) -> None:
     config = ServiceConfig.from_env({"EDITING_SERVICE_HOME": str(tmp_path), "EDITING_SERVICE_API_TOKENS": "a=1"})
     assert config.database_url == f"sqlite:///{tmp_path / 'service.db'}"
     assert config.model_roots == [tmp_path / "models"] and config.data_roots == [tmp_path / "data"]
-    assert config.tokens == {"1": "a"} and config.run_worker and config.max_request_bytes == 32 * 1024 * 1024
-    assert "tokens" not in repr(config)  # tokens never appear in logs of the configuration
+    assert config.tokens == {"1": Principal("a", Role.admin)} and config.run_worker
+    assert config.max_request_bytes == 32 * 1024 * 1024
+    assert not re.search(r"\btokens=", repr(config))  # tokens never appear in logs of the configuration
 
 
 def test_everything_can_be_set(tmp_path: Path) -> None:
@@ -33,7 +36,8 @@ def test_everything_can_be_set(tmp_path: Path) -> None:
         "EDITING_SERVICE_JOBS_PER_PRINCIPAL": "5", "EDITING_SERVICE_JOB_WINDOW_S": "60",
         "EDITING_SERVICE_FAILED_ARTIFACTS_RETENTION_H": "0",
     })
-    assert config.tokens == {"x": "ana", "y": "ben"} and not config.run_worker
+    assert config.tokens == {"x": Principal("ana", Role.admin), "y": Principal("ben", Role.admin)}
+    assert not config.run_worker
     assert config.model_roots == [tmp_path / "a", tmp_path / "b"] and config.max_request_bytes == 512 * 1024
     assert (config.job_stale_seconds, config.job_max_attempts) == (30.0, 3)
     assert (config.jobs_per_principal, config.job_window_seconds) == (5, 60.0)

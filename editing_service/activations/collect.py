@@ -28,6 +28,20 @@ logger = logging.getLogger(__name__)
 
 NO_TEXTS = "Cannot cache activations of 0 texts."
 LABELS_LENGTH = "labels has {n_labels} entries but there are {n_texts} texts."
+BAD_TOKENS_PER_TEXT = "tokens_per_text must be at least 1 (or None for every token), got {value}."
+
+
+def sample_tokens(mask: torch.Tensor, rows: np.ndarray, k: int, seed: int) -> torch.Tensor:
+    """`mask` [B, T] keeping at most `k` of each row's tokens, drawn without replacement by a generator
+    seeded with (seed, the text's index), so a text's sample does not depend on its batch."""
+    sampled = torch.zeros_like(mask)
+    for i, row in enumerate(rows):
+        positions = mask[i].nonzero(as_tuple=True)[0]
+        if len(positions) > k:
+            keep = np.random.default_rng([seed, int(row)]).choice(len(positions), size=k, replace=False)
+            positions = positions[torch.from_numpy(np.sort(keep)).to(positions.device)]
+        sampled[i, positions] = True
+    return sampled
 
 
 @torch.inference_mode()
@@ -43,10 +57,13 @@ def collect_activations(
     progress: bool = True,
     on_progress: Callable[[float], None] | None = None,
     info: dict[str, object] | None = None,
+    tokens_per_text: int | None = None,
+    seed: int = 0,
 ) -> ActivationCache:
     """Run the classifier once over `texts` and write the cache to `out_dir` (replaced if present).
 
-    Records every site's output at non-pad tokens and the features the head reads.
+    Records every site's output at non-pad tokens (with `tokens_per_text`, a seeded random sample of at
+    most that many tokens of each text, in position order) and the features the head reads.
     """
     if not texts:
         raise ValueError(NO_TEXTS)
@@ -57,12 +74,15 @@ def collect_activations(
         shutil.rmtree(out)
     (out / "sites").mkdir(parents=True)
 
+    if tokens_per_text is not None and tokens_per_text < 1:
+        raise ValueError(BAD_TOKENS_PER_TEXT.format(value=tokens_per_text))
     lengths = token_lengths(classifier.tokenizer, texts, classifier.max_length)
-    n_tokens = int(lengths.sum())
+    stored = lengths if tokens_per_text is None else np.minimum(lengths, tokens_per_text)
+    n_tokens = int(stored.sum())
     # Rows are laid out in the batch order (sorted by length), each example contiguous.
     order = np.argsort(lengths, kind="stable")
     example_start = np.zeros(len(texts), dtype=np.int64)
-    example_start[order] = np.concatenate([[0], np.cumsum(lengths[order])[:-1]])
+    example_start[order] = np.concatenate([[0], np.cumsum(stored[order])[:-1]])
     example_index = np.empty(n_tokens, dtype=np.int32)
     position = np.empty(n_tokens, dtype=np.int32)
     token_id = np.empty(n_tokens, dtype=np.int32)
@@ -79,6 +99,8 @@ def collect_activations(
     ):
         batch = batch.to(classifier.device)
         mask = batch["attention_mask"].bool()
+        if tokens_per_text is not None:
+            mask = sample_tokens(mask, rows, tokens_per_text, seed)
         with capture(classifier.backbone, sites) as store:
             features, _ = classifier.head_features(batch["input_ids"], batch["attention_mask"])
         if head_features is None:
@@ -109,7 +131,7 @@ def collect_activations(
         matrix.flush()
     np.savez(
         out / "tokens.npz", example_index=example_index, position=position, token_id=token_id,
-        example_start=example_start, example_length=lengths.astype(np.int32),
+        example_start=example_start, example_length=stored.astype(np.int32),
     )
     assert head_features is not None
     np.save(out / "head_features.npy", head_features)
@@ -120,6 +142,7 @@ def collect_activations(
         "dtype": dtype,
         "n_examples": len(texts),
         "n_tokens": n_tokens,
+        "tokens_per_text": tokens_per_text,
         "d_model": d_model,
         "model": classifier.source.name_or_path,
         "model_sha256": classifier.source.weights_sha256,

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from editing_service.api.params import MAX_INDEX, SITE_PATTERN, JsonDocument, Text
+from editing_service.store.records import EVENT_ACTIONS
 
 JobKind = Literal["discover", "edit"]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -245,9 +246,12 @@ class PredictResponse(BaseModel):
 
 
 class Event(BaseModel):
+    """A change other than a flag, with the principal that made it."""
+
     id: int
-    action: Literal["discovery_current", "edit_deleted", "upload_deleted", "project_deleted"]
-    target: str = Field(description="the discovery, edit, upload or project concerned")
+    action: Literal[EVENT_ACTIONS]  # type: ignore[valid-type]
+    target: str = Field(description="the discovery, edit, upload, project, member (a principal's name) or "
+                                    "token concerned")
     principal: str
     detail: dict[str, Any]
     at: datetime

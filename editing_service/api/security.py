@@ -1,16 +1,19 @@
-"""Security at the edge: bearer tokens and request size limits (paths: `editing_service.api.paths`).
+"""Security at the edge: bearer tokens, request size limits and unroutable URL paths (file paths:
+`editing_service.api.paths`).
 
-Both middlewares are plain ASGI so they wrap every route of the BentoML server (its own routes and
+The middlewares are plain ASGI so they wrap every route of the BentoML server (its own routes and
 the mounted FastAPI app) alike; only the health checks pass without a token.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import anyio
+
+from editing_service.api.principals import PrincipalResolver
 from editing_service.config import ServiceConfig
 
 Scope = MutableMapping[str, Any]
@@ -22,6 +25,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz"})
 MISSING_TOKEN = "Missing bearer token: send the header `Authorization: Bearer <token>`."
 BAD_TOKEN = "The bearer token is not valid."
+LINE_BREAK_IN_PATH = "Invalid request: the URL path contains a line break (%0A); no route has one."
 TOO_LARGE = "Request body is larger than the limit of {limit} bytes."
 
 
@@ -33,26 +37,23 @@ async def send_error(send: Send, status: int, detail: str, headers: list[tuple[b
     await send({"type": "http.response.body", "body": body})
 
 
-def principal_for(header: str | None, tokens: dict[str, str]) -> str | None:
-    """The principal's name for an `Authorization` header value, or None when it is not valid."""
+def bearer_token(header: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header value, or None."""
     if not header or not header.lower().startswith("bearer "):
         return None
-    given = header[7:].strip().encode()
-    for token, name in tokens.items():
-        if hmac.compare_digest(given, token.encode()):
-            return name
-    return None
+    return header[7:].strip() or None
 
 
 class BearerAuthMiddleware:
-    """Refuses (401) every HTTP request without a configured bearer token, except health checks.
+    """Refuses (401) every HTTP request without a valid bearer token, except health checks.
 
-    The principal's name is put in `scope["state"]["principal"]` for the routes to record.
+    The token's principal (name and role, see roles.py) is put in `scope["state"]["principal"]`; what it
+    may do is checked by the REST app's one authorization dependency (access.py).
     """
 
     def __init__(self, app: ASGIApp, config: ServiceConfig | None = None) -> None:
         self.app = app
-        self.tokens = (config or ServiceConfig.from_env()).tokens
+        self.resolver = PrincipalResolver(config or ServiceConfig.from_env())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
@@ -63,11 +64,31 @@ class BearerAuthMiddleware:
         if raw is None:
             await send_error(send, 401, MISSING_TOKEN, [(b"www-authenticate", b"Bearer")])
             return
-        principal = principal_for(raw.decode("latin-1"), self.tokens)
+        token = bearer_token(raw.decode("latin-1"))
+        principal = None if token is None else self.resolver.configured_principal(token)
+        if principal is None and token is not None and self.resolver.uses_database:
+            principal = await anyio.to_thread.run_sync(self.resolver.database_principal, token)
         if principal is None:
             await send_error(send, 401, BAD_TOKEN, [(b"www-authenticate", b'Bearer error="invalid_token"')])
             return
-        scope.setdefault("state", {})["principal"] = principal
+        state = scope.setdefault("state", {})
+        state["principal"] = principal
+        state["principals"] = self.resolver
+        await self.app(scope, receive, send)
+
+
+class PathCheckMiddleware:
+    """Refuses (422, JSON) a URL path with a line break (%0A): BentoML's router cannot match one to the
+    REST app's mount and would answer in plain text. Other invalid path values reach the routes, whose
+    typed parameters refuse them."""
+
+    def __init__(self, app: ASGIApp, **_: object) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and "\n" in scope["path"]:
+            await send_error(send, 422, LINE_BREAK_IN_PATH)
+            return
         await self.app(scope, receive, send)
 
 

@@ -9,7 +9,8 @@ import bentoml
 
 from editing_service.api.app import create_app
 from editing_service.api.observe import MetricsEndpoint, RequestObserver
-from editing_service.api.security import BearerAuthMiddleware, BodySizeLimitMiddleware
+from editing_service.api.openapi_auth import OpenAPIAuthMiddleware
+from editing_service.api.security import BearerAuthMiddleware, BodySizeLimitMiddleware, PathCheckMiddleware
 from editing_service.api.state import ServiceState
 from editing_service.config import ServiceConfig
 
@@ -40,6 +41,8 @@ class EditingService:
 
 ROUTE_TEMPLATES = [*app.openapi()["paths"], app.openapi_url, app.docs_url, app.redoc_url]
 EditingService.add_asgi_middleware(RequestObserver, templates=ROUTE_TEMPLATES, prefix="/v1")
+EditingService.add_asgi_middleware(OpenAPIAuthMiddleware)
 EditingService.add_asgi_middleware(BodySizeLimitMiddleware)
 EditingService.add_asgi_middleware(BearerAuthMiddleware)
+EditingService.add_asgi_middleware(PathCheckMiddleware)
 EditingService.add_asgi_middleware(MetricsEndpoint)

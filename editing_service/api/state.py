@@ -53,5 +53,6 @@ def get_state(request: Request) -> ServiceState:
 
 
 def get_principal(request: Request) -> str:
-    """FastAPI dependency: the name of the token that authenticated this request."""
-    return request.scope.get("state", {}).get("principal", "anonymous")
+    """FastAPI dependency: the name of the principal whose token authenticated this request."""
+    principal = request.scope.get("state", {}).get("principal")
+    return getattr(principal, "name", "anonymous")

@@ -4,7 +4,9 @@ At a site, x <- x - sum_{i in flagged} (f_i(x) - a_i) W_dec[i], with a_i = 0 (ze
 feature's mean activation (mean ablation). The SAE error term is kept implicitly: only the flagged
 features' contribution is removed. f_i(x) = z_i [z_i > theta_i] with z_i = (x - b_dec) . W_enc[:, i] +
 b_enc[i] depends on feature i's own rows alone (JumpReLU; ReLU is theta = 0; a TopK feature is served
-through learned thresholds, see `editing_service.sae.topk_to_jumprelu`).
+through learned thresholds, see `editing_service.sae.topk_to_jumprelu`, or through a gate: f_i(x) = z_i
+[z_i > 0] [z_i - tau(x) > offset_i] with tau(x) = x . w + c ||x|| + b an estimate of the token's TopK cut,
+see `editing_service.sae.fit_topk_gate`; one more dot product and a norm per token).
 
 `forward` computes this literally, out of place (autograd-safe). `rewrite_`, what a classifier's forward
 pass uses, costs one thin encoder product, one elementwise cut and one decode product written into the
@@ -24,6 +26,7 @@ import torch
 from editing_service.model.classifier import SiteIntervention
 from editing_service.model.sites import Site
 from editing_service.sae import SAE, JumpReLUSAE, ReLUSAE, TopKSAE
+from editing_service.sae.convert import TopKGate
 
 AblationMode = Literal["zero", "mean"]
 
@@ -54,6 +57,7 @@ class FeatureAblation(SiteIntervention):
     """Removes the flagged features' contribution at one site (buffers hold only their rows)."""
 
     TENSORS = ("W_enc", "b_enc", "threshold", "W_dec", "b_dec", "mean")  # what a saved edit stores
+    GATE_TENSORS = ("gate_weight", "gate_norm", "gate_bias", "gate_offset")  # and, for a gated TopK edit, these
 
     def __init__(
         self,
@@ -67,6 +71,10 @@ class FeatureAblation(SiteIntervention):
         b_dec: torch.Tensor,  # [d_in]
         mode: AblationMode = "zero",
         mean: torch.Tensor | None = None,  # [n]
+        gate_weight: torch.Tensor | None = None,  # [d_in]: tau(x) = x . gate_weight + gate_norm ||x|| + gate_bias
+        gate_norm: torch.Tensor | None = None,  # [1]
+        gate_bias: torch.Tensor | None = None,  # [1]
+        gate_offset: torch.Tensor | None = None,  # [n]
     ) -> None:
         super().__init__()
         self.site = site
@@ -81,6 +89,13 @@ class FeatureAblation(SiteIntervention):
         self.register_buffer("W_dec", W_dec.detach().float().clone())
         self.register_buffer("b_dec", b_dec.detach().float().clone())
         self.register_buffer("mean", (mean if mean is not None else torch.zeros(n)).detach().float().clone())
+        gate = (gate_weight, gate_norm, gate_bias, gate_offset)
+        self.gated = gate_weight is not None
+        if self.gated != all(t is not None for t in gate):
+            raise ValueError("A gated ablation needs gate_weight, gate_norm, gate_bias and gate_offset together.")
+        for name, tensor in zip(self.GATE_TENSORS, gate, strict=True):
+            if tensor is not None:
+                self.register_buffer(name, tensor.detach().float().reshape(-1).clone())
         self._set_computing_form()
 
     def _set_computing_form(self) -> None:
@@ -94,7 +109,9 @@ class FeatureAblation(SiteIntervention):
         """
         theta = self.threshold.clamp(min=0)
         self.cut: float | None
-        if bool((theta > 0).all()):
+        if self.gated:  # the gate decides; u = z, cut at 0
+            scale, self.cut = torch.ones_like(theta), 0.0
+        elif bool((theta > 0).all()):
             scale, self.cut = theta, 1.0
         elif bool((theta == 0).all()):
             scale, self.cut = torch.ones_like(theta), 0.0
@@ -110,20 +127,32 @@ class FeatureAblation(SiteIntervention):
             "dec_weight": torch.cat([self.W_dec * scale[:, None], self.W_dec.new_zeros(pad, d_in)]),
             "mean_decoded": self.mean @ self.W_dec,
         }
+        self._gate_norm = float(self.gate_norm[0]) if self.gated else 0.0
+        if self.gated:
+            computing_form["gate_cut"] = torch.cat([self.gate_offset, self.gate_offset.new_full((pad,), torch.inf)])
         for name, tensor in computing_form.items():
             self.register_buffer(name, tensor, persistent=False)
 
     @classmethod
     def from_sae(
         cls, site: Site, sae: SAE, features: list[int], *, mode: AblationMode = "zero",
-        mean: np.ndarray | None = None,
+        mean: np.ndarray | None = None, gate: TopKGate | None = None,
     ) -> FeatureAblation:
-        """The served form of ablating `features` of `sae` (a TopK SAE must be converted first)."""
+        """The served form of ablating `features` of `sae` (a TopK SAE must be converted first, or come with
+        its `gate`)."""
         check_features(site.name, list(features), sae.d_sae)
-        if isinstance(sae, TopKSAE):
+        if isinstance(sae, TopKSAE) and gate is None:
             raise TypeError(TOPK_NEEDS_THRESHOLDS.format(site=site.name))
         idx = torch.as_tensor(list(features), dtype=torch.long, device=sae.W_enc.device)
-        if isinstance(sae, JumpReLUSAE):
+        extra: dict[str, torch.Tensor] = {}
+        if gate is not None:
+            if not isinstance(sae, TopKSAE):
+                raise TypeError(f"A gate serves TopK features; site {site.name} has a {type(sae).__name__}.")
+            threshold = torch.zeros(len(idx), device=sae.W_enc.device)
+            extra = {"gate_weight": gate.weight, "gate_norm": torch.tensor([gate.norm]),
+                     "gate_bias": torch.tensor([gate.bias]),
+                     "gate_offset": gate.offset.to(idx.device)[idx]}
+        elif isinstance(sae, JumpReLUSAE):
             threshold = sae.threshold[idx]
         elif isinstance(sae, ReLUSAE):
             threshold = torch.zeros(len(idx), device=sae.W_enc.device)
@@ -132,17 +161,43 @@ class FeatureAblation(SiteIntervention):
         return cls(
             site, list(features), W_enc=sae.W_enc[:, idx], b_enc=sae.b_enc[idx], threshold=threshold,
             W_dec=sae.W_dec[idx], b_dec=sae.b_dec, mode=mode,
-            mean=torch.as_tensor(mean, dtype=torch.float32) if mean is not None else None,
+            mean=torch.as_tensor(mean, dtype=torch.float32) if mean is not None else None, **extra,
         )
 
     def saved_tensors(self) -> dict[str, torch.Tensor]:
-        """The tensors that define this edit (`TENSORS`), as the constructor takes them."""
-        return {name: getattr(self, name) for name in self.TENSORS}
+        """The tensors that define this edit (`TENSORS`, and `GATE_TENSORS` when gated), as the constructor
+        takes them."""
+        names = self.TENSORS + (self.GATE_TENSORS if self.gated else ())
+        return {name: getattr(self, name) for name in names}
+
+    def saved_config(self) -> dict[str, object]:
+        """What a saved edit's config entry records besides the tensors."""
+        return {"features": self.features, "mode": self.mode}
+
+    @classmethod
+    def from_saved(cls, site: Site, tensors: dict[str, torch.Tensor], config: dict) -> FeatureAblation:
+        return cls(site, config["features"], mode=config["mode"], **tensors)
 
     def activations(self, x: torch.Tensor) -> torch.Tensor:
         """f_i(x) of the flagged features: [..., d_in] -> [..., n]."""
         z = (x - self.b_dec.to(x.dtype)) @ self.W_enc.to(x.dtype) + self.b_enc.to(x.dtype)
-        return z * (z > self.threshold.clamp(min=0).to(x.dtype))
+        fires = z > self.threshold.clamp(min=0).to(x.dtype)
+        if self.gated:
+            tau = (x @ self.gate_weight.to(x.dtype) + self.gate_norm.to(x.dtype) * torch.linalg.vector_norm(x, dim=-1)
+                   + self.gate_bias.to(x.dtype))
+            fires = fires & (z - tau[..., None] > self.gate_offset.to(x.dtype))
+        return z * fires
+
+    @torch.no_grad()
+    def agreement(self, topk: TopKSAE, x: torch.Tensor) -> dict[str, float]:
+        """Precision and recall of this edit's firings against the TopK SAE's codes of its features, on
+        tokens `x` [n, d_in] (use tokens held out from the conversion's fit)."""
+        idx = torch.as_tensor(self.features, dtype=torch.long, device=x.device)
+        fired = topk.encode(x)[:, idx] > 0
+        served = self.activations(x) > 0
+        both = float((fired & served).sum())
+        return {"n_tokens": int(x.shape[0]), "topk_firings": int(fired.sum()), "served_firings": int(served.sum()),
+                "precision": both / max(float(served.sum()), 1.0), "recall": both / max(float(fired.sum()), 1.0)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The edited hidden state, a new tensor (`x` is left as it is)."""
@@ -160,7 +215,11 @@ class FeatureAblation(SiteIntervention):
             return self(x)
         flat = x.view(-1, x.shape[-1])
         u = torch.addmm(self.enc_bias, flat, self.enc_weight)  # [tokens, n padded]
-        if self.cut is None:
+        if self.gated:
+            tau = torch.mv(flat, self.gate_weight).add_(self.gate_bias)
+            tau.add_(torch.linalg.vector_norm(flat, dim=1), alpha=self._gate_norm)
+            u.mul_((u > 0) & (u - tau[:, None] > self.gate_cut))
+        elif self.cut is None:
             u.mul_(u > self.enc_threshold)
         else:
             torch.nn.functional.threshold_(u, self.cut, 0.0)
@@ -170,4 +229,4 @@ class FeatureAblation(SiteIntervention):
         return x
 
     def extra_repr(self) -> str:
-        return f"site={self.site.name}, features={self.features}, mode={self.mode}"
+        return f"site={self.site.name}, features={self.features}, mode={self.mode}, gated={self.gated}"

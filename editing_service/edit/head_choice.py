@@ -8,8 +8,8 @@ groups); ties go to the larger C (the weaker penalty).
 from __future__ import annotations
 
 import numpy as np
-import torch
 
+from editing_service.model.classifier import head_logits
 from editing_service.model.head import fit_linear_head
 from editing_service.report.metrics import group_accuracy
 
@@ -31,8 +31,7 @@ def choose_head_C(
     table = []
     for C in grid:
         head = fit_linear_head(train_features, train_labels, n_classes=len(label_names), C=C, seed=seed)
-        with torch.no_grad():
-            logits = torch.from_numpy(np.asarray(validate_features, dtype=np.float32)) @ head.weight.T + head.bias
+        logits = head_logits(head, np.asarray(validate_features, dtype=np.float32))
         summary = group_accuracy(y_true=validate_labels, y_pred=logits.argmax(1).numpy(), groups=validate_groups,
                                  label_names=label_names)
         table.append({"C": C, "validate_group_balanced_accuracy": summary["group_balanced_accuracy"]})

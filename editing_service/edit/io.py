@@ -1,9 +1,11 @@
 """Saving and loading classifiers, original or edited, as folders (a `save_pretrained`-style layout).
 
-    config.json          format, kind, classes, probe layer, max length, the base model reference
+    config.json          format, kind, classes, probe layer, max length, weights' dtype, the base model reference
                          (path, name, weights sha256, embedded default or copied), the edits, provenance
-    head.safetensors     weight [C, d], bias [C]
-    edits.safetensors    per edit i: edit{i}.W_enc [d_in, n], .b_enc, .threshold, .W_dec [n, d_in], .b_dec, .mean
+    head.safetensors     weight [C, d], bias [C] (no bias for heads without one: decoder classifiers')
+    edits.safetensors    per edit i, its tensors: edit{i}.W_enc [d_in, n], .b_enc, .threshold, .W_dec [n, d_in],
+                         .b_dec, .mean (a feature ablation); edit{i}.proj_left, .proj_right, .bias (a LEACE
+                         eraser). The config's edits list them in the order they run at their site.
     base_model/          a copy of the base model folder (only with copy_base=True)
 
 `load_model(path)` returns a `TextClassifier` with `.classes`, `.predict(texts)` and
@@ -21,7 +23,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from editing_service.edit.ablation import FeatureAblation
+from editing_service.edit.erasure import ConceptErasure
 from editing_service.model.classifier import TextClassifier
+from editing_service.model.dtype import dtype_name
 from editing_service.model.load import embedded_default_path, load_classifier, weights_sha256
 
 FORMAT = "editing-service/classifier"
@@ -35,6 +39,13 @@ BASE_CHANGED = (
 )
 BASE_MISSING = "The base model of this classifier is missing: {path} does not exist."
 _BASE_FILES = ("*.json", "*.safetensors", "*.txt", "*.model", "tokenizer*")
+# The interventions a saved classifier may hold, by the type name its config records (no "type": an ablation).
+INTERVENTION_TYPES: dict[str, type[FeatureAblation] | type[ConceptErasure]] = {
+    "feature_ablation": FeatureAblation,
+    "concept_erasure": ConceptErasure,
+}
+_TYPE_NAMES = {cls: name for name, cls in INTERVENTION_TYPES.items()}
+UNKNOWN_INTERVENTION = "Saved edit {key} has unknown type {type!r}; known types: {known}."
 
 
 def _copy_base(source: Path, target: Path) -> None:
@@ -59,13 +70,14 @@ def save_model(
     copied = copy_base and not source.embedded_default
     if copied:
         _copy_base(Path(source.path), folder / "base_model")
-    save_file({"weight": head.weight.detach().cpu().contiguous(), "bias": head.bias.detach().cpu().contiguous()},
+    save_file({name: tensor.detach().cpu().contiguous() for name, tensor in head.state_dict().items()},
               folder / "head.safetensors")
     edits, tensors = [], {}
     for i, edit in enumerate(classifier.interventions):
-        if not isinstance(edit, FeatureAblation):
+        if type(edit) not in _TYPE_NAMES:
             raise TypeError(f"Cannot save an intervention of type {type(edit).__name__}.")
-        edits.append({"key": f"edit{i}", "site": edit.site.name, "features": edit.features, "mode": edit.mode})
+        edits.append({"key": f"edit{i}", "type": _TYPE_NAMES[type(edit)], "site": edit.site.name,
+                      **edit.saved_config()})
         for name, tensor in edit.saved_tensors().items():
             tensors[f"edit{i}.{name}"] = tensor.detach().cpu().contiguous()
     if tensors:
@@ -77,6 +89,7 @@ def save_model(
         "classes": classifier.classes,
         "probe_layer": classifier.probe_layer,
         "max_length": classifier.max_length,
+        "dtype": dtype_name(classifier.dtype),
         "base_model": {
             "path": "base_model" if copied else source.path,
             "name_or_path": source.name_or_path,
@@ -121,20 +134,26 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> TextC
     classifier = load_classifier(
         None if base["embedded_default"] else location, classes=config["classes"],
         probe_layer=config["probe_layer"] if config["probe_layer"] is not None else -1,
-        max_length=config["max_length"], device=device,
+        max_length=config["max_length"], device=device, dtype=config.get("dtype", "float32"),
     )
     head_tensors = load_file(folder / "head.safetensors")
-    head = torch.nn.Linear(head_tensors["weight"].shape[1], head_tensors["weight"].shape[0])
-    with torch.no_grad():
-        head.weight.copy_(head_tensors["weight"])
-        head.bias.copy_(head_tensors["bias"])
+    weight = head_tensors["weight"]
+    head = torch.nn.Linear(weight.shape[1], weight.shape[0], bias="bias" in head_tensors, dtype=weight.dtype)
+    head.load_state_dict(head_tensors)
     classifier.set_head(head)
     if config["edits"]:
         tensors = load_file(folder / "edits.safetensors")
         sites = {s.name: s for s in classifier.resolve_sites([e["site"] for e in config["edits"]])}
         edits = []
         for entry in config["edits"]:
-            buffers = {name: tensors[f"{entry['key']}.{name}"] for name in FeatureAblation.TENSORS}
-            edits.append(FeatureAblation(sites[entry["site"]], entry["features"], mode=entry["mode"], **buffers))
+            kind = entry.get("type", "feature_ablation")
+            if kind not in INTERVENTION_TYPES:
+                raise ValueError(UNKNOWN_INTERVENTION.format(key=entry["key"], type=kind,
+                                                             known=sorted(INTERVENTION_TYPES)))
+            cls = INTERVENTION_TYPES[kind]
+            names = cls.TENSORS + getattr(cls, "GATE_TENSORS", ())
+            buffers = {name: tensors[f"{entry['key']}.{name}"] for name in names
+                       if f"{entry['key']}.{name}" in tensors}
+            edits.append(cls.from_saved(sites[entry["site"]], buffers, entry))
         classifier.set_interventions(edits)
     return classifier.to(device)

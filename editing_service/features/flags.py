@@ -11,7 +11,7 @@ how the flags were chosen (`policy`), which every report states. Flags files are
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -28,6 +28,7 @@ NO_SPURIOUS = "No feature is flagged spurious, so there is nothing to ablate."
 FLAGS_FILE_NOT_FOUND = "Flags file {path} does not exist."
 FLAGS_FILE_INVALID = "Flags file {path} is invalid: {problem}"
 NO_SUGGESTIONS = "No feature was suggested by the {kind} rule, so 'auto' flags nothing."
+NO_KINDS = "Flags from suggestions need at least one suggestion kind."
 POLICY_BY_SOURCE = {
     "lexicon": "Flags were chosen automatically: every circuit feature whose activation mass falls mostly "
     "on the words of the concept lexicon {lexicon!r} was flagged spurious, without looking at evaluation data.",
@@ -101,14 +102,19 @@ def read_flags_file(path: str | Path) -> FlagSet:
 
 
 def flags_from_suggestions(
-    suggestions: Iterable[Suggestion], *, kind: FlagSource, lexicon: str = "gendered"
+    suggestions: Iterable[Suggestion], *, kind: FlagSource | Sequence[FlagSource], lexicon: str = "gendered"
 ) -> FlagSet:
-    """Flag spurious every suggested feature of one kind (`--flags auto`)."""
+    """Flag spurious every feature suggested by the rule `kind` (or by any of several rules: a feature that
+    both suggest is flagged once per rule, with each rule's rationale), as `--flags auto...` does."""
+    kinds = [kind] if isinstance(kind, str) else list(dict.fromkeys(kind))
+    if not kinds:
+        raise ValueError(NO_KINDS)
     flags = [
         Flag(site=s.site, feature=s.feature, state="spurious", rationale=s.reason, reviewer="auto",
-             source=kind)
-        for s in suggestions if s.kind == kind
+             source=s.kind)
+        for s in suggestions if s.kind in kinds
     ]
     if not flags:
-        raise ValueError(NO_SUGGESTIONS.format(kind=kind))
-    return FlagSet(flags=flags, policy=POLICY_BY_SOURCE[kind].format(lexicon=lexicon))
+        raise ValueError(NO_SUGGESTIONS.format(kind=" or ".join(kinds)))
+    policy = " ".join(POLICY_BY_SOURCE[k].format(lexicon=lexicon) for k in kinds)
+    return FlagSet(flags=flags, policy=policy)

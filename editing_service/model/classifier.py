@@ -13,17 +13,17 @@ one interface: `sites()`, `head_features()`, `forward()`, `predict_proba()`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.hooks import RemovableHandle
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from editing_service.model.batching import clip_texts, length_sorted_batches
+from editing_service.model.families import rule_for
 from editing_service.model.head import fit_linear_head
-from editing_service.model.hooks import capture, capture_input, replace_output
+from editing_service.model.hooks import Handles, capture, capture_input, replace_output
 from editing_service.model.sites import Site, SiteKind, find_sites, resolve_sites
 
 ClassifierKind = Literal["probe", "sequence_classification"]
@@ -32,7 +32,7 @@ NOT_FITTED = "This classifier's head is not fitted yet: call fit_head(features, 
 HEAD_NOT_FOUND = (
     "Cannot find the classification head of {arch}: expected a final nn.Linear at one of {paths}."
 )
-_HEAD_PATHS = ("classifier.out_proj", "classifier", "score", "classifier.dense", "logits_proj")
+HEAD_SHAPE = "New head has shape {new}, the model's head {current}."
 
 
 @dataclass(frozen=True)
@@ -52,22 +52,31 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
 
-def last_token(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """The last non-pad position of right-padded sequences: [B, T, d] -> [B, d]."""
-    last = attention_mask.sum(1).long() - 1
-    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-
-
 def find_head(model: nn.Module) -> tuple[str, nn.Linear]:
-    """The final linear layer of a sequence-classification model."""
-    for path in _HEAD_PATHS:
+    """The final linear layer of a sequence-classification model (where is its family rule's)."""
+    paths = rule_for(model).head_paths
+    for path in paths:
         try:
             module = model.get_submodule(path)
         except AttributeError:
             continue
         if isinstance(module, nn.Linear):
             return path, module
-    raise ValueError(HEAD_NOT_FOUND.format(arch=type(model).__name__, paths=list(_HEAD_PATHS)))
+    raise ValueError(HEAD_NOT_FOUND.format(arch=type(model).__name__, paths=list(paths)))
+
+
+def copy_head(head: nn.Linear) -> nn.Linear:
+    """An independent copy of a linear head, with a bias exactly when `head` has one."""
+    copy = nn.Linear(head.in_features, head.out_features, bias=head.bias is not None,
+                     device=head.weight.device, dtype=head.weight.dtype)
+    copy.load_state_dict(head.state_dict())
+    return copy
+
+
+def head_logits(head: nn.Linear, features: np.ndarray) -> torch.Tensor:
+    """Logits [n, C] of a head on precomputed features [n, d] (no gradient)."""
+    with torch.no_grad():
+        return head(torch.from_numpy(np.asarray(features)).to(head.weight))
 
 
 class SiteIntervention(nn.Module):
@@ -108,7 +117,8 @@ class TextClassifier(nn.Module):
         self.probe_layer = probe_layer
         self._head_path: str | None = None
         self.interventions = nn.ModuleList()
-        self._intervention_hooks: list[RemovableHandle] = []
+        self._intervention_hooks: list[Handles] = []
+        self.rule = rule_for(backbone)
         if kind == "probe":
             if probe_layer is None:
                 raise ValueError("A probe classifier needs probe_layer.")
@@ -137,8 +147,14 @@ class TextClassifier(nn.Module):
         return next(self.backbone.parameters()).device
 
     @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the backbone's weights."""
+        return next(self.backbone.parameters()).dtype
+
+    @property
     def n_layers(self) -> int:
-        return int(self.backbone.config.num_hidden_layers)
+        """Number of layers (block applications; an encoder-decoder's encoder and decoder blocks)."""
+        return len(self.rule.blocks(self.backbone))
 
     def sites(self, kinds: tuple[SiteKind, ...] = ("block",)) -> list[Site]:
         return find_sites(self.backbone, kinds=kinds)
@@ -147,20 +163,19 @@ class TextClassifier(nn.Module):
         return resolve_sites(self.backbone, names)
 
     def set_head(self, head: nn.Linear) -> None:
-        """Replace the head's weights (the module object of a sequence classifier stays in place)."""
-        head = head.to(self.device)
+        """Replace the head's weights and bias, or its lack of one (decoder heads have none). The module
+        object of a sequence classifier stays in place."""
         if self.kind == "probe":
-            self.probe_head = head
+            self.probe_head = copy_head(head).to(self.device)
             return
         current = self.head
         assert current is not None
         if current.weight.shape != head.weight.shape:
-            raise ValueError(
-                f"New head has shape {tuple(head.weight.shape)}, the model's head {tuple(current.weight.shape)}."
-            )
+            raise ValueError(HEAD_SHAPE.format(new=tuple(head.weight.shape), current=tuple(current.weight.shape)))
         with torch.no_grad():
             current.weight.copy_(head.weight)
-            current.bias.copy_(head.bias)
+        current.bias = None if head.bias is None else nn.Parameter(
+            head.bias.detach().to(current.weight), requires_grad=current.weight.requires_grad)
 
     def fit_head(self, features: np.ndarray, labels: np.ndarray, **kwargs: float) -> TextClassifier:
         """Fit the head on precomputed head features; returns self."""
@@ -171,16 +186,23 @@ class TextClassifier(nn.Module):
         """Interventions applied on every forward pass from now on (replacing any earlier ones).
 
         They are part of the model: each is hooked onto its site ahead of any other hook, so whatever
-        reads a site (a `capture`, the probe head) sees the edited output.
+        reads a site (a `capture`, the probe head) sees the edited output. Several at one site run in
+        list order.
         """
         for handle in self._intervention_hooks:
             handle.remove()
         self.interventions = nn.ModuleList(interventions).to(self.device)
+        # Each hook is put in front of those already there: attach in reverse to run in list order.
         self._intervention_hooks = [
-            replace_output(self.backbone, m.site, m.rewrite_, first=True) for m in self.interventions
+            replace_output(self.backbone, m.site, m.rewrite_, first=True) for m in reversed(self.interventions)
         ]
 
     # ---- computation -----------------------------------------------------------------------
+    def run_backbone(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Any:
+        """The backbone's own forward output, with the extra inputs its family needs (T5's decoder ids)."""
+        extra = self.rule.forward_kwargs(self.backbone, input_ids)
+        return self.backbone(input_ids=input_ids, attention_mask=attention_mask, **extra)
+
     def head_features(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -189,17 +211,18 @@ class TextClassifier(nn.Module):
             site = self.probe_site
             assert site is not None
             with capture(self.backbone, [site], detach=False) as store:
-                self.backbone(input_ids=input_ids, attention_mask=attention_mask)
+                self.run_backbone(input_ids, attention_mask)
             features = mean_pool(store[site.name], attention_mask)
             head = self.probe_head
             return features, (head(features) if head is not None else None)
         head = self.head
         assert head is not None
         with capture_input(head) as store:
-            logits = self.backbone(input_ids=input_ids, attention_mask=attention_mask).logits
+            logits = self.run_backbone(input_ids, attention_mask).logits
         features = store["input"]
-        if features.dim() == 3:  # decoder classifiers score the last non-pad token
-            features = last_token(features, attention_mask)
+        if features.dim() == 3:  # decoder classifiers score every token and keep one per text
+            position = self.rule.read_position(input_ids, attention_mask, self.backbone.config)
+            features = features[torch.arange(features.shape[0], device=features.device), position]
         return features, logits
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -2,6 +2,9 @@
 
 The context managers remove their hooks in `finally`, so a temporary intervention never leaks into the
 next call; `replace_output` hands back the handle, for edits that belong to a model (`TextClassifier`).
+A site on a module applied several times per forward pass (ALBERT's shared layer) acts on one
+application only: its hook counts the module's calls since the model's forward began. Sites are read
+and rewritten in float32 whatever the model's dtype (bfloat16, float16), and handed back in its dtype.
 Module outputs may be a tensor or a tuple whose first element is the hidden state (DeBERTa layers,
 attention modules); both are handled here and nowhere else.
 """
@@ -37,17 +40,47 @@ def with_hidden(output: Any, hidden: torch.Tensor) -> Any:
     return (hidden, *output[1:])
 
 
-def replace_output(model: nn.Module, site: Site, fn: HiddenFn, *, first: bool = False) -> RemovableHandle:
+class Handles:
+    """Several hook handles removed together."""
+
+    def __init__(self, *handles: RemovableHandle) -> None:
+        self.handles = handles
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
+def replace_output(model: nn.Module, site: Site, fn: HiddenFn, *, first: bool = False) -> Handles:
     """Attach a hook replacing `site`'s hidden output `h` with `fn(h)` until the handle is removed.
 
     With `first=True` the hook runs before those already attached, so every other reader of the site
     (a `capture`, say) sees the replaced output, and `fn` may overwrite `h` in place.
     """
+    module = model.get_submodule(site.module_path)
 
-    def hook(_mod: nn.Module, _args: Any, output: Any) -> Any:
-        return with_hidden(output, fn(hidden_of(output)))
+    def rewrite(output: Any) -> Any:
+        hidden = hidden_of(output)
+        return with_hidden(output, fn(hidden.float()).to(hidden.dtype))
 
-    return model.get_submodule(site.module_path).register_forward_hook(hook, prepend=first)
+    if site.call is None:
+
+        def hook(_mod: nn.Module, _args: Any, output: Any) -> Any:
+            return rewrite(output)
+
+        return Handles(module.register_forward_hook(hook, prepend=first))
+
+    calls = [0]
+
+    def reset(_mod: nn.Module, _args: Any) -> None:
+        calls[0] = 0
+
+    def counted_hook(_mod: nn.Module, _args: Any, output: Any) -> Any:
+        call, calls[0] = calls[0], calls[0] + 1
+        return rewrite(output) if call == site.call else None
+
+    return Handles(model.register_forward_pre_hook(reset),
+                   module.register_forward_hook(counted_hook, prepend=first))
 
 
 @contextmanager

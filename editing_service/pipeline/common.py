@@ -36,7 +36,7 @@ def load_inputs(spec_ref: str, model: ModelSettings) -> tuple[DatasetSpec, TextC
     spec = load_spec(spec_ref)
     classifier = load_classifier(
         model.path, classes=list(spec.labels), probe_layer=model.probe_layer, max_length=model.max_length,
-        device=resolve_device(model.device),
+        device=resolve_device(model.device), dtype=model.dtype,
     )
     return spec, classifier
 
@@ -56,13 +56,18 @@ def cache_role(
     dtype: str = "float32",
     batch_size: int = 32,
     progress: ProgressFn = quiet,
+    tokens_per_text: int | None = None,
 ) -> tuple[TextSplit, ActivationCache]:
-    """Load the subset playing `role` and cache its activations (one forward pass)."""
+    """Load the subset playing `role` and cache its activations (one forward pass).
+
+    `tokens_per_text` samples the training role's tokens only: the validate role's cache feeds the feature
+    cards, which show every token of a text."""
     split = load_role(spec, role)
     cache = collect_activations(
         classifier, split.texts, sites=sites, out_dir=artifacts.cache(role), labels=split.labels,
         dtype=dtype, batch_size=batch_size, on_progress=lambda f: progress(f"activations:{role}", f),
         info={"role": role, "subset": split.name, "spec": spec.name},
+        tokens_per_text=tokens_per_text if role == "train" else None,
     )
     return split, cache
 

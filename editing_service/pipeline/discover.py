@@ -1,7 +1,8 @@
 """The `discover` step: caches, head, SAEs, attribution, the circuit, feature cards and suggestions.
 
 Writes into the artifact directory: activations/{train,validate}, models/original, saes/ (with
-quality.json), attribution.json and features.json (circuit, cards, suggestions), and run.json.
+quality.json), attribution.json, features.json (circuit, cards, suggestions), circuit.json (the graph:
+nodes, edges, faithfulness, head lens) and run.json.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from editing_service.circuit import (
     integrated_gradients,
     select_circuit,
 )
+from editing_service.circuit.graph import write_circuit
 from editing_service.data import TextSplit
 from editing_service.edit import save_model
 from editing_service.features import (
@@ -33,6 +35,7 @@ from editing_service.features import (
     suggest_flags,
 )
 from editing_service.model import Site, TextClassifier
+from editing_service.pipeline.circuit import GraphInputs, build_graph, card_labels_and_suggestions
 from editing_service.pipeline.common import (
     ProgressFn,
     cache_role,
@@ -107,7 +110,8 @@ def run_discover(settings: RunSettings, out: str | Path, *, progress: ProgressFn
     sites = classifier.resolve_sites(settings.sites)
     batch = settings.model.batch_size
     train, train_cache = cache_role(classifier, spec, "train", sites=sites, artifacts=artifacts,
-                                    dtype=settings.cache_dtype, batch_size=batch, progress=progress)
+                                    dtype=settings.cache_dtype, batch_size=batch, progress=progress,
+                                    tokens_per_text=settings.cache_tokens_per_text)
     validate, validate_cache = cache_role(classifier, spec, "validate", sites=sites, artifacts=artifacts,
                                           dtype=settings.cache_dtype, batch_size=batch, progress=progress)
     head = fit_original_head(classifier, train_cache, C=settings.edit.head_C, validate=validate,
@@ -163,6 +167,12 @@ def run_discover(settings: RunSettings, out: str | Path, *, progress: ProgressFn
         "seconds": round(time.perf_counter() - started, 1),
     }
     artifacts.features.write_text(json.dumps(document))
+    labels, kinds = card_labels_and_suggestions(document)
+    graph = build_graph(GraphInputs(
+        classifier=classifier, saes=saes, scores=scores, train=train, train_cache=train_cache, validate=validate,
+        validate_cache=validate_cache, spec=spec.name, attribute=attribute, labels=labels, suggestions=kinds,
+    ), settings, progress=progress)
+    write_circuit(graph, artifacts.circuit)
     logger.info("Discovery: %d circuit features, %d suggestions (%.0f s)", len(circuit), len(suggestions),
                 document["seconds"])
     return document

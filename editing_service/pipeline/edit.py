@@ -18,26 +18,46 @@ import torch
 from editing_service.activations import ActivationCache
 from editing_service.artifacts import ArtifactDir
 from editing_service.data import DatasetSpec, TextSplit, load_role, load_spec, stereotype_labels
-from editing_service.edit import FeatureAblation, head_features, load_model, retrain_head, save_model
+from editing_service.edit import (
+    FeatureAblation,
+    check_features,
+    head_features,
+    load_model,
+    retrain_head,
+    save_model,
+)
+from editing_service.edit.erasure import fit_site_erasers
 from editing_service.edit.head_choice import choose_head_C
 from editing_service.features import load_lexicon
 from editing_service.features.flags import FlagSet
 from editing_service.model import TextClassifier, fit_linear_head
+from editing_service.model.classifier import copy_head, head_logits
+from editing_service.pipeline.circuit import flagged_circuit
 from editing_service.pipeline.common import ProgressFn, group_attribute, quiet, resolve_device
+from editing_service.pipeline.discover import token_sample
 from editing_service.report import build_report, evaluate_row, model_card, render_html
 from editing_service.report.baselines import delete_words, random_features
-from editing_service.sae import SAE, TopKSAE, load_sae, topk_to_jumprelu
-from editing_service.settings import RunSettings
+from editing_service.sae import SAE, TopKGate, TopKSAE, fit_topk_gate, load_sae, topk_to_jumprelu
+from editing_service.settings import EditSettings, RunSettings, ServedForm
 
 logger = logging.getLogger(__name__)
 
+NO_ATTRIBUTE_TO_ERASE = (
+    "erase_at_edited_sites needs a protected attribute with groups in the validate split; dataset {name!r} "
+    "has none."
+)
 NOT_DISCOVERED = "{path} has no discovery results (run.json missing): run `discover` first."
 UNKNOWN_FLAG_SITE = "Flagged feature {id} names site {site!r}, which has no SAE in this run; the sites are {known}."
 
 
-def _served_sae(sae: SAE, cache: ActivationCache, site: str) -> SAE:
-    """TopK SAEs are served through per-feature JumpReLU thresholds fitted on the training tokens."""
-    return topk_to_jumprelu(sae, cache.site(site), n_sample=8192) if isinstance(sae, TopKSAE) else sae
+def _served_sae(sae: SAE, cache: ActivationCache, site: str, form: ServedForm) -> tuple[SAE, TopKGate | None]:
+    """How a site's flagged features are served: ReLU / JumpReLU SAEs as they are; TopK SAEs through
+    per-feature JumpReLU thresholds or through the token-cut gate, fitted on the training tokens."""
+    if not isinstance(sae, TopKSAE):
+        return sae, None
+    if form == "gate":
+        return sae, fit_topk_gate(sae, cache.site(site), n_sample=16384)
+    return topk_to_jumprelu(sae, cache.site(site), n_sample=8192), None
 
 
 def _alive(sae: SAE, cache: ActivationCache, site: str, n_rows: int = 16384) -> np.ndarray:
@@ -49,26 +69,40 @@ def _alive(sae: SAE, cache: ActivationCache, site: str, n_rows: int = 16384) -> 
 
 def build_ablations(
     classifier: TextClassifier, saes: dict[str, SAE], features: dict[str, list[int]], cache: ActivationCache,
-    *, mode: str, served: dict[str, SAE] | None = None,
+    *, mode: str, served: dict[str, tuple[SAE, TopKGate | None]] | None = None, form: ServedForm = "jumprelu",
 ) -> list[FeatureAblation]:
     """The served ablation of `features` ({site: indices}) at every site that has some.
 
-    `served` memoises each site's served SAE (the TopK -> JumpReLU fit) across calls.
+    `served` memoises each site's served form (the TopK conversion's fit) across calls.
     """
     served = {} if served is None else served
     sites = {s.name: s for s in classifier.resolve_sites(list(features))}
     edits = []
     for name, indices in features.items():
         if name not in served:
-            served[name] = _served_sae(saes[name], cache, name)
-        ablation = FeatureAblation.from_sae(sites[name], served[name], indices)
+            served[name] = _served_sae(saes[name], cache, name, form)
+        sae, gate = served[name]
+        ablation = FeatureAblation.from_sae(sites[name], sae, indices, gate=gate)
         if mode == "mean":
             with torch.no_grad():
                 acts = ablation.activations(torch.from_numpy(cache.read(name)).to(ablation.W_enc.device))
-            ablation = FeatureAblation.from_sae(sites[name], served[name], indices, mode="mean",
+            ablation = FeatureAblation.from_sae(sites[name], sae, indices, mode="mean", gate=gate,
                                                 mean=acts.mean(0).cpu().numpy())
         edits.append(ablation)
     return edits
+
+
+def served_agreement(saes: dict[str, SAE], edits: list[FeatureAblation], validate_cache: ActivationCache,
+                     n_tokens: int = 16384) -> dict[str, dict[str, float]]:
+    """Per TopK site: precision and recall of the served firings of the flagged features against the TopK
+    codes, on validate tokens (held out from the served form's fit, which uses training tokens)."""
+    out = {}
+    for edit in edits:
+        sae = saes[edit.site.name]
+        if isinstance(sae, TopKSAE):
+            x = torch.from_numpy(token_sample(validate_cache, edit.site.name, n_tokens)).to(sae.W_enc.device)
+            out[edit.site.name] = edit.agreement(sae, x)
+    return out
 
 
 class _Evaluator:
@@ -82,8 +116,7 @@ class _Evaluator:
         self.rows: list[dict[str, Any]] = []
 
     def add(self, name: str, description: str, features: np.ndarray, head: torch.nn.Linear) -> None:
-        with torch.no_grad():
-            logits = torch.from_numpy(features).to(head.weight) @ head.weight.T + head.bias
+        logits = head_logits(head, features)
         self.rows.append(evaluate_row(
             name=name, description=description, y_true=self.split.labels, y_pred=logits.argmax(1).cpu().numpy(),
             label_names=self.split.label_names, groups=self.split.groups, attribute=self.attribute,
@@ -101,18 +134,12 @@ def _original_head_C(artifacts: ArtifactDir) -> tuple[float, str]:
     return 1.0, "1.0 (the original head is the model's own)"
 
 
-def _copy_head(head: torch.nn.Linear) -> torch.nn.Linear:
-    copy = torch.nn.Linear(head.in_features, head.out_features).to(head.weight.device)
-    copy.load_state_dict(head.state_dict())
-    return copy
-
-
 def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
-             edit_out: str | Path | None = None) -> dict[str, Any]:
+             edit_out: str | Path | None = None, edit_settings: dict[str, Any] | None = None) -> dict[str, Any]:
     """Apply `flags` to the discovered run in `out`; returns the report (also written to disk).
 
     The edited model, flags and report go to `edit_out` (default: `out` itself), so one discovery
-    can serve several edits.
+    can serve several edits; `edit_settings` override the run's edit settings for this edit.
     """
     started = time.perf_counter()
     artifacts = ArtifactDir(Path(out))
@@ -121,6 +148,9 @@ def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
     if not artifacts.run_config.is_file():
         raise FileNotFoundError(NOT_DISCOVERED.format(path=artifacts.root))
     settings = RunSettings.model_validate_json(artifacts.run_config.read_text())
+    if edit_settings:
+        settings = settings.model_copy(
+            update={"edit": EditSettings.model_validate({**settings.edit.model_dump(), **edit_settings})})
     batch = settings.model.batch_size
     spec = load_spec(settings.spec)
     classifier = load_model(artifacts.original_model, device=resolve_device(settings.model.device))
@@ -129,13 +159,17 @@ def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
     for site, indices in flagged.items():
         if site not in saes:
             raise ValueError(UNKNOWN_FLAG_SITE.format(id=f"{site}/{indices[0]}", site=site, known=sorted(saes)))
+        check_features(site, list(indices), saes[site].d_sae)  # before any work, the circuit numbers included
     train_cache = ActivationCache.open(artifacts.cache("train"))
     train, evaluate = load_role(spec, "train"), load_role(spec, "evaluate")
     rows = _Evaluator(spec, evaluate, settings)
-    original_head = _copy_head(classifier.head)
+    original_head = copy_head(classifier.head)
+    circuit_part = flagged_circuit(artifacts, classifier, saes, flagged, train, train_cache)
     mode, seed = settings.edit.mode, settings.edit.seed
     validate = load_role(spec, "validate")
     attribute = group_attribute(spec)
+    if settings.edit.erase_at_edited_sites and (not attribute or attribute not in validate.groups):
+        raise ValueError(NO_ATTRIBUTE_TO_ERASE.format(name=spec.name))
 
     def step(name: str):
         return lambda f: progress(name, f)
@@ -143,8 +177,25 @@ def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
     eval_original = head_features(classifier, evaluate.texts, batch_size=batch, on_progress=step("eval:original"))
     rows.add("original", "The classifier as given (head trained on the training set).", eval_original, original_head)
 
-    served: dict[str, SAE] = {}
-    edits = build_ablations(classifier, saes, flagged, train_cache, mode=mode, served=served)
+    served: dict[str, tuple[SAE, TopKGate | None]] = {}
+    form = settings.edit.served_form
+    edits = build_ablations(classifier, saes, flagged, train_cache, mode=mode, served=served, form=form)
+    edit_info: dict[str, Any] = {
+        "served_agreement": served_agreement(saes, edits, ActivationCache.open(artifacts.cache("validate"))),
+        "erased_at": [],
+        "served_form": form,
+    }
+    if settings.edit.erase_at_edited_sites:
+        classifier.set_interventions(edits)
+        progress("erasure", 0.0)
+        erasers = fit_site_erasers(classifier, classifier.resolve_sites(list(flagged)), validate.texts,
+                                   labels=validate.labels, groups=validate.groups[attribute], attribute=attribute,
+                                   batch_size=batch, seed=seed)
+        progress("erasure", 1.0)
+        edits = [*edits, *erasers]  # at each site the ablation runs first, then the eraser
+        edit_info["erased_at"] = [e.site.name for e in erasers]
+        edit_info["erasure"] = {"method": "LEACE (concept-erasure)", "attribute": attribute,
+                                "fitted_on": validate.name, "cell_balanced": True}
     classifier.set_interventions(edits)
     eval_shift = head_features(classifier, evaluate.texts, batch_size=batch, on_progress=step("eval:shift"))
     rows.add("shift", "Flagged features ablated, original head.", eval_shift, original_head)
@@ -155,13 +206,14 @@ def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
     classifier.fit_head(train_shift, train.labels, C=C, seed=seed)
     rows.add("shift_retrained", "Flagged features ablated, head retrained on the training set.", eval_shift,
              classifier.head)
-    shift_head = _copy_head(classifier.head)
+    shift_head = copy_head(classifier.head)
     n_flagged = sum(len(v) for v in flagged.values())
 
     if "random_ablation" in settings.edit.baselines:
         alive = {site: _alive(saes[site], train_cache, site) for site in flagged}
         chosen = random_features(flagged, alive, seed=seed)
-        classifier.set_interventions(build_ablations(classifier, saes, chosen, train_cache, mode=mode, served=served))
+        classifier.set_interventions(build_ablations(classifier, saes, chosen, train_cache, mode=mode, served=served,
+                                                     form=form))
         retrain_head(classifier, train.texts, train.labels, batch_size=batch, C=C, seed=seed,
                      on_progress=step("retrain:random"))  # SHIFT's C: the baselines get the same head
         features = head_features(classifier, evaluate.texts, batch_size=batch, on_progress=step("eval:random"))
@@ -210,6 +262,9 @@ def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
                  "trained_on": train.name, "mode": mode, "baselines_use_the_same_C": True},
         flag_policy=flags.policy, flag_selection_subset=features_doc.get("cards_split"),
     )
+    report["edit"] = edit_info
+    if circuit_part is not None:
+        report["flagged_circuit"] = circuit_part
     report["seconds"] = round(time.perf_counter() - started, 1)
     save_model(classifier, results.edited_model,
                provenance={"spec": spec.name, "flags": [f.model_dump() for f in flags.flags],

@@ -10,7 +10,7 @@ from typing import Any
 
 from editing_service.artifacts import ArtifactDir
 from editing_service.features import Suggestion, load_lexicon
-from editing_service.features.flags import FlagSet, flags_from_suggestions, read_flags_file
+from editing_service.features.flags import FlagSet, FlagSource, flags_from_suggestions, read_flags_file
 from editing_service.pipeline.common import ProgressFn, quiet
 from editing_service.pipeline.discover import run_discover
 from editing_service.pipeline.edit import run_edit
@@ -18,16 +18,20 @@ from editing_service.settings import RunSettings
 
 logger = logging.getLogger(__name__)
 
-AUTO_KINDS = {"auto": "lexicon", "auto:lexicon": "lexicon", "auto:protected": "protected_attribute"}
-BAD_FLAGS = "--flags must be auto, auto:lexicon, auto:protected or a flags file; got {value!r}."
+AUTO_KINDS: dict[str, tuple[FlagSource, ...]] = {
+    "auto": ("lexicon",), "auto:lexicon": ("lexicon",), "auto:protected": ("protected_attribute",),
+    "auto:all": ("lexicon", "protected_attribute"),
+}
+BAD_FLAGS = "--flags must be auto, auto:lexicon, auto:protected, auto:all or a flags file; got {value!r}."
 
 
 def resolve_flags(value: str, out: str | Path, *, lexicon: str = "gendered") -> FlagSet:
-    """`auto...` picks the suggestions of one kind from features.json; anything else is a flags file."""
+    """`auto...` picks the suggestions of one kind (`auto:all`: of every kind) from features.json; anything
+    else is a flags file."""
     if value in AUTO_KINDS:
         document = json.loads(ArtifactDir(Path(out)).features.read_text())
         suggestions = [Suggestion(**{k: v for k, v in s.items() if k != "id"}) for s in document["suggestions"]]
-        return flags_from_suggestions(suggestions, kind=AUTO_KINDS[value], lexicon=lexicon)  # type: ignore[arg-type]
+        return flags_from_suggestions(suggestions, kind=AUTO_KINDS[value], lexicon=lexicon)
     if value.startswith("auto"):
         raise ValueError(BAD_FLAGS.format(value=value))
     return read_flags_file(value)

@@ -58,7 +58,8 @@ def run_saes(settings: SAERunSettings, out: str | Path, *, progress: ProgressFn 
     sites = classifier.resolve_sites(settings.sites)
     batch = settings.model.batch_size
     _, train_cache = cache_role(classifier, spec, "train", sites=sites, artifacts=artifacts,
-                                dtype=settings.cache_dtype, batch_size=batch, progress=progress)
+                                dtype=settings.cache_dtype, batch_size=batch, progress=progress,
+                                tokens_per_text=settings.cache_tokens_per_text)
     validate, validate_cache = cache_role(classifier, spec, "validate", sites=sites, artifacts=artifacts,
                                           dtype=settings.cache_dtype, batch_size=batch, progress=progress)
     fit_original_head(classifier, train_cache, C="validate", validate=validate, validate_cache=validate_cache,

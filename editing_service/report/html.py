@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 
 from editing_service.report.chart import bar_chart
+from editing_service.report.circuit_section import circuit_section
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1200px;
@@ -211,6 +212,7 @@ def render_html(report: Mapping) -> str:
         "<h2>Flags</h2>",
         f"<p>{_e(policy['statement'])}</p>",
         _flags(report["flags"]),
+        circuit_section(report.get("flagged_circuit")),
         "<h2>Cells per row</h2>",
         *(_row_detail(r) for r in rows),
         "<h2>Provenance</h2>",

@@ -5,7 +5,7 @@ Importing the package registers every architecture (`topk`, `relu`, `jumprelu`).
 
 from editing_service.sae.base import SAE, StepOutput, TrainContext
 from editing_service.sae.config import SAEConfig
-from editing_service.sae.convert import topk_to_jumprelu
+from editing_service.sae.convert import TopKGate, fit_topk_gate, topk_to_jumprelu
 from editing_service.sae.io import load_sae, sae_digest, save_sae
 from editing_service.sae.jumprelu import JumpReLUSAE
 from editing_service.sae.quality import sae_quality
@@ -21,6 +21,7 @@ __all__ = [
     "SAEConfig",
     "SAETrainer",
     "StepOutput",
+    "TopKGate",
     "TopKSAE",
     "TrainContext",
     "get_sae_class",
@@ -30,6 +31,7 @@ __all__ = [
     "register_sae",
     "sae_quality",
     "save_sae",
+    "fit_topk_gate",
     "topk_to_jumprelu",
     "train_saes",
 ]

@@ -32,7 +32,7 @@ from editing_service.store.edits import (
     set_edit_summary,
 )
 from editing_service.store.errors import Conflict, Invalid, NotFound, StoreError
-from editing_service.store.events import list_events
+from editing_service.store.events import add_event, list_events, service_events
 from editing_service.store.features import count_features, get_feature, list_features, replace_features
 from editing_service.store.flags import apply_suggestions, audit_log, clear_flag, list_flags, set_flag
 from editing_service.store.jobs import (
@@ -47,6 +47,7 @@ from editing_service.store.jobs import (
     report_progress,
     request_cancel,
 )
+from editing_service.store.members import list_members, member_role, memberships, remove_member, set_member
 from editing_service.store.projects import create_project, get_project, list_projects
 from editing_service.store.records import (
     FLAG_SOURCES,
@@ -62,7 +63,16 @@ from editing_service.store.records import (
     FeatureRecord,
     FlagRecord,
     JobRecord,
+    MemberRecord,
     ProjectRecord,
+    TokenRecord,
+)
+from editing_service.store.tokens import (
+    create_token,
+    list_tokens,
+    principal_for_digest,
+    revoke_token,
+    token_digest,
 )
 
 __all__ = [
@@ -82,11 +92,26 @@ __all__ = [
     "FeatureRecord",
     "FlagRecord",
     "Invalid",
+    "EventRecord",
     "JobRecord",
+    "MemberRecord",
+    "TokenRecord",
     "NotFound",
     "ProjectRecord",
     "StoreError",
+    "add_event",
     "apply_suggestions",
+    "create_token",
+    "list_members",
+    "list_tokens",
+    "member_role",
+    "memberships",
+    "principal_for_digest",
+    "remove_member",
+    "revoke_token",
+    "service_events",
+    "set_member",
+    "token_digest",
     "audit_log",
     "claim_job",
     "clear_flag",

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from editing_service.store.database import Database
 from editing_service.store.discoveries import check_upload_kept, current_digests, current_row
 from editing_service.store.errors import Conflict, Invalid, NotFound
+from editing_service.store.events import add_event
 from editing_service.store.jobs import add_job
 from editing_service.store.projects import require_project
 from editing_service.store.records import FLAG_SOURCES, FLAG_STATES, EditFolders, EditRecord, JobRecord
@@ -40,7 +41,7 @@ _FLAG_FIELDS = ("site", "feature", "state", *_FLAG_DEFAULTS)
 
 def create_edit(
     db: Database, *, project_id: str, policy: str, flags: Sequence[Mapping[str, Any]] | None = None,
-    spurious_only: bool = False,
+    spurious_only: bool = False, created_by: str | None = None,
 ) -> tuple[EditRecord, JobRecord]:
     """Create an edit and its queued 'edit' job (params {"edit_id": ...}) in one transaction, bound to
     the project's current discovery.
@@ -75,6 +76,9 @@ def create_edit(
         )
         session.add(edit)
         session.flush()
+        if created_by is not None:
+            add_event(session, project_id=project_id, action="edit_created", target=edit_id, principal=created_by,
+                      detail={"policy": policy, "flags": len(snapshot)})
         return edit.record(), job.record()
 
 

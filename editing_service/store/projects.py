@@ -8,11 +8,13 @@ from typing import Any, Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+# A module reference: events.py reads projects through this module (an import cycle otherwise).
+from editing_service.store import events as event_store
 from editing_service.store.database import Database
 from editing_service.store.errors import Invalid, NotFound
 from editing_service.store.paging import check_paging
 from editing_service.store.records import ProjectRecord
-from editing_service.store.tables import NAME_LENGTH, ProjectRow, new_id
+from editing_service.store.tables import NAME_LENGTH, MemberRow, ProjectRow, new_id
 
 PROJECT_NOT_FOUND = "Project {id!r} does not exist."
 PROJECT_DELETED = "Project {id!r} was deleted at {at}."
@@ -30,11 +32,13 @@ def create_project(
     settings: dict[str, Any] | None = None,
     artifacts_root: Path,
     upload_dir: Path | None = None,
+    created_by: str | None = None,
 ) -> ProjectRecord:
     """Create a project; its artifacts go to `artifacts_root/projects/<id>` (the caller creates it).
 
     `model_ref` None means the embedded default classifier; `upload_dir` is the folder of its uploaded
-    data file, if it came with one (removed with the project, or alone by `delete_upload`).
+    data file, if it came with one (removed with the project, or alone by `delete_upload`). The creation
+    is an event of `created_by` (the principal) when given.
     """
     if not name.strip():
         raise Invalid(EMPTY_NAME)
@@ -55,6 +59,9 @@ def create_project(
     with db.session() as session:
         session.add(row)
         session.flush()
+        if created_by is not None:
+            event_store.add_event(session, project_id=project_id, action="project_created", target=project_id,
+                      principal=created_by, detail={"name": name})
         return row.record()
 
 
@@ -63,18 +70,19 @@ def get_project(db: Database, project_id: str) -> ProjectRecord:
         return require_project(session, project_id).record()
 
 
-def list_projects(db: Database, *, limit: int = 50, offset: int = 0) -> tuple[list[ProjectRecord], int]:
-    """One page of projects (deleted ones left out), newest first, and the number of projects."""
+def list_projects(
+    db: Database, *, limit: int = 50, offset: int = 0, member: str | None = None
+) -> tuple[list[ProjectRecord], int]:
+    """One page of projects (deleted ones left out), newest first, and the number of projects; only those
+    `member` belongs to when it is given."""
     check_paging(limit, offset)
-    live = ProjectRow.deleted_at.is_(None)
+    query = select(ProjectRow).where(ProjectRow.deleted_at.is_(None))
+    if member is not None:
+        query = query.join(MemberRow, MemberRow.project_id == ProjectRow.id).where(MemberRow.principal == member)
     with db.session(readonly=True) as session:
-        total = session.scalar(select(func.count()).select_from(ProjectRow).where(live)) or 0
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows = session.scalars(
-            select(ProjectRow)
-            .where(live)
-            .order_by(ProjectRow.created_at.desc(), ProjectRow.id)
-            .limit(limit)
-            .offset(offset)
+            query.order_by(ProjectRow.created_at.desc(), ProjectRow.id).limit(limit).offset(offset)
         )
         return [row.record() for row in rows], total
 

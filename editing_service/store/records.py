@@ -10,6 +10,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from editing_service.roles import MemberRole, Role
+
 JOB_KINDS = ("discover", "edit")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED_STATUSES = ("succeeded", "failed", "cancelled")
@@ -18,7 +20,21 @@ FLAG_STATES = ("spurious", "task_relevant")
 SUGGESTION_KINDS = ("lexicon", "protected_attribute")
 FLAG_SOURCES = ("person", *SUGGESTION_KINDS)
 AUDIT_ACTIONS = ("set", "clear")
-EVENT_ACTIONS = ("discovery_current", "edit_deleted", "upload_deleted", "project_deleted")
+# Changes other than flags, kept in the events table with the principal that made them.
+EVENT_ACTIONS = (
+    "discovery_current",
+    "edit_deleted",
+    "upload_deleted",
+    "project_deleted",
+    "project_created",
+    "edit_created",
+    "member_added",
+    "member_removed",
+    "token_created",
+    "token_revoked",
+)
+TOKEN_ROLES = tuple(role.value for role in Role)
+MEMBER_ROLES = tuple(role.value for role in MemberRole)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +140,41 @@ class AuditRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class EventRecord:
+    """A change other than a flag: who, what, when, and details; project_id is None for access changes
+    that belong to no project (tokens)."""
+
+    id: int
+    project_id: str | None
+    action: str
+    target: str
+    principal: str
+    detail: dict[str, Any]
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """A bearer token kept in the database (only its SHA-256 is stored)."""
+
+    id: str
+    name: str
+    role: str
+    created_by: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRecord:
+    project_id: str
+    principal: str
+    role: str
+    added_by: str
+    added_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class EditRecord:
     id: str
     project_id: str
@@ -172,16 +223,3 @@ class DiscoveryRecord:
     finished_at: datetime | None
     artifacts_removed_at: datetime | None
     current: bool
-
-
-@dataclass(frozen=True, slots=True)
-class EventRecord:
-    """A change to a project other than a flag: who, what, when, and details."""
-
-    id: int
-    project_id: str
-    action: str
-    target: str
-    principal: str
-    detail: dict[str, Any]
-    at: datetime

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -37,6 +38,8 @@ from editing_service.store.records import (
     FLAG_STATES,
     JOB_KINDS,
     JOB_STATUSES,
+    MEMBER_ROLES,
+    TOKEN_ROLES,
     AuditRecord,
     DiscoveryRecord,
     EditRecord,
@@ -44,7 +47,9 @@ from editing_service.store.records import (
     FeatureRecord,
     FlagRecord,
     JobRecord,
+    MemberRecord,
     ProjectRecord,
+    TokenRecord,
 )
 
 NAME_LENGTH = 200
@@ -367,9 +372,52 @@ class DiscoveryRow(Base):
         )
 
 
+class ApiTokenRow(Base):
+    """A bearer token kept in the database: its SHA-256 (never the token), owner's name and role."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (
+        CheckConstraint(_one_of("role", TOKEN_ROLES), name="ck_api_tokens_role"),
+        UniqueConstraint("token_sha256", name="uq_api_tokens_hash"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    token_sha256: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+    def record(self) -> TokenRecord:
+        return TokenRecord(id=self.id, name=self.name, role=self.role, created_by=self.created_by,
+                           created_at=self.created_at, revoked_at=self.revoked_at)
+
+
+class MemberRow(Base):
+    """A principal's role on one project."""
+
+    __tablename__ = "project_members"
+    __table_args__ = (
+        CheckConstraint(_one_of("role", MEMBER_ROLES), name="ck_project_members_role"),
+        Index("ix_project_members_principal", "principal"),
+    )
+
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    principal: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    added_by: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def record(self) -> MemberRecord:
+        return MemberRecord(project_id=self.project_id, principal=self.principal, role=self.role,
+                            added_by=self.added_by, added_at=self.added_at)
+
+
 class EventRow(Base):
-    """A change to a project other than a flag (deletions, a discovery made current). No foreign key:
-    events outlive what they describe, the project included."""
+    """A change other than a flag: to a project (created, a discovery made current, an edit queued or
+    deleted, members, deletions) or to access (tokens: no project). No foreign key: events outlive what
+    they describe, the project included."""
 
     __tablename__ = "events"
     __table_args__ = (
@@ -378,7 +426,7 @@ class EventRow(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    project_id: Mapped[str] = mapped_column(String(32))
+    project_id: Mapped[str | None] = mapped_column(String(32))
     action: Mapped[str] = mapped_column(String(32))
     target: Mapped[str] = mapped_column(String(200))
     principal: Mapped[str] = mapped_column(String(200))

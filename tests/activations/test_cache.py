@@ -44,3 +44,32 @@ def test_cache_rows_equal_a_direct_forward(tmp_path, dtype: str, atol: float) ->
 def test_opening_an_incomplete_cache_fails_clearly(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="not a complete activation cache"):
         ActivationCache.open(tmp_path)
+
+
+def test_a_token_sample_per_text_keeps_the_same_rows_whatever_the_batching(tmp_path) -> None:
+    from editing_service.activations.collect import BAD_TOKENS_PER_TEXT
+
+    clf = load_classifier(make_model_folder(tmp_path, "gpt2"), classes=["nurse", "surgeon"])
+    sites = clf.sites()
+    full = collect_activations(clf, TEXTS, sites=sites, out_dir=tmp_path / "full", batch_size=2, progress=False)
+    samples = [collect_activations(clf, TEXTS, sites=sites, out_dir=tmp_path / f"k{b}", batch_size=b,
+                                   progress=False, tokens_per_text=3, seed=7) for b in (1, 5)]
+    lengths = np.array([len(clf.tokenizer(t)["input_ids"]) for t in TEXTS])
+    for sample in samples:
+        np.testing.assert_array_equal(sample.example_length, np.minimum(lengths, 3))
+        assert sample.n_tokens == int(np.minimum(lengths, 3).sum()) and sample.meta["tokens_per_text"] == 3
+        np.testing.assert_allclose(sample.head_features, full.head_features, atol=1e-5)  # padding: ulps
+        for i in range(len(TEXTS)):
+            rows, all_rows = sample.example_rows(i), full.example_rows(i)
+            positions = sample.position[rows]
+            assert (np.diff(positions) > 0).all() and set(positions) <= set(full.position[all_rows])
+            np.testing.assert_array_equal(sample.token_id[rows], full.token_id[all_rows][positions])
+            for site in sites:
+                np.testing.assert_allclose(sample.read(site.name, rows), full.read(site.name, all_rows)[positions],
+                                           atol=1e-5)
+    np.testing.assert_array_equal(samples[0].position[samples[0].example_rows(0)],
+                                  samples[1].position[samples[1].example_rows(0)])
+    assert len(set(samples[0].position[samples[0].example_rows(0)])) == 3  # the first text is longer than 3
+    with pytest.raises(ValueError) as err:
+        collect_activations(clf, TEXTS, sites=sites, out_dir=tmp_path / "bad", progress=False, tokens_per_text=0)
+    assert str(err.value) == BAD_TOKENS_PER_TEXT.format(value=0)

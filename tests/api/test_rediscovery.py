@@ -158,6 +158,6 @@ def test_a_killed_rediscovery_loses_nothing_and_a_finished_one_carries_flags(kil
         assert deleted.value.status == 404 and "deleted" in deleted.value.detail
         assert ana.audit(pid) == before[2]
         assert [(e["action"], e["principal"]) for e in ana.events(pid)] == [
-            ("discovery_current", "ana"), ("discovery_current", "ana"), ("discovery_current", "ana"),
-            ("edit_deleted", "ana"),
+            ("project_created", "ana"), ("discovery_current", "ana"), ("edit_created", "ana"),
+            ("discovery_current", "ana"), ("discovery_current", "ana"), ("edit_deleted", "ana"),
             ("project_deleted", "ana")]

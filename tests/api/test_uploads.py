@@ -46,7 +46,8 @@ def test_uploaded_data_is_deleted_alone_or_with_its_project(ana: EditingClient, 
     assert not upload.exists() and ana.project(pid)["upload"] == "deleted"
     assert _refused(ana.delete_upload, pid) == 404
     assert _refused(ana.discover, pid) == 409
-    assert [(e["action"], e["principal"]) for e in ana.events(pid)] == [("upload_deleted", "ana")]
+    assert [(e["action"], e["principal"]) for e in ana.events(pid)] == [("project_created", "ana"),
+                                                                        ("upload_deleted", "ana")]
 
     second = ana.upload_project(name="again", spec=spec, data=server.root / "data" / "bios.csv",
                                 model=str(server.root / "models" / "bert"), settings=TINY_SETTINGS)
@@ -56,4 +57,4 @@ def test_uploaded_data_is_deleted_alone_or_with_its_project(ana: EditingClient, 
     assert not spec_folder.exists() and not second_upload.parent.exists()
     assert _refused(ana.project, second["id"]) == 404
     assert second["id"] not in {p["id"] for p in ana.projects(limit=500)["items"]}
-    assert [e["action"] for e in ana.events(second["id"])] == ["project_deleted"]
+    assert [e["action"] for e in ana.events(second["id"])] == ["project_created", "project_deleted"]

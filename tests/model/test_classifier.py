@@ -103,3 +103,49 @@ def test_embedded_default_loads_offline() -> None:
     clf = load_classifier(None, classes=CLASSES)
     assert isinstance(clf, TextClassifier) and clf.kind == "probe" and clf.probe_layer == 5
     assert clf.source.embedded_default and len(clf.sites()) == 6
+
+
+def test_sharded_safetensors_load_and_hash_every_shard(tmp_path) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    folder = make_model_folder(tmp_path, "llama", sequence_classification=True)
+    whole = load_classifier(folder, classes=CLASSES)
+    model = AutoModelForSequenceClassification.from_pretrained(folder)
+    (folder / "model.safetensors").unlink()
+    model.save_pretrained(folder, max_shard_size="20KB")
+    shards = sorted(folder.glob("*.safetensors"))
+    assert len(shards) > 1 and (folder / "model.safetensors.index.json").is_file()
+    sharded = load_classifier(folder, classes=CLASSES)
+    assert sharded.source.weights_sha256 != whole.source.weights_sha256
+    np.testing.assert_array_equal(sharded.predict_proba(TEXTS), whole.predict_proba(TEXTS))
+
+
+def test_dtype_auto_is_the_checkpoints_on_a_gpu_and_float32_on_the_cpu() -> None:
+    from transformers import BertConfig
+
+    from editing_service.model.dtype import resolve_dtype
+
+    config = BertConfig(dtype="bfloat16")
+    assert resolve_dtype("auto", "cuda", config) == torch.bfloat16
+    assert resolve_dtype("auto", "cpu", config) == torch.float32
+    assert resolve_dtype("auto", "cuda", BertConfig()) == torch.float32
+    assert resolve_dtype("float16", "cpu", config) == torch.float16
+
+
+@pytest.mark.parametrize("device", ["cpu", *(["cuda"] if torch.cuda.is_available() else [])])
+@pytest.mark.parametrize(("arch", "sequence_classification"), [("gpt2", True), ("bert", False)])
+def test_a_bfloat16_model_reads_sites_in_float32(tmp_path, device: str, arch: str,
+                                                 sequence_classification: bool) -> None:
+    from editing_service.model import capture
+
+    folder = make_model_folder(tmp_path, arch, sequence_classification=sequence_classification)
+    clf = load_classifier(folder, classes=CLASSES, dtype="bfloat16", device=device)
+    assert clf.dtype == torch.bfloat16
+    batch = clf.tokenizer(TEXTS, padding=True, return_tensors="pt").to(device)
+    with torch.no_grad(), capture(clf.backbone, clf.sites()) as store:
+        features, _ = clf.head_features(batch["input_ids"], batch["attention_mask"])
+    assert all(h.dtype == torch.float32 for h in store.values())
+    if not sequence_classification:
+        clf.fit_head(features.float().cpu().numpy(), np.array([0, 1, 1, 0]))
+    proba = clf.predict_proba(TEXTS)
+    assert proba.dtype == np.float32 and np.allclose(proba.sum(1), 1.0)

@@ -20,13 +20,15 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     return {arch: make_model_folder(root, arch) for arch in ARCHITECTURES}
 
 
+NO_MLP_MODULE = {"opt"}  # OPT's MLP runs on flattened hidden states, with no module of its own
+
+
 @pytest.mark.parametrize("arch", list(ARCHITECTURES))
 def test_every_architecture_has_block_attn_and_mlp_sites(arch: str, folders: dict) -> None:
     clf = load_classifier(folders[arch], classes=CLASSES)
     sites = clf.sites(("block", "attn", "mlp"))
-    assert [s.name for s in sites] == [
-        "blocks.0.attn", "blocks.0.mlp", "blocks.0.out", "blocks.1.attn", "blocks.1.mlp", "blocks.1.out",
-    ]
+    expected = ["blocks.0.attn", "blocks.0.mlp", "blocks.0.out", "blocks.1.attn", "blocks.1.mlp", "blocks.1.out"]
+    assert [s.name for s in sites] == [n for n in expected if not (arch in NO_MLP_MODULE and n.endswith("mlp"))]
     for site in sites:
         clf.backbone.get_submodule(site.module_path)  # resolves
 
@@ -37,11 +39,11 @@ def test_capture_reads_each_block_output_and_replacing_with_itself_is_exact(arch
     batch = clf.tokenizer(TEXTS, padding=True, return_tensors="pt")
     sites = clf.sites(("block", "attn", "mlp"))
     with torch.no_grad():
-        base = clf.backbone(**{k: batch[k] for k in ("input_ids", "attention_mask")}).last_hidden_state
+        base = clf.run_backbone(batch["input_ids"], batch["attention_mask"]).last_hidden_state
         with capture(clf.backbone, sites) as store:
-            clf.backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            clf.run_backbone(batch["input_ids"], batch["attention_mask"])
         with intervene(clf.backbone, {s: (lambda h: h.clone()) for s in sites}):
-            again = clf.backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            again = clf.run_backbone(batch["input_ids"], batch["attention_mask"])
     assert set(store) == {s.name for s in sites}
     for hidden in store.values():
         assert hidden.shape[:2] == batch["input_ids"].shape and hidden.shape[-1] == 32
@@ -54,9 +56,9 @@ def test_zeroing_a_block_output_changes_the_model_output(arch: str, folders: dic
     batch = clf.tokenizer(TEXTS, padding=True, return_tensors="pt")
     site = clf.sites()[0]
     with torch.no_grad():
-        base = clf.backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        base = clf.run_backbone(batch["input_ids"], batch["attention_mask"])
         with intervene(clf.backbone, {site: torch.zeros_like}):
-            zeroed = clf.backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            zeroed = clf.run_backbone(batch["input_ids"], batch["attention_mask"])
     assert not torch.allclose(base.last_hidden_state, zeroed.last_hidden_state)
 
 
@@ -91,3 +93,39 @@ def test_resolve_sites_by_name_and_unknown_names(folders: dict) -> None:
         resolve_sites(clf.backbone, ["blocks.7.out"])
     with pytest.raises(ValueError, match=r"Bad site name 'layer3'"):
         parse_site_name("layer3")
+
+
+ENCODERS_WITH_EMBEDDINGS = ["bert", "roberta", "distilbert", "deberta-v2"]
+
+
+@pytest.mark.parametrize("arch", ENCODERS_WITH_EMBEDDINGS)
+def test_the_embedding_output_is_a_site_and_is_what_block_0_reads(arch: str, folders: dict) -> None:
+    clf = load_classifier(folders[arch], classes=CLASSES)
+    sites = clf.sites(("embed", "block"))
+    assert [s.name for s in sites] == ["embeddings.out", "blocks.0.out", "blocks.1.out"]
+    assert parse_site_name("embeddings.out") == (-1, "embed")
+    embed = sites[0]
+    batch = clf.tokenizer(TEXTS, padding=True, return_tensors="pt")
+    read: dict[str, torch.Tensor] = {}
+
+    def read_input(_module: nn.Module, args: tuple, kwargs: dict) -> None:
+        read["in"] = args[0] if args else kwargs.get("hidden_states", kwargs.get("x"))
+
+    block0 = clf.backbone.get_submodule(sites[1].module_path)
+    handle = block0.register_forward_pre_hook(read_input, with_kwargs=True)
+    try:
+        with torch.no_grad(), capture(clf.backbone, [embed]) as store:
+            clf.backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    finally:
+        handle.remove()
+    torch.testing.assert_close(store[embed.name], read["in"], rtol=0, atol=0)
+    assert [s.name for s in resolve_sites(clf.backbone, ["blocks.1.out", "embeddings.out"])] == [
+        "embeddings.out", "blocks.1.out",
+    ]
+
+
+def test_a_model_that_adds_its_embeddings_inline_has_no_embedding_site(folders: dict) -> None:
+    clf = load_classifier(folders["gpt2"], classes=CLASSES)
+    assert [s.name for s in clf.sites(("embed", "block"))] == ["blocks.0.out", "blocks.1.out"]
+    with pytest.raises(ValueError, match=r"GPT2Model has no embeddings module"):
+        resolve_sites(clf.backbone, ["embeddings.out"])

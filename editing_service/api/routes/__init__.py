@@ -1,1 +1,1 @@
-"""REST resources under /v1: projects, jobs, features and flags, edits."""
+"""REST resources under /v1: projects, jobs, features and flags, the circuit graph, edits."""

@@ -14,10 +14,12 @@ from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
 
 from editing_service.api import schemas
+from editing_service.api.access import needs
 from editing_service.api.params import EditId, ProjectId
 from editing_service.api.routes.jobs import job_view
 from editing_service.api.state import ServiceState, get_principal, get_state
 from editing_service.artifacts import ArtifactDir
+from editing_service.roles import Permission
 from editing_service.store import (
     Conflict,
     Invalid,
@@ -44,6 +46,11 @@ ARCHIVE_CHUNK = 1 << 20
 TEXT_TOO_LONG = "Text {i} has {n} characters; at most {limit} per text (EDITING_SERVICE_PREDICT_MAX_TEXT_CHARS)."
 POLICY_CURRENT = "Flags set by reviewers through the API ({n} spurious), snapshotted when the edit was created."
 POLICY_EXPLICIT = "An explicit list of {n} features given by {reviewer} when the edit was created."
+# Errors of the HTML and archive routes are JSON like every other route's: the 200 media type is
+# documented here rather than as their response_class, which would document the errors with it.
+HTML_PAGE = {200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "the report"}}
+ARCHIVE = {200: {"content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}},
+                 "description": "the model folder as .tar.gz"}}
 
 
 def edit_view(record: object) -> schemas.Edit:
@@ -65,7 +72,8 @@ def _flag_snapshot(state: ServiceState, project_id: str, body: schemas.EditCreat
     return rows, POLICY_EXPLICIT.format(n=len(rows), reviewer=body.reviewer)
 
 
-@router.post("/projects/{project_id}/edits", status_code=202, response_model=schemas.EditCreated)
+@router.post("/projects/{project_id}/edits", status_code=202, response_model=schemas.EditCreated,
+             openapi_extra=needs(Permission.edit))
 def create(project_id: ProjectId, body: schemas.EditCreate, state: ServiceState = Depends(get_state),
            principal: str = Depends(get_principal)) -> schemas.EditCreated:
     """Queue an edit of the current spurious flags (or an explicit list of features), made on the current
@@ -76,17 +84,19 @@ def create(project_id: ProjectId, body: schemas.EditCreate, state: ServiceState 
         if count_features(state.db, project_id) == 0:
             raise Conflict(NOT_DISCOVERED.format(project=project_id))
         flags, policy = _flag_snapshot(state, project_id, body)
-        edit, job = create_edit(state.db, project_id=project.id, flags=flags, policy=policy, spurious_only=True)
+        edit, job = create_edit(state.db, project_id=project.id, flags=flags, policy=policy, spurious_only=True,
+                                    created_by=principal)
     return schemas.EditCreated(edit=edit_view(edit), job=job_view(job))
 
 
-@router.get("/projects/{project_id}/edits", response_model=schemas.EditList)
+@router.get("/projects/{project_id}/edits", response_model=schemas.EditList,
+            openapi_extra=needs(Permission.read))
 def list_all(project_id: ProjectId, state: ServiceState = Depends(get_state)) -> schemas.EditList:
     get_project(state.db, project_id)
     return schemas.EditList(items=[edit_view(e) for e in list_edits(state.db, project_id)])
 
 
-@router.get(EditPath, response_model=schemas.Edit)
+@router.get(EditPath, response_model=schemas.Edit, openapi_extra=needs(Permission.read))
 def get(project_id: ProjectId, edit_id: EditId, state: ServiceState = Depends(get_state)) -> schemas.Edit:
     return edit_view(get_edit(state.db, project_id, edit_id))
 
@@ -99,13 +109,14 @@ def _finished(state: ServiceState, project_id: str, edit_id: str, what: str) -> 
     return ArtifactDir(folders.out_dir)
 
 
-@router.get(EditPath + "/report")
+@router.get(EditPath + "/report", openapi_extra=needs(Permission.read))
 def report(project_id: ProjectId, edit_id: EditId, state: ServiceState = Depends(get_state)) -> dict:
     """The report as JSON: every row's metrics, the flags applied and how they were chosen."""
     return json.loads(_finished(state, project_id, edit_id, "report").report_json.read_text())
 
 
-@router.get(EditPath + "/report.html", response_class=HTMLResponse)
+@router.get(EditPath + "/report.html", response_model=None, responses=HTML_PAGE,
+            openapi_extra=needs(Permission.read))
 def report_html(project_id: ProjectId, edit_id: EditId, state: ServiceState = Depends(get_state)) -> HTMLResponse:
     """The self-contained HTML report."""
     return HTMLResponse(_finished(state, project_id, edit_id, "report").report_html.read_text())
@@ -125,8 +136,7 @@ def _chunks(handle: IO[bytes]) -> Iterator[bytes]:
             yield block
 
 
-@router.get(EditPath + "/model", response_class=StreamingResponse,
-            responses={200: {"content": {"application/gzip": {}}}})
+@router.get(EditPath + "/model", response_model=None, responses=ARCHIVE, openapi_extra=needs(Permission.read))
 def download(
     project_id: ProjectId, edit_id: EditId,
     which: Annotated[Literal["edited", "original"], Query()] = "edited",
@@ -153,7 +163,7 @@ def download(
         "content-disposition": f'attachment; filename="{name}"', "content-length": str(size)})
 
 
-@router.delete(EditPath, status_code=204)
+@router.delete(EditPath, status_code=204, openapi_extra=needs(Permission.delete))
 def delete(project_id: ProjectId, edit_id: EditId, state: ServiceState = Depends(get_state),
            principal: str = Depends(get_principal)) -> Response:
     """Delete a finished edit with its models and reports (409 while its job is queued or running:
@@ -162,7 +172,8 @@ def delete(project_id: ProjectId, edit_id: EditId, state: ServiceState = Depends
     return Response(status_code=204)
 
 
-@router.post(EditPath + "/predict", response_model=schemas.PredictResponse)
+@router.post(EditPath + "/predict", response_model=schemas.PredictResponse,
+             openapi_extra=needs(Permission.predict))
 async def predict(
     project_id: ProjectId, edit_id: EditId, body: schemas.PredictRequest, state: ServiceState = Depends(get_state),
 ) -> schemas.PredictResponse:

@@ -7,8 +7,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Response
 
 from editing_service.api import schemas
+from editing_service.api.access import needs
 from editing_service.api.params import SITE_PATTERN, FeatureIndex, Offset, ProjectId, SiteName, Text
 from editing_service.api.state import ServiceState, get_principal, get_state
+from editing_service.roles import Permission
 from editing_service.store import (
     apply_suggestions,
     audit_log,
@@ -39,7 +41,8 @@ def flag_view(record: object) -> schemas.Flag:
          "discovery_id", "current")})
 
 
-@router.get("/projects/{project_id}/features", response_model=schemas.FeatureList)
+@router.get("/projects/{project_id}/features", response_model=schemas.FeatureList,
+            openapi_extra=needs(Permission.read))
 def list_all(
     project_id: ProjectId,
     site: Annotated[str | None, Query(pattern=SITE_PATTERN)] = None,
@@ -58,14 +61,14 @@ def list_all(
                                limit=limit, offset=offset)
 
 
-@router.get(FeaturePath, response_model=schemas.FeatureCard)
+@router.get(FeaturePath, response_model=schemas.FeatureCard, openapi_extra=needs(Permission.read))
 def get(project_id: ProjectId, site: SiteName, feature: FeatureIndex, state: ServiceState = Depends(get_state)) -> schemas.FeatureCard:
     """One feature with its card: top examples, per-class and per-group activation, effects, neighbours."""
     record = get_feature(state.db, project_id, site, feature)
     return schemas.FeatureCard(**summary_view(record), card=record.card)
 
 
-@router.put(FeaturePath + "/flag", response_model=schemas.Flag)
+@router.put(FeaturePath + "/flag", response_model=schemas.Flag, openapi_extra=needs(Permission.flag))
 def put_flag(
     project_id: ProjectId, site: SiteName, feature: FeatureIndex, body: schemas.FlagRequest,
     state: ServiceState = Depends(get_state), principal: str = Depends(get_principal),
@@ -75,7 +78,7 @@ def put_flag(
                               rationale=body.rationale, reviewer=body.reviewer, principal=principal))
 
 
-@router.delete(FeaturePath + "/flag", status_code=204)
+@router.delete(FeaturePath + "/flag", status_code=204, openapi_extra=needs(Permission.flag))
 def delete_flag(
     project_id: ProjectId, site: SiteName, feature: FeatureIndex,
     reviewer: Annotated[Text, Query(min_length=1, max_length=200)],
@@ -88,7 +91,8 @@ def delete_flag(
     return Response(status_code=204)
 
 
-@router.get("/projects/{project_id}/flags", response_model=schemas.FlagList)
+@router.get("/projects/{project_id}/flags", response_model=schemas.FlagList,
+            openapi_extra=needs(Permission.read))
 def flags(
     project_id: ProjectId, current: bool | None = None, state: ServiceState = Depends(get_state),
 ) -> schemas.FlagList:
@@ -99,7 +103,8 @@ def flags(
     return schemas.FlagList(items=[flag_view(f) for f in list_flags(state.db, project_id, current=current)])
 
 
-@router.post("/projects/{project_id}/suggestions/apply", response_model=schemas.FlagList)
+@router.post("/projects/{project_id}/suggestions/apply", response_model=schemas.FlagList,
+             openapi_extra=needs(Permission.flag))
 def apply(
     project_id: ProjectId, body: schemas.ApplySuggestions,
     state: ServiceState = Depends(get_state), principal: str = Depends(get_principal),
@@ -111,7 +116,8 @@ def apply(
     return schemas.FlagList(items=[flag_view(f) for f in changed])
 
 
-@router.get("/projects/{project_id}/audit", response_model=schemas.AuditLog)
+@router.get("/projects/{project_id}/audit", response_model=schemas.AuditLog,
+            openapi_extra=needs(Permission.read))
 def audit(
     project_id: ProjectId,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,

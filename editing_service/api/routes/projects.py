@@ -12,10 +12,12 @@ from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
 from pydantic import ValidationError
 
 from editing_service.api import project_setup, schemas
+from editing_service.api.access import caller, needs
 from editing_service.api.params import Offset, ProjectId
 from editing_service.api.paths import shown
 from editing_service.api.state import ServiceState, get_principal, get_state
 from editing_service.config import ServiceConfig
+from editing_service.roles import MEMBERSHIP_SCOPED, Permission, Principal
 from editing_service.store import (
     count_features,
     create_project,
@@ -65,7 +67,7 @@ def _upload_name(filename: str | None) -> str:
     return name
 
 
-def _create(state: ServiceState, body: schemas.ProjectCreate, *, data_file: Path | None = None,
+def _create(state: ServiceState, body: schemas.ProjectCreate, principal: str, *, data_file: Path | None = None,
             upload_dir: Path | None = None) -> schemas.Project:
     """Create the project; whatever it wrote to disk (its inline spec, its upload) is removed if refused."""
     staging = state.config.home / "specs" / uuid.uuid4().hex[:12]
@@ -78,7 +80,7 @@ def _create(state: ServiceState, body: schemas.ProjectCreate, *, data_file: Path
             spec_ref = project_setup.inline_spec(body.dataset.inline or {}, folder=staging, config=state.config,
                                                  data_file=data_file)
         record = create_project(state.db, name=body.name, model_ref=model, spec_ref=spec_ref, settings=settings,
-                                artifacts_root=state.config.home, upload_dir=upload_dir)
+                                artifacts_root=state.config.home, upload_dir=upload_dir, created_by=principal)
     except BaseException:
         for folder in (staging, upload_dir):
             if folder is not None:
@@ -87,17 +89,21 @@ def _create(state: ServiceState, body: schemas.ProjectCreate, *, data_file: Path
     return project_view(state, record)
 
 
-@router.post("/projects", status_code=201, response_model=schemas.Project)
-def create(body: schemas.ProjectCreate, state: ServiceState = Depends(get_state)) -> schemas.Project:
+@router.post("/projects", status_code=201, response_model=schemas.Project,
+             openapi_extra=needs(Permission.create_project))
+def create(
+    body: schemas.ProjectCreate, state: ServiceState = Depends(get_state), principal: str = Depends(get_principal)
+) -> schemas.Project:
     """Create a project from a model folder (or the embedded default) and a dataset spec."""
-    return _create(state, body)
+    return _create(state, body, principal)
 
 
-@router.post("/projects/upload", status_code=201, response_model=schemas.Project)
+@router.post("/projects/upload", status_code=201, response_model=schemas.Project,
+             openapi_extra=needs(Permission.create_project))
 def create_with_upload(
     project: Annotated[str, Form(description="the project as JSON, with dataset.inline describing the file")],
     data: Annotated[UploadFile, File(description="the data file: CSV, JSONL or Parquet")],
-    state: ServiceState = Depends(get_state),
+    state: ServiceState = Depends(get_state), principal: str = Depends(get_principal),
 ) -> schemas.Project:
     """Create a project whose data is uploaded with the request."""
     try:
@@ -116,20 +122,22 @@ def create_with_upload(
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    return _create(state, body, data_file=target, upload_dir=folder)
+    return _create(state, body, principal, data_file=target, upload_dir=folder)
 
 
-@router.get("/projects", response_model=schemas.ProjectList)
+@router.get("/projects", response_model=schemas.ProjectList, openapi_extra=needs(Permission.read))
 def list_all(
     limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Offset = 0,
-    state: ServiceState = Depends(get_state),
+    state: ServiceState = Depends(get_state), principal: Principal = Depends(caller),
 ) -> schemas.ProjectList:
-    items, total = list_projects(state.db, limit=limit, offset=offset)
+    """The projects the caller may see: every project for an admin, its own projects for the others."""
+    member = principal.name if principal.role in MEMBERSHIP_SCOPED else None
+    items, total = list_projects(state.db, limit=limit, offset=offset, member=member)
     return schemas.ProjectList(items=[project_view(state, p) for p in items], total=total, limit=limit,
                                offset=offset)
 
 
-@router.get("/projects/{project_id}", response_model=schemas.Project)
+@router.get("/projects/{project_id}", response_model=schemas.Project, openapi_extra=needs(Permission.read))
 def get(project_id: ProjectId, state: ServiceState = Depends(get_state)) -> schemas.Project:
     return project_view(state, get_project(state.db, project_id))
 
@@ -140,7 +148,7 @@ def _spec_folder(spec_ref: str, config: ServiceConfig) -> Path | None:
     return folder if folder.parent == config.home / "specs" else None
 
 
-@router.delete("/projects/{project_id}", status_code=204)
+@router.delete("/projects/{project_id}", status_code=204, openapi_extra=needs(Permission.delete))
 def delete(project_id: ProjectId, state: ServiceState = Depends(get_state),
            principal: str = Depends(get_principal)) -> Response:
     """Delete a project with its discoveries, edits, models, caches, inline spec and uploaded data.
@@ -154,7 +162,7 @@ def delete(project_id: ProjectId, state: ServiceState = Depends(get_state),
     return Response(status_code=204)
 
 
-@router.delete("/projects/{project_id}/upload", status_code=204)
+@router.delete("/projects/{project_id}/upload", status_code=204, openapi_extra=needs(Permission.delete))
 def delete_uploaded_data(project_id: ProjectId, state: ServiceState = Depends(get_state),
                          principal: str = Depends(get_principal)) -> Response:
     """Delete the data file uploaded with the project. Its discoveries, edits, reports and models stay;
@@ -164,7 +172,8 @@ def delete_uploaded_data(project_id: ProjectId, state: ServiceState = Depends(ge
     return Response(status_code=204)
 
 
-@router.get("/projects/{project_id}/events", response_model=schemas.EventList)
+@router.get("/projects/{project_id}/events", response_model=schemas.EventList,
+            openapi_extra=needs(Permission.read))
 def events(
     project_id: ProjectId,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,

@@ -1,0 +1,22 @@
+"""The command line's model and cache options reach the run settings (and are left to their defaults
+when not given)."""
+
+from __future__ import annotations
+
+from editing_service.cli import _run_settings, build_parser
+from editing_service.settings import RunSettings
+
+
+def test_dtype_and_token_sample_options_reach_the_settings() -> None:
+    args = build_parser().parse_args(["run", "--spec", "s", "--out", "o", "--dtype", "bfloat16",
+                                      "--cache-tokens-per-text", "16", "--cache-dtype", "float16"])
+    settings = _run_settings(args)
+    assert settings.model.dtype == "bfloat16"
+    assert settings.cache_tokens_per_text == 16 and settings.cache_dtype == "float16"
+
+
+def test_without_the_options_the_settings_defaults_apply() -> None:
+    settings = _run_settings(build_parser().parse_args(["run", "--spec", "s", "--out", "o"]))
+    defaults = RunSettings(spec="s")
+    assert settings.model.dtype == defaults.model.dtype == "auto"
+    assert settings.cache_tokens_per_text is None and settings.cache_dtype == defaults.cache_dtype

@@ -65,13 +65,14 @@ DECODERS = ("gpt2", "gpt-neox", "llama", "qwen2", "qwen3", "mistral", "phi", "op
 ENCODER_DECODERS = ("bart", "t5", "mt5")
 
 
-def make_tokenizer(words: list[str] = WORDS, *, append_eos: bool = True, pad_is_eos: bool = False
-                   ) -> PreTrainedTokenizerFast:
+def make_tokenizer(words: list[str] = WORDS, *, append_eos: bool = True, pad_is_eos: bool = False,
+                   split_punctuation: bool = True) -> PreTrainedTokenizerFast:
     """A word-level tokenizer: [CLS] text [SEP], [SEP] being the EOS token (not appended with
-    `append_eos=False`), [PAD] the pad token unless `pad_is_eos` (the GPT-style pad = EOS)."""
+    `append_eos=False`), [PAD] the pad token unless `pad_is_eos` (the GPT-style pad = EOS); with
+    `split_punctuation=False` a token is anything between spaces."""
     vocab = {token: i for i, token in enumerate(SPECIALS + sorted(set(words)))}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace() if split_punctuation else pre_tokenizers.WhitespaceSplit()
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]" if append_eos else "[CLS] $A",
         special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
@@ -85,12 +86,12 @@ def make_tokenizer(words: list[str] = WORDS, *, append_eos: bool = True, pad_is_
 def make_model_folder(
     root: Path, arch: str = "bert", *, sequence_classification: bool = False,
     labels: list[str] | None = None, seed: int = 0, append_eos: bool = True, pad_is_eos: bool = False,
-    name: str | None = None,
+    name: str | None = None, tokenizer: PreTrainedTokenizerFast | None = None,
 ) -> Path:
     """Save a tiny random model of `arch` with a word-level tokenizer into `root/name` and return it
     (`name` defaults to arch, with "-seqcls" for a sequence classifier)."""
     torch.manual_seed(seed)
-    tokenizer = make_tokenizer(append_eos=append_eos, pad_is_eos=pad_is_eos)
+    tokenizer = tokenizer or make_tokenizer(append_eos=append_eos, pad_is_eos=pad_is_eos)
     config = ARCHITECTURES[arch](len(tokenizer))
     if pad_is_eos:
         config.pad_token_id = tokenizer.eos_token_id

@@ -6,7 +6,17 @@ from fastapi import Depends, FastAPI
 
 from editing_service.api.access import authorize, check_routes
 from editing_service.api.errors import install_error_handlers
-from editing_service.api.routes import access, circuit, discoveries, edits, features, jobs, projects
+from editing_service.api.routes import (
+    access,
+    circuit,
+    discoveries,
+    edits,
+    features,
+    jobs,
+    playground,
+    projects,
+    review,
+)
 from editing_service.api.schemas import ErrorBody
 
 ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 422, 429)}
@@ -20,7 +30,7 @@ def create_app() -> FastAPI:
         responses=ERRORS,
         dependencies=[Depends(authorize)],
     )
-    for module in (access, projects, jobs, discoveries, features, circuit, edits):
+    for module in (access, projects, jobs, discoveries, features, circuit, review, edits, playground):
         app.include_router(module.router)
     check_routes(app)
     install_error_handlers(app)

@@ -25,12 +25,15 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
 
 from editing_service.edit import load_model
 from editing_service.model import TextClassifier
+
+T = TypeVar("T")
 
 
 def settle_heap() -> None:
@@ -199,6 +202,11 @@ class AdaptiveBatcher:
             request.answered += stop - start
             if request.answered == len(request.texts) and not request.future.done():
                 request.future.set_result(request.out)
+
+    async def run_on_forward_thread(self, fn: Callable[..., T], *args: object) -> T:
+        """`fn(*args)` on the forward thread, between batched passes: a pass that reads a model's sites
+        through hooks never overlaps another pass of the same model."""
+        return await asyncio.get_running_loop().run_in_executor(self._forward_thread, fn, *args)
 
     def _forward(self, model: TextClassifier, texts: list[str]) -> np.ndarray:
         return model.predict_proba(texts, batch_size=max(self.max_batch, 1))

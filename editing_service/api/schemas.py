@@ -263,3 +263,47 @@ class EventList(Page):
 
 class ErrorBody(BaseModel):
     detail: str
+
+
+SplitQuality = dict[str, float | int | None]  # fvu, l0, dead_fraction, ... of one SAE on one split's tokens
+
+
+class DiscoverySummary(BaseModel):
+    """What a project's finished discovery found: the circuit's size per site, the suggestions, SAE quality."""
+
+    version: Literal[1] = 1
+    sites: list[str]
+    cards_split: str
+    seconds: float | None
+    circuit_per_site: dict[str, int] = Field(description="circuit features at each site")
+    cards: int = Field(description="features with a card")
+    suggestions: dict[str, int] = Field(description="suggested features per rule")
+    error_scores: dict[str, float | None] = Field(description="node score of each site's SAE error term")
+    sae_quality: dict[str, dict[str, SplitQuality]] = Field(description="site -> split (train, validate) -> quality")
+
+
+class ExplainRequest(_Body):
+    text: Text = Field(min_length=1, max_length=20000, description="the text to classify and explain")
+
+
+class Prediction(BaseModel):
+    label: str
+    probabilities: list[float]
+
+
+class TokenActivations(BaseModel):
+    id: str
+    site: str
+    feature: int
+    label: str | None = Field(description="the feature's label from its card, when it has one")
+    values: list[float] = Field(description="activation on each token (0 where it does not fire)")
+
+
+class ExplainResponse(BaseModel):
+    """Both models' predictions on one text, and where each ablated feature fires in the original model."""
+
+    classes: list[str]
+    tokens: list[str]
+    original: Prediction
+    edited: Prediction
+    features: list[TokenActivations] = Field(description="the edit's ablated features, those that fire first")

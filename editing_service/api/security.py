@@ -1,8 +1,9 @@
 """Security at the edge: bearer tokens, request size limits and unroutable URL paths (file paths:
 `editing_service.api.paths`).
 
-The middlewares are plain ASGI so they wrap every route of the BentoML server (its own routes and
-the mounted FastAPI app) alike; only the health checks pass without a token.
+Both middlewares are plain ASGI so they wrap every route of the BentoML server (its own routes and
+the mounted FastAPI app) alike; only the health checks and the workbench's static files pass without a
+token.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz"})
+# The workbench's static files (HTML, CSS, JS: no data) load without a token; the page then calls /v1
+# with the token the reviewer signs in with.
+WORKBENCH_PREFIX = "/ui"
 MISSING_TOKEN = "Missing bearer token: send the header `Authorization: Bearer <token>`."
 BAD_TOKEN = "The bearer token is not valid."
 LINE_BREAK_IN_PATH = "Invalid request: the URL path contains a line break (%0A); no route has one."
@@ -44,8 +48,13 @@ def bearer_token(header: str | None) -> str | None:
     return header[7:].strip() or None
 
 
+def _is_workbench(path: str) -> bool:
+    return path == WORKBENCH_PREFIX or path.startswith(WORKBENCH_PREFIX + "/")
+
+
 class BearerAuthMiddleware:
-    """Refuses (401) every HTTP request without a valid bearer token, except health checks.
+    """Refuses (401) every HTTP request without a valid bearer token, except health checks and the
+    workbench's static files.
 
     The token's principal (name and role, see roles.py) is put in `scope["state"]["principal"]`; what it
     may do is checked by the REST app's one authorization dependency (access.py).
@@ -56,7 +65,7 @@ class BearerAuthMiddleware:
         self.resolver = PrincipalResolver(config or ServiceConfig.from_env())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or _is_workbench(scope["path"]):
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])

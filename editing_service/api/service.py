@@ -1,4 +1,5 @@
-"""The BentoML service: the REST API at /v1, health routes, auth and size limits on everything else.
+"""The BentoML service: the REST API at /v1, the reviewer's workbench at /ui/, health routes, auth and size
+limits on everything else.
 
     bentoml serve editing_service.api.service:EditingService
 """
@@ -12,12 +13,15 @@ from editing_service.api.observe import MetricsEndpoint, RequestObserver
 from editing_service.api.openapi_auth import OpenAPIAuthMiddleware
 from editing_service.api.security import BearerAuthMiddleware, BodySizeLimitMiddleware, PathCheckMiddleware
 from editing_service.api.state import ServiceState
+from editing_service.api.workbench import create_workbench_app
 from editing_service.config import ServiceConfig
 
 app = create_app()
+workbench = create_workbench_app()
 
 
 @bentoml.asgi_app(app, path="/v1")
+@bentoml.asgi_app(workbench, path="/ui")
 @bentoml.service(
     name="editing_service",
     resources={"gpu": 1},

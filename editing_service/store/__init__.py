@@ -16,6 +16,7 @@ from editing_service.store.deletion import (
     mark_artifacts_removed,
 )
 from editing_service.store.discoveries import (
+    current_artifacts_dir,
     current_discovery,
     discovery_for_job,
     get_discovery,
@@ -118,6 +119,7 @@ __all__ = [
     "count_features",
     "create_edit",
     "create_project",
+    "current_artifacts_dir",
     "current_discovery",
     "delete_edit",
     "delete_project",

@@ -104,6 +104,15 @@ def current_discovery(db: Database, project_id: str) -> DiscoveryRecord | None:
         return row.record(current=True) if row is not None else None
 
 
+def current_artifacts_dir(db: Database, project_id: str) -> Path:
+    """The folder of the project's current discovery (the project's own folder for a project discovered
+    before versioning, or not discovered yet)."""
+    with db.session(readonly=True) as session:
+        project = require_project(session, project_id)
+        row = current_row(session, project_id)
+        return Path(row.artifacts_dir if row is not None else project.artifacts_dir)
+
+
 def promote_discovery(
     db: Database,
     discovery_id: str,

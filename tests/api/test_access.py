@@ -106,6 +106,7 @@ def _requests(w: AccessWorld) -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", "/v1/projects/{project_id}/edits/{edit_id}/predict"): {"json": {"texts": ["she is a nurse"]}},
         ("DELETE", "/v1/projects/{project_id}/upload"): {"project_id": w.uploaded},
         ("DELETE", "/v1/projects/{project_id}"): {"project_id": w.doomed},
+        ("POST", "/v1/projects/{project_id}/edits/{edit_id}/explain"): {"json": {"text": "she is a nurse"}},
     }
 
 

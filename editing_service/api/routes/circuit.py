@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -14,7 +13,7 @@ from editing_service.artifacts import ArtifactDir
 from editing_service.circuit.graph import CircuitGraph, feature_id, read_circuit
 from editing_service.circuit.view import select_view, with_flags
 from editing_service.roles import Permission
-from editing_service.store import Conflict, current_discovery, get_project, list_flags
+from editing_service.store import Conflict, current_artifacts_dir, list_flags
 
 router = APIRouter(tags=["circuit"])
 
@@ -32,10 +31,7 @@ def get_circuit(
     """The current discovery's circuit: nodes (features, error terms, the decision), edges with their
     weights, faithfulness and completeness curves, exact pruning and the head lens; flags are the
     reviewers' flags that apply to that discovery (not those made on an SAE it replaced)."""
-    project = get_project(state.db, project_id)
-    discovery = current_discovery(state.db, project_id)
-    folder = discovery.artifacts_dir if discovery is not None else Path(project.artifacts_dir)
-    path = ArtifactDir(Path(folder)).circuit
+    path = ArtifactDir(current_artifacts_dir(state.db, project_id)).circuit
     if not path.is_file():
         raise Conflict(NO_CIRCUIT.format(project=project_id))
     flags = {feature_id(f.site, f.feature): f.state for f in list_flags(state.db, project_id, current=True)}

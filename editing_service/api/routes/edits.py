@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import IO, Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
-from fastapi.responses import HTMLResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse, StreamingResponse
 
 from editing_service.api import schemas
 from editing_service.api.access import needs
@@ -49,6 +49,7 @@ POLICY_EXPLICIT = "An explicit list of {n} features given by {reviewer} when the
 # Errors of the HTML and archive routes are JSON like every other route's: the 200 media type is
 # documented here rather than as their response_class, which would document the errors with it.
 HTML_PAGE = {200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "the report"}}
+MARKDOWN = {200: {"content": {"text/markdown": {"schema": {"type": "string"}}}, "description": "the model card"}}
 ARCHIVE = {200: {"content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}},
                  "description": "the model folder as .tar.gz"}}
 
@@ -122,7 +123,16 @@ def report_html(project_id: ProjectId, edit_id: EditId, state: ServiceState = De
     return HTMLResponse(_finished(state, project_id, edit_id, "report").report_html.read_text())
 
 
-def _model_folder(state: ServiceState, project_id: str, edit_id: str, which: str) -> Path:
+@router.get(EditPath + "/model_card.md", response_model=None, responses=MARKDOWN,
+            openapi_extra=needs(Permission.read))
+def model_card(project_id: ProjectId, edit_id: EditId, state: ServiceState = Depends(get_state)) -> PlainTextResponse:
+    """The edited model's card (Markdown), as shipped in the model's folder."""
+    card = _finished(state, project_id, edit_id, "model card").edited_model / "README.md"
+    return PlainTextResponse(card.read_text(), media_type="text/markdown",
+                             headers={"content-disposition": f'attachment; filename="{edit_id}-model-card.md"'})
+
+
+def model_folder(state: ServiceState, project_id: str, edit_id: str, which: str) -> Path:
     """The folder of the edited model (once its job has succeeded) or of the original: one light query,
     the same for both, as every predict request makes it."""
     if which == "original":
@@ -146,7 +156,7 @@ def download(
 
     The archive is built in an anonymous temporary file (no name on disk), so that nothing is left
     behind whether the download fails, the client goes away or the server is killed."""
-    folder = _model_folder(state, project_id, edit_id, which)
+    folder = model_folder(state, project_id, edit_id, which)
     if not folder.is_dir():
         raise Conflict(MODEL_MISSING.format(which=which, edit=edit_id))
     handle = tempfile.TemporaryFile()
@@ -185,7 +195,7 @@ async def predict(
     for i, text in enumerate(body.texts):
         if len(text) > limit:
             raise Invalid(TEXT_TOO_LONG.format(i=i, n=len(text), limit=limit))
-    folder = _model_folder(state, project_id, edit_id, body.model)
+    folder = model_folder(state, project_id, edit_id, body.model)
     classes, proba = await state.batcher.predict_proba(folder, body.texts)
     return schemas.PredictResponse(model=body.model, classes=classes,
                                    labels=[classes[i] for i in proba.argmax(1)],

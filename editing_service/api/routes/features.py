@@ -8,7 +8,15 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from editing_service.api import schemas
 from editing_service.api.access import needs
-from editing_service.api.params import SITE_PATTERN, FeatureIndex, Offset, ProjectId, SiteName, Text
+from editing_service.api.params import (
+    MAX_INDEX,
+    SITE_PATTERN,
+    FeatureIndex,
+    Offset,
+    ProjectId,
+    SiteName,
+    Text,
+)
 from editing_service.api.state import ServiceState, get_principal, get_state
 from editing_service.roles import Permission
 from editing_service.store import (
@@ -120,13 +128,15 @@ def apply(
             openapi_extra=needs(Permission.read))
 def audit(
     project_id: ProjectId,
+    site: Annotated[str | None, Query(pattern=SITE_PATTERN, description="only this site's entries")] = None,
+    feature: Annotated[int | None, Query(ge=0, le=MAX_INDEX, description="only this feature's entries")] = None,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
     offset: Offset = 0,
     state: ServiceState = Depends(get_state),
 ) -> schemas.AuditLog:
-    """Every flag change, oldest first: who, when, what, why (kept, and readable, after the project's
+    """Every flag change (of one site or feature when given), oldest first: who, when, what, why (kept, and readable, after the project's
     deletion)."""
-    entries = audit_log(state.db, project_id)
+    entries = audit_log(state.db, project_id, site=site, feature=feature)
     return schemas.AuditLog(
         items=[schemas.AuditEntry.model_validate(e, from_attributes=True) for e in entries[offset:offset + limit]],
         total=len(entries), limit=limit, offset=offset,

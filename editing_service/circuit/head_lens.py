@@ -39,7 +39,8 @@ def probe_accuracy(x: np.ndarray, y: np.ndarray, seed: int = 0) -> float | None:
 def head_accuracy(head: torch.nn.Linear | None, x: np.ndarray, y: np.ndarray) -> float | None:
     if head is None or head.in_features != x.shape[1]:
         return None
-    weight, bias = head.weight.detach().cpu().double().numpy(), head.bias.detach().cpu().double().numpy()
+    weight = head.weight.detach().cpu().double().numpy()
+    bias = 0.0 if head.bias is None else head.bias.detach().cpu().double().numpy()  # decoder heads have none
     return float(((x @ weight.T + bias).argmax(1) == y).mean())
 
 

@@ -34,7 +34,7 @@ NOT_DISCOVERED = "Project {project!r} has no finished discovery yet: run a disco
 EXPORT_POLICY = "Flags exported from project {project!r} ({name}); each flag names its reviewer and rationale."
 FLAGS_FILE = {200: {"content": {"application/yaml": {"schema": {"type": "string"}}}, "description": "a flags file"}}
 AUDIT_TABLE = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "the audit log"}}
-AUDIT_COLUMNS = ("id", "at", "action", "site", "feature", "subject", "state", "previous_state", "reviewer",
+AUDIT_COLUMNS = ("id", "at", "action", "site", "feature", "state", "previous_state", "reviewer",
                  "principal", "source", "rationale")
 
 

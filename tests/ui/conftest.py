@@ -19,12 +19,12 @@ from workbench_world import (
     VIEWER,
     VIEWER_TOKEN,
     Discovered,
-    ensure_circuit,
     make_workbench_world,
 )
 
+from editing_service.artifacts import ArtifactDir
 from editing_service.client import EditingClient
-from editing_service.store import Database, get_project
+from editing_service.store import Database, current_artifacts_dir
 
 ANSWERED_4XX = "Failed to load resource: the server responded with a status of 4"  # the API's refusals, shown
 CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium") or "") if p and Path(p).exists()), None)
@@ -57,9 +57,9 @@ def discovered(server: ServerProcess, client: EditingClient) -> Discovered:
                                     dataset={"inline": spec_for(root)}, settings=TINY_SETTINGS)
     client.wait(client.discover(project["id"])["id"], timeout=300, poll=0.5)
     db = Database(f"sqlite:///{root / 'home' / 'service.db'}")
-    folder = Path(get_project(db, project["id"]).artifacts_dir)
+    folder = current_artifacts_dir(db, project["id"])
     db.dispose()
-    ensure_circuit(folder)
+    assert ArtifactDir(folder).circuit.is_file(), "the discovery wrote no circuit.json"
     client.set_member(project["id"], VIEWER, role="viewer")
     return Discovered(id=project["id"], folder=folder)
 

@@ -22,10 +22,12 @@ VIEWER, VIEWER_TOKEN = "vic", "token-vic"  # a viewer member of the discovered p
 
 @dataclass
 class Discovered:
-    """The session's discovered project: its id and artifact folder."""
+    """The session's discovered project: its id, its current discovery's folder and the project's own
+    folder (where its edits are written)."""
 
     id: str
     folder: Path
+    project_folder: Path
 
 
 def sign_in(tab: object, token: str = TOKENS["ana"], reviewer: str = "Ana") -> None:

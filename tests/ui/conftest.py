@@ -24,7 +24,7 @@ from workbench_world import (
 
 from editing_service.artifacts import ArtifactDir
 from editing_service.client import EditingClient
-from editing_service.store import Database, current_artifacts_dir
+from editing_service.store import Database, current_artifacts_dir, get_project
 
 ANSWERED_4XX = "Failed to load resource: the server responded with a status of 4"  # the API's refusals, shown
 CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium") or "") if p and Path(p).exists()), None)
@@ -58,10 +58,11 @@ def discovered(server: ServerProcess, client: EditingClient) -> Discovered:
     client.wait(client.discover(project["id"])["id"], timeout=300, poll=0.5)
     db = Database(f"sqlite:///{root / 'home' / 'service.db'}")
     folder = current_artifacts_dir(db, project["id"])
+    project_folder = Path(get_project(db, project["id"]).artifacts_dir)
     db.dispose()
     assert ArtifactDir(folder).circuit.is_file(), "the discovery wrote no circuit.json"
     client.set_member(project["id"], VIEWER, role="viewer")
-    return Discovered(id=project["id"], folder=folder)
+    return Discovered(id=project["id"], folder=folder, project_folder=project_folder)
 
 
 @pytest.fixture(scope="session")

@@ -76,7 +76,7 @@ def test_flags_file_and_audit_csv_export_what_the_api_holds(client: EditingClien
 def test_model_card_is_the_edited_models_readme(client: EditingClient, discovered: Discovered, edit: dict) -> None:
     card = client.http.get(f"/projects/{discovered.id}/edits/{edit['id']}/model_card.md")
     assert card.status_code == 200 and card.headers["content-type"].startswith("text/markdown")
-    folder = discovered.folder / "edits" / edit["id"] / "models" / "edited"
+    folder = discovered.project_folder / "edits" / edit["id"] / "models" / "edited"
     assert card.text == (folder / "README.md").read_text()
 
 
@@ -94,7 +94,7 @@ def test_explain_gives_the_ablated_features_activation_on_every_token(
     # At the first edited site the stream is not yet edited, so the edit removed exactly f @ W_dec there:
     # solve original - edited = f W_dec for f, token by token, and compare.
     original = load_model(discovered.folder / "models" / "original")
-    edited = load_model(discovered.folder / "edits" / edit["id"] / "models" / "edited")
+    edited = load_model(discovered.project_folder / "edits" / edit["id"] / "models" / "edited")
     first = min(edited.interventions, key=lambda m: m.site.layer)
     assert first.mode == "zero"
     batch = original.tokenizer([text], return_tensors="pt")

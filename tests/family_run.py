@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from factories import make_bios_frame, make_model_folder
+from factories import TINY_SPEC_WITHOUT_ORACLE, make_bios_frame, make_model_folder
 
 from editing_service.data import load_role, load_spec
 from editing_service.edit import load_model
@@ -29,21 +29,6 @@ from editing_service.settings import (
 )
 
 FORMS = ("sequence_classification", "probe")
-SPEC = """
-name: tiny_bios
-source: {kind: file, path: bios.csv}
-splits: {kind: column, column: split, names: [train, validate, test]}
-text_column: text
-label_column: occupation
-labels: [nurse, surgeon]
-protected:
-  - {name: gender, column: gender, groups: [F, M], stereotype: {F: nurse, M: surgeon}}
-subsets:
-  train_biased: {split: train, cells: [[surgeon, M], [nurse, F]]}
-  validate: {split: validate}
-  test: {split: test}
-roles: {train: train_biased, validate: validate, evaluate: test}
-"""
 
 
 @dataclass
@@ -60,7 +45,7 @@ class FamilyRun:
 def write_tiny_spec(root: Path, n_per_cell: int = 4) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     make_bios_frame(n_per_cell).to_csv(root / "bios.csv", index=False)
-    (root / "spec.yaml").write_text(SPEC)
+    (root / "spec.yaml").write_text(TINY_SPEC_WITHOUT_ORACLE)
     return root / "spec.yaml"
 
 

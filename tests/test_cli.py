@@ -7,34 +7,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from factories import make_bios_frame, make_model_folder
+from factories import TINY_SPEC, make_bios_frame, make_model_folder
 
 from editing_service.cli import main
 from editing_service.sae import load_sae
-
-SPEC = """
-name: tiny_bios
-source: {kind: file, path: bios.csv}
-splits: {kind: column, column: split, names: [train, validate, test]}
-text_column: text
-label_column: occupation
-labels: [nurse, surgeon]
-protected:
-  - {name: gender, column: gender, groups: [F, M], stereotype: {F: nurse, M: surgeon}}
-subsets:
-  train_biased: {split: train, cells: [[surgeon, M], [nurse, F]]}
-  validate: {split: validate}
-  test: {split: test}
-  train_oracle: {split: train, per_cell: 6}
-roles: {train: train_biased, validate: validate, evaluate: test, oracle: train_oracle}
-"""
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("tiny")
     make_bios_frame(12).to_csv(root / "bios.csv", index=False)
-    (root / "spec.yaml").write_text(SPEC)
+    (root / "spec.yaml").write_text(TINY_SPEC)
     return {"root": root, "spec": root / "spec.yaml", "model": make_model_folder(root, "bert")}
 
 

@@ -7,35 +7,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from factories import make_bios_frame, make_model_folder
+from factories import TINY_SPEC_WITHOUT_ORACLE, make_bios_frame, make_model_folder
 from safetensors.numpy import load_file
 
 from editing_service.cli import main
 from editing_service.pipeline.run import SEEDS_NEED_AUTO
 from editing_service.report import Report
 
-SPEC = """
-name: tiny_bios
-source: {kind: file, path: bios.csv}
-splits: {kind: column, column: split, names: [train, validate, test]}
-text_column: text
-label_column: occupation
-labels: [nurse, surgeon]
-protected:
-  - {name: gender, column: gender, groups: [F, M], stereotype: {F: nurse, M: surgeon}}
-subsets:
-  train_biased: {split: train, cells: [[surgeon, M], [nurse, F]]}
-  validate: {split: validate}
-  test: {split: test}
-roles: {train: train_biased, validate: validate, evaluate: test}
-"""
-
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("seeds")
     make_bios_frame(12).to_csv(root / "bios.csv", index=False)
-    (root / "spec.yaml").write_text(SPEC)
+    (root / "spec.yaml").write_text(TINY_SPEC_WITHOUT_ORACLE)
     return {"root": root, "spec": root / "spec.yaml", "model": make_model_folder(root, "bert")}
 
 

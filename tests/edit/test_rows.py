@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from factories import make_bios_frame, make_model_folder
+from factories import TINY_SPEC, make_bios_frame, make_model_folder
 from pydantic import ValidationError
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
@@ -25,29 +25,12 @@ from editing_service.pipeline.edit import row_context, run_edit
 from editing_service.report import Report
 from editing_service.settings import RunSettings
 
-SPEC = """
-name: tiny_bios
-source: {kind: file, path: bios.csv}
-splits: {kind: column, column: split, names: [train, validate, test]}
-text_column: text
-label_column: occupation
-labels: [nurse, surgeon]
-protected:
-  - {name: gender, column: gender, groups: [F, M], stereotype: {F: nurse, M: surgeon}}
-subsets:
-  train_biased: {split: train, cells: [[surgeon, M], [nurse, F]]}
-  validate: {split: validate}
-  test: {split: test}
-  train_oracle: {split: train, per_cell: 6}
-roles: {train: train_biased, validate: validate, evaluate: test, oracle: train_oracle}
-"""
-
 
 @pytest.fixture(scope="module")
 def discovered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("rows")
     make_bios_frame(12).to_csv(root / "bios.csv", index=False)
-    (root / "spec.yaml").write_text(SPEC)
+    (root / "spec.yaml").write_text(TINY_SPEC)
     out = root / "run"
     code = main(["-q", "discover", "--spec", str(root / "spec.yaml"), "--out", str(out),
                  "--model", str(make_model_folder(root, "bert")), "--d-sae", "64", "--k", "4", "--epochs", "5",

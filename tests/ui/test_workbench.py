@@ -201,9 +201,9 @@ def test_edit_from_the_page_its_report_and_a_comparison(page: object, server: Se
     page.wait_for_selector("table.rows")
     report = client.report(discovered.id, first)
     names = page.locator("table.rows tbody tr td:first-child").all_inner_texts()
-    assert names == [row["name"] for row in report["rows"]]
-    assert page.locator("figure.chart svg rect.bar").count() == 2 * len(report["rows"])
-    assert page.locator("section.cells").count() == len(report["rows"])
+    assert names == [row.name for row in report.rows]
+    assert page.locator("figure.chart svg rect.bar").count() == 2 * len(report.rows)
+    assert page.locator("section.cells").count() == len(report.rows)
     page.emulate_media(media="print")  # "print to PDF": the report without the app around it
     assert not page.is_visible("header.top") and not page.is_visible("#download-edited")
     assert page.is_visible("table.rows") and page.is_visible("figure.chart")
@@ -223,7 +223,7 @@ def test_edit_from_the_page_its_report_and_a_comparison(page: object, server: Se
     assert page.locator(".compare-col").count() == 2
     other = client.report(discovered.id, second["edit"]["id"])
     cell = page.locator("#compare-diff tbody tr", has_text="shift_retrained").locator("td").nth(2).inner_text()
-    expected = other["rows"][2]["group_balanced_accuracy"] - report["rows"][2]["group_balanced_accuracy"]
+    expected = other.rows[2].group_balanced_accuracy - report.rows[2].group_balanced_accuracy
     assert float(cell) == pytest.approx(expected, abs=5e-4)
 
 

@@ -18,6 +18,7 @@ from editing_service.edit import load_model
 from editing_service.features.flags import Flag, FlagSet
 from editing_service.pipeline.discover import run_discover
 from editing_service.pipeline.edit import run_edit
+from editing_service.report import Report
 from editing_service.settings import (
     AttributionSettings,
     CircuitSettings,
@@ -35,7 +36,7 @@ FORMS = ("sequence_classification", "probe")
 class FamilyRun:
     """What a run produced: the report's rows and what the saved models predict on the evaluation split."""
 
-    report: dict
+    report: Report
     row_accuracy: dict[str, float]
     saved_accuracy: dict[str, float]
     n_edits: int
@@ -82,6 +83,6 @@ def run_family(root: Path, spec: Path, arch: str, form: str, *, device: str = "c
         saved[row] = float((predicted == evaluate.labels).mean())
         n_edits = max(n_edits, len(classifier.interventions))
         loaded_dtype = str(classifier.dtype).removeprefix("torch.")
-    rows = {row["name"]: float(row["accuracy"]) for row in report["rows"]}
+    rows = {row.name: float(row.accuracy) for row in report.rows}
     (out / "family_run.json").write_text(json.dumps({"rows": rows, "saved": saved}))
     return FamilyRun(report=report, row_accuracy=rows, saved_accuracy=saved, n_edits=n_edits, dtype=loaded_dtype)

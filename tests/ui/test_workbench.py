@@ -54,8 +54,10 @@ def test_create_project_shows_the_api_message_next_to_the_field(page: object, se
 
 def test_job_progress_updates_live_to_the_end(page: object, server: ServerProcess, client: EditingClient) -> None:
     root = server.root
+    # SAEs that train for some seconds, so that the page has a running job to show on a fast machine too
+    slower = {**TINY_SETTINGS, "sae": {"d_sae": 4096, "k": 4, "n_epochs": 100, "batch_size": 4}}
     project = client.create_project(name="progress", model=str(root / "models" / "bert"),
-                                    dataset={"inline": spec_for(root)}, settings=TINY_SETTINGS)
+                                    dataset={"inline": spec_for(root)}, settings=slower)
     sign_in(page)
     open_page(page, server, f"p/{project['id']}")
     page.wait_for_selector("#discover")

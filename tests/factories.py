@@ -133,22 +133,6 @@ def make_bios_frame(n_per_cell: int = 12, seed: int = 0) -> pd.DataFrame:
 
 # A dataset spec over make_bios_frame's table written as bios.csv: biased training cells, and a balanced
 # oracle subset (the second form leaves the oracle out).
-TINY_SPEC = """
-name: tiny_bios
-source: {kind: file, path: bios.csv}
-splits: {kind: column, column: split, names: [train, validate, test]}
-text_column: text
-label_column: occupation
-labels: [nurse, surgeon]
-protected:
-  - {name: gender, column: gender, groups: [F, M], stereotype: {F: nurse, M: surgeon}}
-subsets:
-  train_biased: {split: train, cells: [[surgeon, M], [nurse, F]]}
-  validate: {split: validate}
-  test: {split: test}
-  train_oracle: {split: train, per_cell: 6}
-roles: {train: train_biased, validate: validate, evaluate: test, oracle: train_oracle}
-"""
 TINY_SPEC_WITHOUT_ORACLE = """
 name: tiny_bios
 source: {kind: file, path: bios.csv}
@@ -164,3 +148,8 @@ subsets:
   test: {split: test}
 roles: {train: train_biased, validate: validate, evaluate: test}
 """
+TINY_SPEC = TINY_SPEC_WITHOUT_ORACLE.replace(
+    "roles: {train: train_biased, validate: validate, evaluate: test}",
+    "  train_oracle: {split: train, per_cell: 6}\n"
+    "roles: {train: train_biased, validate: validate, evaluate: test, oracle: train_oracle}",
+)

@@ -7,122 +7,118 @@ node u at site s on a downstream node d at the next site s', toward zero, is
 
 summed over the positions of both nodes and averaged over examples; dm/dd is d's total gradient (all
 paths to the metric). Edges into the metric are the direct effects: dm/du with every later site's
-nodes held fixed. One VJP per downstream node gives the edges from every upstream node at once; the
-VJPs of a chunk of downstream nodes run batched (`is_grads_batched`). Each VJP only runs back through
-the layers between two adjacent sites, because every site's nodes are cut into fresh leaves.
+nodes held fixed.
+
+One forward pass per batch cuts every site's output into a fresh leaf and keeps the output the model
+computed (a function of the earlier sites' leaves). The SAE ends of each product are closed forms
+(`sae_jacobian`): a downstream feature's cotangent is a column of W_enc where it fires, an upstream
+feature's share a row of W_dec. Only the layers between two sites run through autograd, one VJP per
+chunk of downstream nodes batched (`is_grads_batched`). Total gradients are carried back site by site in
+the same VJPs (one extra row each), from the last site to the first.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch import nn
 
 from editing_service.circuit.graph import METRIC_ID, error_id, feature_id
 from editing_service.circuit.metric import true_class_metric
+from editing_service.circuit.sae_jacobian import error_cotangent, feature_scales, node_effects
 from editing_service.model.batching import length_sorted_batches
 from editing_service.model.classifier import TextClassifier
 from editing_service.model.hooks import intervene
 from editing_service.model.sites import Site
-from editing_service.sae.splice import Dictionary, splice
+from editing_service.sae.base import SAE
 
 NO_SITES = "Edges need at least one spliced site."
 Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+ERROR_ROW, TOTAL_ROW = -1, -2  # objective rows besides the features: the error node, the total gradient
 
 
 @dataclass
-class CutNodes:
-    """One site in the cut splice: `f_in`, `e_in` as functions of upstream leaves, and the fresh leaves
-    `f`, `e` (same values) that everything downstream reads."""
+class CutSite:
+    """One site in the cut model: `x` the output as computed from the earlier sites' leaves, and `out`, a
+    fresh leaf of the same value that everything downstream reads; `f`, `e` its nodes."""
 
-    f_in: torch.Tensor | None = None
-    e_in: torch.Tensor | None = None
+    x: torch.Tensor
+    out: torch.Tensor
     f: torch.Tensor | None = None
     e: torch.Tensor | None = None
 
 
 @contextmanager
-def cut_splice(model: nn.Module, saes: Mapping[Site, Dictionary]) -> Iterator[dict[str, CutNodes]]:
-    """Splice every site with its nodes cut into new leaves: gradients reach a site's leaves only along
+def cut_sites(model: torch.nn.Module, sites: Sequence[Site]) -> Iterator[dict[str, CutSite]]:
+    """Replace every site's output by a fresh leaf while open: gradients reach a site's leaf only along
     paths that cross no other site."""
-    nodes = {site.name: CutNodes() for site in saes}
+    cut: dict[str, CutSite] = {}
 
-    def make_fn(site: Site, sae: Dictionary):
+    def make_fn(site: Site):
         def fn(x: torch.Tensor) -> torch.Tensor:
-            f_in = sae.encode(x)
-            e_in = x - sae.decode(f_in)
-            f = f_in.detach().requires_grad_(True)
-            e = e_in.detach().requires_grad_(True)
-            nodes[site.name] = CutNodes(f_in=f_in, e_in=e_in, f=f, e=e)
-            return (sae.decode(f) + e).to(x.dtype)
+            cut[site.name] = CutSite(x=x, out=x.detach().requires_grad_(True))
+            return cut[site.name].out
 
         return fn
 
-    with intervene(model, {site: make_fn(site, sae) for site, sae in saes.items()}):
-        yield nodes
+    with intervene(model, {site: make_fn(site) for site in sites}):
+        yield cut
 
 
 @dataclass
 class EdgeSums:
-    """Running sums of edge weights over examples: {(source id, target id): sum}."""
+    """Running sums of edge weights over examples, per (source site, target site or the metric): a
+    [target nodes, source nodes] tensor in the order of the circuit's ids (features, then the error node)."""
 
-    sums: dict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))
+    sums: dict[tuple[str, str], torch.Tensor] = field(default_factory=dict)
     n: int = 0
 
-    def add(self, source: str, target: str, value: float) -> None:
-        self.sums[(source, target)] += value
+    def add(self, up: str, down: str, n_targets: int, targets: torch.Tensor, effects: torch.Tensor) -> None:
+        """Add effects [m, source nodes] into the target rows `targets` [m]."""
+        acc = self.sums.get((up, down))
+        if acc is None:
+            acc = self.sums[(up, down)] = torch.zeros((n_targets, effects.shape[-1]), dtype=torch.float64,
+                                                      device=effects.device)
+        acc.index_add_(0, targets, effects.double())
 
-    def means(self) -> dict[tuple[str, str], float]:
-        return {key: value / max(self.n, 1) for key, value in self.sums.items()}
-
-
-def _effects_on(grads_f: torch.Tensor, grads_e: torch.Tensor, f: torch.Tensor, e: torch.Tensor,
-                features: list[int], mask: torch.Tensor) -> torch.Tensor:
-    """[..., n_features + 1]: sum over examples and positions of grad * (0 - node) for the listed
-    upstream features and the error node (last column); grads carry any leading batch dims."""
-    m = mask.to(f.dtype)
-    idx = torch.as_tensor(features, dtype=torch.long, device=f.device)
-    feat = -(grads_f[..., idx] * f[..., idx] * m[..., None]).sum((-3, -2))
-    err = -(grads_e * e * m[..., None]).sum((-3, -2, -1))
-    return torch.cat([feat, err[..., None]], dim=-1)
-
-
-def _downstream_objectives(
-    node: CutNodes, grads_f: torch.Tensor, grads_e: torch.Tensor, features: list[int], mask: torch.Tensor,
-) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
-    """Per downstream node: (kind, grad_output for f_in, grad_output for e_in), so that the VJP is the
-    gradient of sum over positions of (dm/dd) * d."""
-    m = mask.to(grads_f.dtype)[..., None]
-    out = []
-    for i in features:
-        go_f = torch.zeros_like(grads_f)
-        go_f[..., i] = grads_f[..., i] * m[..., 0]
-        out.append((str(i), go_f, torch.zeros_like(grads_e)))
-    out.append(("error", torch.zeros_like(grads_f), grads_e * m))
-    return out
+    def means(self, ids: Mapping[str, list[str]]) -> dict[tuple[str, str], float]:
+        out = {}
+        for (up, down), acc in self.sums.items():
+            targets = [METRIC_ID] if down == METRIC_ID else ids[down]
+            for target, row in zip(targets, (acc / max(self.n, 1)).tolist(), strict=True):
+                out.update(((source, target), value) for source, value in zip(ids[up], row, strict=True))
+        return out
 
 
-def _batched_vjp(outputs: tuple[torch.Tensor, ...], inputs: list[torch.Tensor],
-                 grad_outputs: tuple[torch.Tensor, ...]) -> list[torch.Tensor | None]:
-    """VJPs of K stacked grad_outputs ([K, ...]) at once (None for an input no path reaches); falls back
+def _pack(scales: torch.Tensor) -> torch.Tensor:
+    """[P, B] slots: row p holds, for example b, the index of the p-th downstream feature with a nonzero
+    cotangent in b (-1 past the last). Examples do not interact, so one VJP serves one objective per
+    example, and P (the most features firing in one example) VJPs serve them all."""
+    active = scales.ne(0).any(1)  # [B, K]
+    counts = active.sum(1)
+    order = torch.argsort((~active).to(torch.int8), dim=1, stable=True)  # active features first
+    slots = order[:, :int(counts.max()) if counts.numel() else 0].T
+    return torch.where(torch.arange(slots.shape[0], device=slots.device)[:, None] < counts[None, :], slots, -1)
+
+
+def _batched_vjp(output: torch.Tensor, inputs: list[torch.Tensor], rows: torch.Tensor) -> list[torch.Tensor | None]:
+    """VJPs of K stacked cotangents rows [K, ...] at once (None for an input no path reaches); falls back
     to a loop where vmap cannot run."""
     try:
-        return list(torch.autograd.grad(outputs, inputs, grad_outputs=grad_outputs, retain_graph=True,
+        return list(torch.autograd.grad(output, inputs, grad_outputs=rows, retain_graph=True,
                                         is_grads_batched=True, allow_unused=True))
     except (RuntimeError, NotImplementedError):
-        rows = [torch.autograd.grad(outputs, inputs, grad_outputs=row, retain_graph=True, allow_unused=True)
-                for row in zip(*grad_outputs, strict=True)]
-        return [None if rows[0][i] is None else torch.stack([r[i] for r in rows]) for i in range(len(inputs))]
+        grads = [torch.autograd.grad(output, inputs, grad_outputs=row, retain_graph=True, allow_unused=True)
+                 for row in rows]
+        return [None if grads[0][i] is None else torch.stack([g[i] for g in grads]) for i in range(len(inputs))]
 
 
 def compute_edges(
     classifier: TextClassifier,
-    saes: Mapping[Site, Dictionary],
+    saes: Mapping[Site, SAE],
     texts: list[str],
     labels: np.ndarray,
     circuit: Mapping[str, list[int]],
@@ -139,7 +135,8 @@ def compute_edges(
         raise ValueError(NO_SITES)
     if not texts:
         raise ValueError("Edges need at least one example.")
-    names = [site.name for site in saes]
+    by_name = {site.name: sae for site, sae in saes.items()}
+    names = list(by_name)
     wanted = {name: sorted(set(circuit.get(name, []))) for name in names}
     ids = {name: [feature_id(name, i) for i in wanted[name]] + [error_id(name)] for name in names}
     sums = EdgeSums()
@@ -150,56 +147,68 @@ def compute_edges(
         batch = batch.to(device)
         mask = batch["attention_mask"]
         y = torch.as_tensor(labels[rows], device=device)
-        with torch.enable_grad():
-            with splice(classifier.backbone, saes, keep_error=True, track_grad=True) as total:
-                values = metric(classifier(batch["input_ids"], mask), y)
-                leaves = [t for n in total.values() for t in (n.features, n.error)]
-                grads = torch.autograd.grad(values.sum(), leaves, allow_unused=True)
-            total_grads = {
-                name: tuple(g if g is not None else torch.zeros_like(t)
-                            for g, t in zip(grads[2 * j: 2 * j + 2], leaves[2 * j: 2 * j + 2], strict=True))
-                for j, name in enumerate(names)
-            }
-            with cut_splice(classifier.backbone, saes) as cut:
-                values = metric(classifier(batch["input_ids"], mask), y)
-                leaves = [t for name in names for t in (cut[name].f, cut[name].e)]
-                direct = torch.autograd.grad(values.sum(), leaves, retain_graph=True, allow_unused=True)
-                for j, name in enumerate(names):
-                    gf = direct[2 * j] if direct[2 * j] is not None else torch.zeros_like(leaves[2 * j])
-                    ge = direct[2 * j + 1] if direct[2 * j + 1] is not None else torch.zeros_like(leaves[2 * j + 1])
-                    effects = _effects_on(gf, ge, cut[name].f, cut[name].e, wanted[name], mask)
-                    for source, value in zip(ids[name], effects.tolist(), strict=True):
-                        sums.add(source, METRIC_ID, value)
-                for j, down in enumerate(names[1:], start=1):
-                    _edges_into(cut, names[:j], down, total_grads[down], wanted, ids, mask, chunk, sums)
+        with torch.enable_grad(), cut_sites(classifier.backbone, list(saes)) as cut:
+            values = metric(classifier(batch["input_ids"], mask), y)
+            outs = [cut[name].out for name in names]
+            direct = torch.autograd.grad(values.sum(), outs, allow_unused=True)
+            total = {name: g if g is not None else torch.zeros_like(o)
+                     for name, g, o in zip(names, direct, outs, strict=True)}
+            with torch.no_grad():
+                for name in names:
+                    node, sae = cut[name], by_name[name]
+                    node.f = sae.encode(node.x)
+                    node.e = node.x - sae.decode(node.f)
+                    effects = node_effects(sae, total[name][None], node.f, node.e, wanted[name], mask)
+                    sums.add(name, METRIC_ID, 1, torch.zeros(1, dtype=torch.long, device=device), effects.sum(1))
+            for j in range(len(names) - 1, 0, -1):
+                _edges_into(cut, by_name, names[:j], names[j], total, wanted[names[j]], wanted, mask, chunk, sums)
         sums.n += len(rows)
         done += len(rows)
         if on_progress is not None:
             on_progress(done / len(texts))
-    return sums.means()
+    return sums.means(ids)
 
 
 def _edges_into(
-    cut: Mapping[str, CutNodes], upstream: list[str], down: str, down_grads: tuple[torch.Tensor, torch.Tensor],
-    wanted: Mapping[str, list[int]], ids: Mapping[str, list[str]], mask: torch.Tensor, chunk: int, sums: EdgeSums,
+    cut: Mapping[str, CutSite], saes: Mapping[str, SAE], upstream: list[str], down: str,
+    total: dict[str, torch.Tensor], features: list[int], wanted: Mapping[str, list[int]], mask: torch.Tensor,
+    chunk: int, sums: EdgeSums,
 ) -> None:
     """Edges from every earlier site with a path to `down` that crosses no other site (for block outputs:
-    the previous site only), for every circuit node of `down`."""
-    objectives = _downstream_objectives(cut[down], *down_grads, wanted[down], mask)
-    inputs = [t for up in upstream for t in (cut[up].f, cut[up].e)]
+    the previous site only) into the circuit nodes of `down` (`features`, then its error node); adds
+    `down`'s total gradient, carried back through the same layers, to those sites' totals (`total[down]`
+    must be complete: later sites first)."""
+    node, sae = cut[down], saes[down]
+    if not node.x.requires_grad:
+        return
+    with torch.no_grad():
+        scales = feature_scales(sae, node.f, total[down], features, mask)  # [B, T, K]
+        slots = _pack(scales)  # [P, B]
+        directions = sae.W_enc[:, torch.as_tensor(features, dtype=torch.long, device=scales.device)].T  # [K, d]
+    objectives = [*range(slots.shape[0]), ERROR_ROW, TOTAL_ROW]
+    inputs = [cut[up].out for up in upstream]
     for start in range(0, len(objectives), chunk):
         part = objectives[start:start + chunk]
-        go = (torch.stack([p[1] for p in part]), torch.stack([p[2] for p in part]))
-        grads = _batched_vjp((cut[down].f_in, cut[down].e_in), inputs, go)
-        for j, up in enumerate(upstream):
-            gf, ge = grads[2 * j], grads[2 * j + 1]
-            if gf is None and ge is None:
-                continue
-            node = cut[up]
-            gf = gf if gf is not None else torch.zeros((len(part), *node.f.shape), dtype=node.f.dtype)
-            ge = ge if ge is not None else torch.zeros((len(part), *node.e.shape), dtype=node.e.dtype)
-            effects = _effects_on(gf, ge, node.f, node.e, wanted[up], mask)  # [K, n_up + 1]
-            for k, row in enumerate(effects.tolist()):
-                target = ids[down][start + k]
-                for source, value in zip(ids[up], row, strict=True):
-                    sums.add(source, target, value)
+        packed = slots[start:start + chunk]  # [p, B]: the packed rows of this part
+        with torch.no_grad():
+            taken = packed.clamp(min=0)
+            scale = scales.gather(2, taken.T[:, None, :].expand(-1, scales.shape[1], -1)) * (packed >= 0).T[:, None, :]
+            rows = [scale.permute(2, 0, 1)[..., None] * directions[taken][:, :, None, :]]
+            if ERROR_ROW in part:
+                rows.append(error_cotangent(sae, node.f, total[down], mask)[None])
+            if TOTAL_ROW in part:
+                rows.append(total[down][None])
+        grads = _batched_vjp(node.x, inputs, torch.cat(rows))
+        with torch.no_grad():
+            for up, grad in zip(upstream, grads, strict=True):
+                if grad is None:
+                    continue
+                if TOTAL_ROW in part:
+                    total[up] = total[up] + grad[-1]
+                effects = node_effects(saes[up], grad[:len(packed) + (ERROR_ROW in part)], cut[up].f, cut[up].e,
+                                       wanted[up], mask)  # [p (+ 1), B, n_up + 1]
+                live = packed >= 0
+                sums.add(up, down, len(features) + 1, packed[live], effects[:len(packed)][live])
+                if ERROR_ROW in part:
+                    error_row = torch.full((1,), len(features), dtype=torch.long, device=effects.device)
+                    sums.add(up, down, len(features) + 1, error_row, effects[-1].sum(0, keepdim=True))

@@ -3,11 +3,13 @@
 At each site the output x becomes x + (f' - f) W_dec + (e' - e), where f' keeps the set's features and
 replaces the others by their ablation value (the mean over the training split's tokens, or zero), and
 e' is e when the site's error node is in the set, else its ablation value. Keeping every node gives x
-itself, bit for bit. Sites are ablated in order, so a site sees the ablated upstream.
+itself, bit for bit (the site is left alone). Sites are ablated in order, so a site sees the ablated
+upstream.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -77,21 +79,40 @@ def ablation_values(
     return AblationValues(features=features, error=error, kind=kind)
 
 
+def _sparse_decode(f: torch.Tensor, w_dec: torch.Tensor) -> torch.Tensor:
+    """f @ W_dec for a mostly-zero f [..., d_sae] (TopK: k of d_sae per token), through a CSR product."""
+    flat = f.reshape(-1, f.shape[-1]).to(w_dec.dtype)
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": we use only its matmul
+        warnings.simplefilter("ignore", UserWarning)
+        return (flat.to_sparse_csr() @ w_dec).reshape(*f.shape[:-1], w_dec.shape[-1])
+
+
 @contextmanager
 def ablate_outside(
     model: nn.Module, saes: Mapping[Site, Dictionary], keep: Mapping[str, SiteKeep], values: AblationValues,
 ) -> Iterator[None]:
-    """Run `model` with every node not in `keep` ablated (sites missing from `keep` are left alone)."""
+    """Run `model` with every node not in `keep` ablated (sites missing from `keep` are left alone).
+
+    The ablated features' share of the output, sum over dropped i of value_i W_dec[i], is one vector per
+    site; the live features' share is a sparse product; a site that keeps no node is that constant and
+    skips its encoder.
+    """
 
     def make_fn(site: Site, sae: Dictionary, kept: SiteKeep):
         drop = ~kept.features
+        w_dec = sae.W_dec
+        const = (values.features[site.name] * drop) @ w_dec  # [d]: the dropped features at their values
+        if not kept.error:
+            const = const + values.error[site.name] + sae.b_dec  # with x - e = f W_dec + b_dec
+        constant = not kept.error and not bool(kept.features.any())
 
         def fn(x: torch.Tensor) -> torch.Tensor:
+            if constant:
+                return const.to(x.dtype).expand_as(x).contiguous()
             f = sae.encode(x)
-            delta = (torch.where(drop, values.features[site.name], f) - f) @ sae.W_dec
-            if not kept.error:
-                delta = delta + values.error[site.name] - (x - sae.decode(f))
-            return x + delta.to(x.dtype)
+            if kept.error:  # x - (dropped features' f) W_dec + const
+                return (x - _sparse_decode(f * drop, w_dec) + const).to(x.dtype)
+            return (_sparse_decode(f * kept.features, w_dec) + const).to(x.dtype)
 
         return fn
 

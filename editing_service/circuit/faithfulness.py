@@ -28,7 +28,9 @@ UNKNOWN_NODE = "Node {id!r} is not a node of the spliced sites {sites} (a featur
 class NodeSetEvaluator:
     """The classifier on a fixed set of examples with any node set kept and the rest ablated.
 
-    The examples are tokenised once; `logits(ids)` costs one forward pass over them.
+    The examples are tokenised once; `logits(keep)` costs one forward pass over them, except for the
+    model itself and the empty circuit, run once each (keeping every node leaves every site alone, so the
+    full circuit's logits are the model's and its complement's the empty circuit's).
     """
 
     def __init__(
@@ -43,7 +45,7 @@ class NodeSetEvaluator:
             classifier.tokenizer, texts, batch_size=batch_size, max_length=classifier.max_length)]
         self.n = len(texts)
         self.forward_passes = 0
-        self._model_logits: torch.Tensor | None = None
+        self._known: dict[str, torch.Tensor] = {}  # 'model', 'empty': logits run once
 
     @property
     def site_names(self) -> list[str]:
@@ -69,15 +71,16 @@ class NodeSetEvaluator:
     @torch.no_grad()
     def logits(self, keep: Mapping[str, SiteKeep] | None = None) -> torch.Tensor:
         """[n, C] logits in the examples' order; `keep=None` is the model itself."""
-        if keep is None and self._model_logits is not None:
-            return self._model_logits
+        known = _known_set(keep, self.site_names)
+        if known in self._known:
+            return self._known[known]
         out = torch.empty((self.n, len(self.classifier.classes)), device=self.classifier.device)
         with ablate_outside(self.classifier.backbone, self.saes, keep or {}, self.values):
             for rows, batch in self.batches:
                 out[rows] = self.classifier(batch["input_ids"], batch["attention_mask"]).float()
         self.forward_passes += 1
-        if keep is None:
-            self._model_logits = out
+        if known is not None:
+            self._known[known] = out
         return out
 
     def f(self, keep: Mapping[str, SiteKeep] | None = None) -> float:
@@ -89,6 +92,15 @@ class NodeSetEvaluator:
 
     def f_empty(self) -> float:
         return self.f(self.keep_masks([]))
+
+
+def _known_set(keep: Mapping[str, SiteKeep] | None, sites: list[str]) -> str | None:
+    """'model' when `keep` keeps every node (or is None), 'empty' when it keeps none at every site, else None."""
+    if keep is None or all(k.error and bool(k.features.all()) for k in keep.values()):
+        return "model"
+    if set(keep) >= set(sites) and all(not k.error and not bool(k.features.any()) for k in keep.values()):
+        return "empty"
+    return None
 
 
 def normalised(f: float, f_model: float, f_empty: float) -> float | None:

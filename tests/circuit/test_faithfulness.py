@@ -35,6 +35,8 @@ def test_the_whole_model_is_faithful_and_complete(tiny_circuit) -> None:
     assert full.faithfulness == pytest.approx(1.0, abs=1e-6) and full.completeness == pytest.approx(0.0, abs=1e-6)
     assert curve.f_model != pytest.approx(curve.f_empty)
     assert curve.points[0].n_nodes == 10 and curve.smallest_faithful is not None
+    assert ev.forward_passes == 4  # the model, the empty circuit, 10 nodes and their complement: the full
+    # circuit is the model and its complement the empty circuit, not run again
 
 
 def _hand_f(clf, sae, cache, rows: list[int], keep: np.ndarray, keep_error: bool, zero: bool) -> float:

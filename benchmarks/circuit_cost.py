@@ -1,9 +1,10 @@
 """Cost of the circuit graph on the embedded default (MiniLM, every block output, TopK 2048 x k=32) per
 example, against one forward pass of the classifier per training text, measured on small samples.
 
-The compute of edges and of the faithfulness curve does not depend on what the SAEs learned (TopK
-encodes densely, then keeps k), so untrained TopK SAEs of the default size and random node scores stand
-in for a discovered run when no discovery has finished. Costs are this process's CPU seconds (they stay
+Untrained TopK SAEs of the default size and random node scores stand in for a discovered run when no
+discovery has finished. The curve's compute does not depend on what the SAEs learned (TopK encodes
+densely, then keeps k); the edges' does a little: one VJP row serves one downstream feature per example,
+so a batch costs as many rows as the most circuit features firing in one of its examples (printed). Costs are this process's CPU seconds (they stay
 meaningful on a shared machine) and wall seconds; the ratio for the issue's setting (all edges among the
 top `--nodes` per site on 128 examples, plus the curve, against one forward pass over the whole training
 set) is scaled linearly from the per-example costs, and printed as such.
@@ -22,6 +23,24 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 HEADING = "## Circuit graph: cost per example on the embedded default"
+
+
+@torch.no_grad()
+def firing_fraction(classifier, saes, texts: list[str], circuit: dict[str, list[int]]) -> float:
+    """Mean over sites and examples of the fraction of the site's circuit features that fire in the example."""
+    from editing_service.model.batching import length_sorted_batches
+    from editing_service.model.hooks import capture
+
+    fractions = []
+    for _rows, batch in length_sorted_batches(classifier.tokenizer, texts, batch_size=16,
+                                              max_length=classifier.max_length):
+        mask = batch["attention_mask"].to(classifier.device)
+        with capture(classifier.backbone, list(saes)) as seen:
+            classifier(batch["input_ids"].to(classifier.device), mask)
+        for site, sae in saes.items():
+            fired = (sae.encode(seen[site.name])[..., circuit[site.name]] > 0) & mask[..., None].bool()
+            fractions.append(fired.any(1).float().mean(1))
+    return float(torch.cat(fractions).mean())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -71,6 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     clock = (time.perf_counter(), time.process_time())
     edges = compute_edges(classifier, saes, texts, labels, circuit, batch_size=g.batch_size, chunk=g.vjp_chunk)
     edge_cost = (time.perf_counter() - clock[0], time.process_time() - clock[1])
+    fired = firing_fraction(classifier, saes, texts, circuit)
     ranked = [f"{s.name}/{i}" for s in sites for i in rng.permutation(settings.sae.d_sae)] + \
         [f"{s.name}/error" for s in sites]
     clock = (time.perf_counter(), time.process_time())
@@ -85,7 +105,8 @@ def main(argv: list[str] | None = None) -> None:
         f"forward: {per_text[1] * 1000:.1f} ms CPU / {per_text[0] * 1000:.1f} ms wall per training text "
         f"({len(forward_texts)} texts); the training set has {len(train.texts)} texts",
         f"edges ({len(edges)} among {args.nodes} features + the error node per site, {len(sites)} sites, {n} examples): "
-        f"{edge_cost[1] / n:.2f} s CPU / {edge_cost[0] / n:.2f} s wall per example",
+        f"{edge_cost[1] / n:.2f} s CPU / {edge_cost[0] / n:.2f} s wall per example; {fired:.0%} of a site's circuit "
+        f"features fire in an example, on average",
         f"faithfulness curve ({len(DEFAULT_SIZES) + 1} sizes, circuit and complement, {evaluator.forward_passes} "
         f"forward passes): {curve_cost[1] / n:.3f} s CPU / {curve_cost[0] / n:.3f} s wall per example",
         f"scaled to 128 examples against one forward pass over the training set: {scaled[1]:.2f}x (CPU), "
@@ -98,7 +119,8 @@ def main(argv: list[str] | None = None) -> None:
 Command: `nice -n 5 .venv/bin/python benchmarks/circuit_cost.py --write BENCHMARKS.md`. Machine: {cpu_name()},
 {torch.get_num_threads()} torch threads, torch {torch.__version__}, shared with other jobs (CPU seconds of this
 process are the figures to read). Embedded MiniLM, every block output, untrained TopK SAEs of the default
-size ({settings.sae.d_sae} x k={settings.sae.k}; the compute does not depend on training), random node scores.
+size ({settings.sae.d_sae} x k={settings.sae.k}), random node scores (the edges' cost follows how many circuit
+features fire per example: printed below).
 Measured on {len(forward_texts)} + {n} training texts and scaled linearly per example:
 
 ```

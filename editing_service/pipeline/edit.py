@@ -87,18 +87,21 @@ class _Evaluator:
         )
 
 
-def _original_head(artifacts: ArtifactDir, kind: str) -> tuple[float, str, str]:
-    """(C for retrained heads, where it came from, how the original head came about in words).
+def _original_head(artifacts: ArtifactDir, kind: str) -> tuple[float | None, str, str]:
+    """(C for retrained heads, None to choose it with the edit in place; where it comes from; how the
+    original head came about, in words).
 
     A probe's head was fitted at discovery with a C chosen on the validate split, which the retrained
-    heads reuse; a sequence classifier's own head has none, so its retrained heads get C = 1."""
+    heads reuse. A sequence classifier's own head has none: its retrained heads get the C whose SHIFT head
+    does best on the validate split with the edit in place."""
     provenance = json.loads((artifacts.original_model / "config.json").read_text()).get("provenance", {})
     if "C" in provenance:
         return (float(provenance["C"]), "the original head's, chosen on the validate split",
                 f"a logistic-regression probe head (C = {float(provenance['C']):g}) fitted on the training "
                 f"subset {provenance.get('trained_on', 'train')!r}")
     if kind != "probe":
-        return 1.0, "1.0 (the original head is the model's own)", "the sequence classifier's own head, kept as saved"
+        return (None, "chosen on the validate split with the edit in place (the original head is the model's own)",
+                "the sequence classifier's own head, kept as saved")
     return 1.0, "1.0 (the original head recorded no C)", "the probe head saved with the model"
 
 
@@ -146,7 +149,7 @@ def row_context(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet
         train_cache=ActivationCache.open(artifacts.cache("train")),
         validate_cache=ActivationCache.open(artifacts.cache("validate")), spec=spec,
         train=load_role(spec, "train"), validate=validate, evaluate=load_role(spec, "evaluate"),
-        attribute=attribute, settings=settings, C=C, C_source=C_source, original_head_origin=origin,
+        attribute=attribute, settings=settings, fixed_C=C, fixed_C_source=C_source, original_head_origin=origin,
         progress=progress,
     )
 
@@ -167,7 +170,6 @@ def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
     settings, spec, classifier, evaluate = ctx.settings, ctx.spec, ctx.classifier, ctx.evaluate
     flagged, all_flagged = ctx.flagged, ctx.all_flagged
     edit_sites = _edit_sites(classifier, settings)
-    C, C_source = ctx.C, ctx.C_source
     circuit_part = flagged_circuit(artifacts, classifier, ctx.saes, flagged, ctx.train, ctx.train_cache)
     evaluator = _Evaluator(spec, evaluate, settings)
     rows: list[Row] = []
@@ -201,7 +203,7 @@ def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
         model={"base_model": classifier.source.name_or_path, "sha256": classifier.source.weights_sha256,
                "classifier_kind": classifier.kind, "edited_model": str(results.edited_model)},
         rows=rows, skipped_rows=skipped, budget_curve=curve, flags=flag_rows, sae=settings.sae.model_dump(),
-        retrain={"head": "logistic regression", "C": C, "C_source": C_source, "seed": settings.edit.seed,
+        retrain={"head": "logistic regression", "C": ctx.C, "C_source": ctx.C_source, "seed": settings.edit.seed,
                  "trained_on": ctx.train.name, "mode": settings.edit.mode, "baselines_use_the_same_C": True,
                  "edit_sites": edit_sites},
         flag_policy=flags.policy, flag_selection_subset=features_doc.get("cards_split"),

@@ -154,7 +154,7 @@ def test_unknown_rows_are_refused_by_the_settings() -> None:
     [
         ({"C": 0.5, "trained_on": "train_biased"}, "probe",
          (0.5, "a logistic-regression probe head (C = 0.5) fitted on the training subset 'train_biased'")),
-        ({}, "sequence_classification", (1.0, "the sequence classifier's own head, kept as saved")),
+        ({}, "sequence_classification", (None, "the sequence classifier's own head, kept as saved")),
     ],
 )
 def test_the_original_row_says_what_head_the_classifier_has(tmp_path: Path, provenance, kind, expected) -> None:
@@ -166,3 +166,33 @@ def test_the_original_row_says_what_head_the_classifier_has(tmp_path: Path, prov
     (artifacts.original_model / "config.json").write_text(json.dumps({"provenance": provenance}))
     C, _, origin = _original_head(artifacts, kind)
     assert (C, origin) == expected
+
+
+def test_a_sequence_classifiers_retrained_heads_get_the_C_chosen_on_validate_with_the_edit(tmp_path: Path) -> None:
+    """Its own head has no C: every retrained head gets the grid's C whose SHIFT head, fitted on the edited
+    training features, has the best group-balanced accuracy on the edited validate features (ties: larger C)."""
+    from editing_service.edit.head_choice import HEAD_C_GRID
+    from editing_service.model.classifier import head_logits
+    from editing_service.model.head import fit_linear_head
+
+    make_bios_frame(12).to_csv(tmp_path / "bios.csv", index=False)
+    (tmp_path / "spec.yaml").write_text(TINY_SPEC)
+    out = tmp_path / "run"
+    model = make_model_folder(tmp_path, "bert", sequence_classification=True)
+    assert main(["-q", "discover", "--spec", str(tmp_path / "spec.yaml"), "--out", str(out), "--model", str(model),
+                 "--d-sae", "64", "--k", "4", "--epochs", "2", "--attribution-examples", "16",
+                 "--circuit-top-k", "20", "--rows"]) == 0
+    ctx = row_context(out, _flags(out))
+    validate = ctx.validate
+    cells = [(validate.labels == c) & (validate.groups[ctx.attribute] == g)
+             for c in np.unique(validate.labels) for g in np.unique(validate.groups[ctx.attribute])]
+    scores = {}
+    for C in HEAD_C_GRID:
+        head = fit_linear_head(ctx.shift_train, ctx.train.labels, n_classes=2, C=C)
+        hits = head_logits(head, ctx.shift_validate).argmax(1).numpy() == validate.labels
+        scores[C] = round(float(np.mean([hits[cell].mean() for cell in cells if cell.any()])), 6)
+    best = max(scores.values())
+    assert ctx.C == max(C for C, score in scores.items() if score == best)
+    assert "validate split with the edit in place" in ctx.C_source
+    report = run_edit(out, _flags(out), edit_out=tmp_path / "edit")
+    assert report.retrain["C"] == ctx.C

@@ -21,6 +21,7 @@ from editing_service.circuit import NodeScores
 from editing_service.data import DatasetSpec, TextSplit
 from editing_service.edit.ablation import FeatureAblation
 from editing_service.edit.erasure import fit_site_erasers
+from editing_service.edit.head_choice import choose_head_C
 from editing_service.edit.retrain import head_features
 from editing_service.edit.served import ServedSAE, build_ablations
 from editing_service.model import TextClassifier, fit_linear_head
@@ -53,8 +54,8 @@ class RowContext:
     evaluate: TextSplit
     attribute: str | None
     settings: RunSettings
-    C: float
-    C_source: str
+    fixed_C: float | None  # None: chosen on the validate split with the SHIFT edit in place (`C`)
+    fixed_C_source: str
     original_head_origin: str  # how the original head came about, in words
     progress: Callable[[str, float], None] = _quiet
     served: dict[str, ServedSAE] = field(default_factory=dict)
@@ -150,6 +151,28 @@ class RowContext:
     @cached_property
     def shift_train(self) -> np.ndarray:
         return self.read(self.train.texts, self.shift_edits, "retrain:shift")
+
+    @cached_property
+    def shift_validate(self) -> np.ndarray:
+        return self.read(self.validate.texts, self.shift_edits, "validate:shift")
+
+    @cached_property
+    def C(self) -> float:  # noqa: N802 (the usual name of logistic regression's inverse penalty)
+        """The inverse L2 penalty of every retrained head: the run's fixed value, or the grid value whose head,
+        fitted on the edited training features, has the best group-balanced accuracy on the edited
+        validate features."""
+        if self.fixed_C is not None:
+            return self.fixed_C
+        C, _ = choose_head_C(
+            train_features=self.shift_train, train_labels=self.train.labels, validate_features=self.shift_validate,
+            validate_labels=self.validate.labels,
+            validate_groups=self.validate.groups.get(self.attribute) if self.attribute else None,
+            label_names=list(self.spec.labels), seed=self.seed)
+        return C
+
+    @property
+    def C_source(self) -> str:  # noqa: N802
+        return self.fixed_C_source
 
     @cached_property
     def shift_head(self) -> nn.Linear:

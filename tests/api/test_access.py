@@ -1,22 +1,27 @@
-"""Access control over real HTTP: every route of /docs.json answered to each role as access_matrix.py
-expects, listings limited to the caller's projects, database tokens rotated without a restart, and the
-audit log naming the principal of every change to projects, members and tokens."""
+"""Access control over real HTTP, on SQLite and on the real PostgreSQL: every route of /docs.json answered
+to each role as access_matrix.py expects, listings limited to the caller's projects, database tokens
+rotated without a restart, and the audit log naming the principal of every change to projects, members
+and tokens."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from access_matrix import CALLERS, expectations
 from api_world import TINY_SETTINGS, make_world, spec_for
 from http_server import ServerProcess
+from postgres import fresh_schema
+from sqlalchemy.pool import NullPool
 
 from editing_service.client import EditingClient
+from editing_service.store.tables import Base
 
 TOKENS = {"admin": "tok-root", "service": "tok-svc", "outsider": "tok-out", "viewer": "tok-vic",
           "reviewer": "tok-rev"}
@@ -28,6 +33,7 @@ FLAG = {"state": "spurious", "rationale": "matrix", "reviewer": "R"}
 @dataclass
 class AccessWorld:
     server: ServerProcess
+    database_url: str
     admin: EditingClient
     project: str  # discovered, with a finished edit; reviewer and viewer are members
     bare: str  # not discovered; reviewer and viewer are members
@@ -45,42 +51,53 @@ class AccessWorld:
         return EditingClient(self.server.url, token=TOKENS[caller])
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AccessWorld]:
-    root = make_world(tmp_path_factory.mktemp("access"))
-    server = ServerProcess(root, env={"EDITING_SERVICE_API_TOKENS": CONFIGURED,
-                                      "EDITING_SERVICE_DATABASE_TOKENS": "1",
-                                      "EDITING_SERVICE_TOKEN_CACHE_S": "600"}).start()
-    admin = EditingClient(server.url, token=TOKENS["admin"])
-    try:
-        body = {"model": str(root / "models" / "bert"), "dataset": {"inline": spec_for(root)},
-                "settings": TINY_SETTINGS}
-        project = admin.create_project(name="shared", **body)["id"]
-        bare = admin.create_project(name="bare", **body)["id"]
-        job = admin.discover(project)["id"]
-        admin.wait(job, timeout=300, poll=0.5)
-        feature = admin.features(project, limit=1)["items"][0]
-        created = admin.create_edit(project, reviewer="R", features=[{"site": feature["site"],
-                                                                      "feature": feature["feature"]}])
-        admin.wait(created["job"]["id"], timeout=300, poll=0.5)
-        for pid in (project, bare):
-            admin.set_member(pid, "rev", role="reviewer")
-            admin.set_member(pid, "vic", role="viewer")
-        spare = admin.create_token("spare", role="viewer")["id"]
-        discovery = admin.discoveries(project)[0]["id"]
-        uploaded = admin.upload_project(name="uploaded", spec={**spec_for(root), "source": {"kind": "file"}},
-                                        data=root / "data" / "bios.csv", model=body["model"],
-                                        settings=TINY_SETTINGS)["id"]
-        doomed = admin.create_project(name="doomed", **body)["id"]
-        for pid in (uploaded, doomed):
-            admin.set_member(pid, "rev", role="reviewer")
-            admin.set_member(pid, "vic", role="viewer")
-        yield AccessWorld(server=server, admin=admin, project=project, bare=bare, job=job,
-                          edit=created["edit"]["id"], site=feature["site"], feature=feature["feature"],
-                          spare_token=spare, discovery=discovery, uploaded=uploaded, doomed=doomed)
-    finally:
-        admin.close()
-        server.stop()
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AccessWorld]:
+    root = make_world(tmp_path_factory.mktemp(f"access-{request.param}"))
+    env = {"EDITING_SERVICE_API_TOKENS": CONFIGURED, "EDITING_SERVICE_DATABASE_TOKENS": "1",
+           "EDITING_SERVICE_TOKEN_CACHE_S": "600"}
+    with ExitStack() as cleanup:
+        if request.param == "sqlite":
+            url = f"sqlite:///{root / 'home' / 'service.db'}"
+            server = ServerProcess(root, env=env)
+        else:
+            url = cleanup.enter_context(fresh_schema())
+            server = ServerProcess(root, database_url=url, env=env)
+        cleanup.callback(server.stop)
+        server.start()
+        with EditingClient(server.url, token=TOKENS["admin"]) as admin:
+            yield _build(server, url, admin)
+
+
+def _build(server: ServerProcess, database_url: str, admin: EditingClient) -> AccessWorld:
+    """A discovered project with a finished edit, a bare one, an uploaded one and one to delete; the
+    reviewer and the viewer are members of each."""
+    root = server.root
+    body = {"model": str(root / "models" / "bert"), "dataset": {"inline": spec_for(root)},
+            "settings": TINY_SETTINGS}
+    project = admin.create_project(name="shared", **body)["id"]
+    bare = admin.create_project(name="bare", **body)["id"]
+    job = admin.discover(project)["id"]
+    admin.wait(job, timeout=300, poll=0.5)
+    feature = admin.features(project, limit=1)["items"][0]
+    created = admin.create_edit(project, reviewer="R", features=[{"site": feature["site"],
+                                                                  "feature": feature["feature"]}])
+    admin.wait(created["job"]["id"], timeout=300, poll=0.5)
+    for pid in (project, bare):
+        admin.set_member(pid, "rev", role="reviewer")
+        admin.set_member(pid, "vic", role="viewer")
+    spare = admin.create_token("spare", role="viewer")["id"]
+    discovery = admin.discoveries(project)[0]["id"]
+    uploaded = admin.upload_project(name="uploaded", spec={**spec_for(root), "source": {"kind": "file"}},
+                                    data=root / "data" / "bios.csv", model=body["model"],
+                                    settings=TINY_SETTINGS)["id"]
+    doomed = admin.create_project(name="doomed", **body)["id"]
+    for pid in (uploaded, doomed):
+        admin.set_member(pid, "rev", role="reviewer")
+        admin.set_member(pid, "vic", role="viewer")
+    return AccessWorld(server=server, database_url=database_url, admin=admin, project=project, bare=bare,
+                       job=job, edit=created["edit"]["id"], site=feature["site"], feature=feature["feature"],
+                       spare_token=spare, discovery=discovery, uploaded=uploaded, doomed=doomed)
 
 
 def _requests(w: AccessWorld) -> dict[tuple[str, str], dict[str, Any]]:
@@ -191,11 +208,8 @@ def test_database_tokens_rotate_without_a_restart(world: AccessWorld) -> None:
     world.admin.set_member(world.bare, "dana", role="reviewer")
     assert httpx.get(world.server.url + f"/v1/projects/{world.bare}", headers=headers).status_code == 200
 
-    database = world.server.root / "home" / "service.db"
-    with sqlite3.connect(database) as connection:
-        stored = connection.execute("SELECT token_sha256 FROM api_tokens WHERE id = ?", (created["id"],)).fetchone()
-        dump = "\n".join(connection.iterdump())
-    assert stored is not None and created["token"] not in dump
+    stored, everything = _stored_token_and_every_row(world.database_url, created["id"])
+    assert stored is not None and created["token"] not in everything
     assert all("token" not in t for t in world.admin.tokens())
 
     world.admin.revoke_token(created["id"])  # this replica forgets its cached lookup at once
@@ -208,6 +222,19 @@ def test_database_tokens_rotate_without_a_restart(world: AccessWorld) -> None:
     bad_name = httpx.post(world.server.url + "/v1/tokens", json={"name": "a=b", "role": "viewer"},
                           headers={"Authorization": f"Bearer {TOKENS['admin']}"})
     assert bad_name.status_code == 422 and "name" in bad_name.json()["detail"]
+
+
+def _stored_token_and_every_row(database_url: str, token_id: str) -> tuple[str | None, str]:
+    """The hash kept for a database token, and every row of every table as text."""
+    engine = sa.create_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            stored = connection.execute(sa.text("SELECT token_sha256 FROM api_tokens WHERE id = :id"),
+                                        {"id": token_id}).scalar()
+            rows = [repr(row) for table in Base.metadata.sorted_tables for row in connection.execute(table.select())]
+    finally:
+        engine.dispose()
+    return stored, "\n".join(rows)
 
 
 def test_events_name_who_changed_projects_members_tokens_and_edits(world: AccessWorld) -> None:

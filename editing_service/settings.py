@@ -145,7 +145,9 @@ class EditSettings(_Settings):
         description=f"budget-curve sizes N, plus all flags (e.g. {list(DEFAULT_BUDGETS)}); empty: no curve. Off by "
         "default: each N costs a forward pass over the training and evaluation splits",
     )
-    n_boot: int = Field(200, ge=0, le=10_000)
+    n_boot: int = Field(200, ge=0, le=10_000,
+                        description="bootstrap resamples of the report's confidence intervals; 0: no bootstrap "
+                        "intervals (the cells keep their Wilson intervals)")
 
     @field_validator("baselines")
     @classmethod

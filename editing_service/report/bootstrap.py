@@ -12,6 +12,9 @@ Two methods:
 
 A percentile bootstrap collapses to [1, 1] for a cell that is all correct (or [0, 0] all wrong), so every
 cell also carries a Wilson score interval at the same coverage, which stays honest at the edges.
+
+``n_boot = 0`` asks for no bootstrap at all: the report then has no bootstrap intervals (only the
+Wilson intervals of the cells, which need no resampling).
 """
 
 from __future__ import annotations
@@ -28,17 +31,17 @@ from sklearn.metrics import accuracy_score
 CIMethod = Literal["cell", "fairlearn"]
 CI_METHODS: tuple[str, ...] = ("cell", "fairlearn")
 UNKNOWN_CI_METHOD = "Unknown confidence-interval method {method!r}; choose one of {available}."
-BAD_N_BOOT = "n_boot must be a positive integer, got {n_boot!r}."
+BAD_N_BOOT = "n_boot must be a non-negative integer (0: no bootstrap intervals), got {n_boot!r}."
 BAD_QUANTILES = "ci_quantiles must be two increasing numbers in [0, 1], got {quantiles!r}."
 
 Interval = list[float]
 
 
 def check_bootstrap(*, method: str, n_boot: int, quantiles: Sequence[float]) -> None:
-    """Refuse an unknown method, a non-positive resample count or malformed quantiles."""
+    """Refuse an unknown method, a negative resample count or malformed quantiles."""
     if method not in CI_METHODS:
         raise ValueError(UNKNOWN_CI_METHOD.format(method=method, available=list(CI_METHODS)))
-    if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer) or n_boot < 1:
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer) or n_boot < 0:
         raise ValueError(BAD_N_BOOT.format(n_boot=n_boot))
     if len(quantiles) != 2 or not 0.0 <= quantiles[0] < quantiles[1] <= 1.0:
         raise ValueError(BAD_QUANTILES.format(quantiles=list(quantiles)))

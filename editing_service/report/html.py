@@ -121,7 +121,8 @@ def _row_detail(r: Row) -> str:
                 _e(r.attribute),
                 "count",
                 "accuracy",
-                _e(f"bootstrap CI ({boot.method}, {boot.n_boot} resamples)"),
+                _e(f"bootstrap CI ({boot.method}, {boot.n_boot} resamples)" if boot.n_boot
+                   else "no bootstrap (n_boot 0)"),
                 "Wilson CI",
             ],
             body,

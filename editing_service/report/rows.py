@@ -61,10 +61,13 @@ def _intervals(
     method: CIMethod,
     quantiles: Sequence[float],
 ) -> dict[str, object]:
-    """Attach a `ci` to every cell; return the headline intervals (None where the method has none)."""
+    """Attach a `ci` to every cell; return the headline intervals (None where the method has none, and
+    everywhere when `n_boot` is 0: no bootstrap)."""
     cells = summary["cells"]
     for cell in cells:
         cell["wilson_ci"] = wilson_interval(correct=cell["correct"], count=cell["count"], quantiles=quantiles)
+    if n_boot == 0:
+        return dict.fromkeys(("accuracy", "group_balanced_accuracy", "worst_group_accuracy"))
     if method == "cell":
         boot = cell_bootstrap(cells=cells, n_boot=n_boot, seed=seed, quantiles=quantiles)
         for cell, interval in zip(cells, boot["cells"], strict=True):

@@ -185,7 +185,7 @@ def _call(**changes):
         ({"representation": np.zeros((4, 2))}, LENGTH_MISMATCH.format(what="representation", got=4, n=12)),
         ({"y_true": np.full(12, 2)}, LABEL_OUT_OF_RANGE.format(what="y_true", value=2, last=1, n=2)),
         ({"stereotype": np.full(12, 5)}, STEREOTYPE_OUT_OF_RANGE.format(value=5, last=1)),
-        ({"n_boot": 0}, BAD_N_BOOT.format(n_boot=0)),
+        ({"n_boot": -1}, BAD_N_BOOT.format(n_boot=-1)),
         (
             {"ci_method": "jackknife"},
             UNKNOWN_CI_METHOD.format(method="jackknife", available=["cell", "fairlearn"]),

@@ -1,0 +1,48 @@
+"""What a finished job leaves its user, over HTTP against a real server process: an edit with
+`n_boot: 0` reports no bootstrap intervals (and still succeeds)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from api_world import TINY_SETTINGS, make_world, spec_for
+from http_server import TOKENS, ServerProcess
+
+from editing_service.client import EditingClient
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    process = ServerProcess(make_world(tmp_path_factory.mktemp("outcomes"))).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def ana(server: ServerProcess) -> Iterator[EditingClient]:
+    with EditingClient(server.url, token=TOKENS["ana"]) as client:
+        yield client
+
+
+def test_n_boot_zero_gives_a_report_without_bootstrap_intervals(server: ServerProcess, ana: EditingClient) -> None:
+    settings = {**TINY_SETTINGS, "edit": {"n_boot": 0, "baselines": []}}
+    project = ana.create_project(name="no-boot", model=str(server.root / "models" / "bert"),
+                                 dataset={"inline": spec_for(server.root)}, settings=settings)["id"]
+    ana.wait(ana.discover(project)["id"], timeout=300, poll=0.5)
+    feature = ana.features(project, limit=1)["items"][0]
+    created = ana.create_edit(project, reviewer="Ana", features=[{"site": feature["site"],
+                                                                  "feature": feature["feature"]}])
+    ana.wait(created["job"]["id"], timeout=300, poll=0.5)
+
+    report = ana.report(project, created["edit"]["id"])
+    assert report.rows and all(row.bootstrap.n_boot == 0 for row in report.rows)
+    for row in report.rows:
+        assert (row.intervals.accuracy, row.intervals.group_balanced_accuracy,
+                row.intervals.worst_group_accuracy) == (None, None, None)
+        assert all(cell.ci is None and cell.wilson_ci is not None for cell in row.cells)
+    assert all(entry.intervals_overlap is None for by_metric in report.comparison.versus.values()
+               for entry in by_metric.values())
+    html = ana.report_html(project, created["edit"]["id"])
+    assert "no bootstrap (n_boot 0)" in html and "0 resamples" not in html
+

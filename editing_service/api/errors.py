@@ -9,8 +9,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from editing_service.api.paths import redact
 from editing_service.api.quota import TooManyRequests
+from editing_service.shown_paths import redact
 from editing_service.store import Conflict, Invalid, NotFound
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def _validation_message(err: RequestValidationError) -> str:
 def _answer(request: Request, detail: str, status: int) -> JSONResponse:
     state = getattr(request.app.state, "service", None)
     if state is not None:
-        detail = redact(detail, state.config)
+        detail = redact(detail, state.config.home)
     return JSONResponse({"detail": detail}, status_code=status)
 
 

@@ -5,24 +5,22 @@ data of an inline dataset spec (under the data roots or the uploads folder). Bot
 `confine`. Everything else a request names is not a path: shipped spec and lexicon names, or content
 sent in the request (an inline spec, an uploaded file, a list of lexicon words).
 
-Relative paths are read against the service home, and paths are shown relative to it (`shown`), so no
-answer (a project, a 4xx message) exposes where the service lives on its machine.
+Relative paths are read against the service home, and paths are shown relative to it (see
+editing_service/shown_paths.py), so no answer exposes where the service lives on its machine.
 """
 
 from __future__ import annotations
 
-import os
-import re
 from pathlib import Path
 from typing import Literal
 
 from editing_service.config import ServiceConfig
+from editing_service.shown_paths import shown
 
 PathKind = Literal["model", "data"]
 WHAT = {"model": "Model folder", "data": "Data file"}
 OUTSIDE_ROOTS = "{what} {path} is outside the allowed roots: {roots}."
 NOT_FOUND = "{what} {path} does not exist."
-_ABSOLUTE = re.compile(r"(?<![\w.:/])/(?!v1/)[^\s'\"`,;()\[\]{}<>]+")
 
 
 def roots_for(config: ServiceConfig, kind: PathKind) -> list[Path]:
@@ -39,18 +37,9 @@ def confine(path: str | Path, config: ServiceConfig, kind: PathKind, *, must_exi
     given = Path(path).expanduser()
     resolved = (given if given.is_absolute() else config.home / given).resolve()
     if not any(resolved == root or root in resolved.parents for root in roots):
-        listed = ", ".join(shown(r, config) for r in roots)
+        listed = ", ".join(shown(r, config.home) for r in roots)
         raise PermissionError(OUTSIDE_ROOTS.format(what=what, path=path, roots=listed))
     if must_exist and not resolved.exists():
-        raise FileNotFoundError(NOT_FOUND.format(what=what, path=shown(resolved, config)))
+        raise FileNotFoundError(NOT_FOUND.format(what=what, path=shown(resolved, config.home)))
     return resolved
 
-
-def shown(path: str | Path, config: ServiceConfig) -> str:
-    """A server path as an answer shows it: relative to the service home."""
-    return Path(os.path.relpath(Path(path), config.home)).as_posix()
-
-
-def redact(text: str, config: ServiceConfig) -> str:
-    """`text` with every absolute path in it replaced by its `shown` form."""
-    return _ABSOLUTE.sub(lambda m: shown(m.group(0), config), text)

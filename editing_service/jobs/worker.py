@@ -6,6 +6,9 @@ whose heartbeat stops (the process died) is requeued by whichever worker notices
 `job_max_attempts`. Progress reports double as cancellation checks, and as the point where a worker
 that is shutting down hands its job back to the queue (that attempt not counted). Every
 `SWEEP_EVERY_S` it also removes the artifacts that retention lets go (see retention.py).
+
+A job's error is recorded as its users read it (GET /v1/jobs/{id}): with every server path shown
+relative to the service home, never absolute. The server log keeps the full traceback.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections.abc import Callable
 from editing_service.config import ServiceConfig
 from editing_service.jobs.retention import sweep_artifacts
 from editing_service.jobs.runner import JobCancelled, run_job
+from editing_service.shown_paths import redact
 from editing_service.store import (
     Database,
     JobRecord,
@@ -111,15 +115,20 @@ class JobWorker:
         except WorkerStopping:
             release_jobs_of_worker(self.db, self.worker_id)
         except JobCancelled as err:
-            finish_job(self.db, job.id, worker_id=self.worker_id, status="cancelled", error=str(err))
+            self._finish(job, "cancelled", str(err))
         except Exception as err:
             logger.error("Job %s failed:\n%s", job.id, traceback.format_exc())
-            finish_job(self.db, job.id, worker_id=self.worker_id, status="failed", error=_message(err))
+            self._finish(job, "failed", _message(err))
         else:
-            finish_job(self.db, job.id, worker_id=self.worker_id, status="succeeded")
+            self._finish(job, "succeeded", None)
         finally:
             beating.set()
             beat.join()
+
+    def _finish(self, job: JobRecord, status: str, error: str | None) -> None:
+        """Record how the job ended; its error shows server paths relative to the service home."""
+        shown_error = None if error is None else redact(error, self.config.home)
+        finish_job(self.db, job.id, worker_id=self.worker_id, status=status, error=shown_error)
 
     def _beat(self, job_id: str, done: threading.Event) -> None:
         while not done.wait(self.config.heartbeat_seconds):

@@ -14,10 +14,10 @@ from pydantic import ValidationError
 from editing_service.api import project_setup, schemas
 from editing_service.api.access import caller, needs
 from editing_service.api.params import Offset, ProjectId
-from editing_service.api.paths import shown
 from editing_service.api.state import ServiceState, get_principal, get_state
 from editing_service.config import ServiceConfig
 from editing_service.roles import MEMBERSHIP_SCOPED, Permission, Principal
+from editing_service.shown_paths import shown
 from editing_service.store import (
     count_features,
     create_project,
@@ -53,7 +53,7 @@ def project_view(state: ServiceState, record: object) -> schemas.Project:
 
 def _shown_ref(state: ServiceState, ref: str | None) -> str | None:
     """A model or spec reference as answers show it: names as they are, paths relative to the home."""
-    return shown(ref, state.config) if ref is not None and Path(ref).is_absolute() else ref
+    return shown(ref, state.config.home) if ref is not None and Path(ref).is_absolute() else ref
 
 
 def _upload_name(filename: str | None) -> str:

@@ -22,7 +22,8 @@
                                     as lost (then it is requeued, or failed once it has been tried
                                     EDITING_SERVICE_JOB_MAX_ATTEMPTS times; default 2); default 120
     EDITING_SERVICE_JOBS_PER_PRINCIPAL      most jobs one principal may create per
-                                            EDITING_SERVICE_JOB_WINDOW_S seconds (more is a 429);
+                                            EDITING_SERVICE_JOB_WINDOW_S seconds, over every replica
+                                            sharing the database (more is a 429);
                                             default 30 per 600 s
     EDITING_SERVICE_PREDICT_MAX_TEXTS       most texts in one predict request; default 512
     EDITING_SERVICE_PREDICT_MAX_TEXT_CHARS  most characters of one predict text; default 65536

@@ -9,9 +9,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from editing_service.api.quota import TooManyRequests
 from editing_service.shown_paths import redact
-from editing_service.store import Conflict, Invalid, NotFound
+from editing_service.store import Conflict, Invalid, NotFound, QuotaExceeded
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +53,8 @@ def install_error_handlers(app: FastAPI) -> None:
     for kind, _status in STATUS_BY_ERROR:
         app.add_exception_handler(kind, _known)
 
-    @app.exception_handler(TooManyRequests)
-    async def _too_many(request: Request, err: TooManyRequests) -> JSONResponse:
+    @app.exception_handler(QuotaExceeded)
+    async def _too_many(request: Request, err: QuotaExceeded) -> JSONResponse:
         answer = _answer(request, str(err), 429)
         answer.headers["Retry-After"] = str(err.retry_after)
         return answer

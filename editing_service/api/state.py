@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from editing_service.api.predictor import AdaptiveBatcher, ModelCache, settle_heap
-from editing_service.api.quota import JobQuota
 from editing_service.config import ServiceConfig
 from editing_service.jobs import JobWorker
 from editing_service.pipeline import resolve_device
-from editing_service.store import Database
+from editing_service.store import Database, JobQuota
 
 NOT_STARTED = "The service is still starting."
 

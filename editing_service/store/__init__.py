@@ -2,7 +2,7 @@
 (SQLAlchemy; SQLite or PostgreSQL).
 
 Repository functions take a `Database` first and return immutable records, never live ORM objects.
-They raise `NotFound`, `Conflict` or `Invalid` with messages meant for the service's users.
+They raise `NotFound`, `Conflict`, `Invalid` or `QuotaExceeded` with messages meant for the service's users.
 """
 
 from editing_service.store.database import Database
@@ -50,6 +50,7 @@ from editing_service.store.jobs import (
 )
 from editing_service.store.members import list_members, member_role, memberships, remove_member, set_member
 from editing_service.store.projects import create_project, get_project, list_projects
+from editing_service.store.quota import JobQuota, QuotaExceeded
 from editing_service.store.records import (
     FLAG_SOURCES,
     FLAG_STATES,
@@ -94,11 +95,13 @@ __all__ = [
     "FlagRecord",
     "Invalid",
     "EventRecord",
+    "JobQuota",
     "JobRecord",
     "MemberRecord",
     "TokenRecord",
     "NotFound",
     "ProjectRecord",
+    "QuotaExceeded",
     "StoreError",
     "add_event",
     "apply_suggestions",

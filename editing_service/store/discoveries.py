@@ -27,6 +27,7 @@ from editing_service.store.events import add_event
 from editing_service.store.features import feature_values
 from editing_service.store.jobs import add_job
 from editing_service.store.projects import require_project
+from editing_service.store.quota import JobQuota
 from editing_service.store.records import ACTIVE_STATUSES, DiscoveryRecord, JobRecord
 from editing_service.store.tables import DiscoveryRow, FeatureRow, FlagRow, JobRow, ProjectRow, new_id, utcnow
 
@@ -39,19 +40,20 @@ DISCOVERIES_FOLDER = "discoveries"
 
 
 def start_discovery(
-    db: Database, *, project_id: str, settings: Mapping[str, Any] | None = None, principal: str = "service"
+    db: Database, *, project_id: str, settings: Mapping[str, Any] | None = None, principal: str = "service",
+    quota: JobQuota | None = None,
 ) -> tuple[DiscoveryRecord, JobRecord]:
     """Queue a new discovery and its 'discover' job (params {"discovery_id": ...}) in one transaction.
 
-    `settings` are the run-settings overrides this discovery uses (default: the project's). Raises
-    Conflict when the project already has a queued or running discovery: the database's unique index
+    `settings` are the run-settings overrides this discovery uses (default: the project's); with a
+    `quota`, QuotaExceeded when `principal` may create no more jobs now. Raises Conflict when the project already has a queued or running discovery: the database's unique index
     decides, so of concurrent requests exactly one wins.
     """
     try:
         with db.session() as session:
             project = require_project(session, project_id, lock="share")
             check_upload_kept(project)
-            discovery, job = _add_discovery(session, project, settings, principal)
+            discovery, job = _add_discovery(session, project, settings, principal, quota)
             session.flush()
             return discovery.record(current=False), job.record()
     except IntegrityError as err:
@@ -188,10 +190,12 @@ def check_upload_kept(project: ProjectRow) -> None:
 
 
 def _add_discovery(
-    session: Session, project: ProjectRow, settings: Mapping[str, Any] | None, principal: str
+    session: Session, project: ProjectRow, settings: Mapping[str, Any] | None, principal: str,
+    quota: JobQuota | None = None,
 ) -> tuple[DiscoveryRow, JobRow]:
     discovery_id = new_id()
-    job = add_job(session, project_id=project.id, kind="discover", params={"discovery_id": discovery_id})
+    job = add_job(session, project_id=project.id, kind="discover", params={"discovery_id": discovery_id},
+                  principal=principal, quota=quota)
     chosen = dict(settings) if settings is not None else dict(project.settings or {})
     return _row(session, project, chosen, principal, job_id=job.id, discovery_id=discovery_id), job
 

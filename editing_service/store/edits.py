@@ -16,6 +16,7 @@ from editing_service.store.errors import Conflict, Invalid, NotFound
 from editing_service.store.events import add_event
 from editing_service.store.jobs import add_job
 from editing_service.store.projects import require_project
+from editing_service.store.quota import JobQuota
 from editing_service.store.records import FLAG_SOURCES, FLAG_STATES, EditFolders, EditRecord, JobRecord
 from editing_service.store.tables import (
     DiscoveryRow,
@@ -41,7 +42,7 @@ _FLAG_FIELDS = ("site", "feature", "state", *_FLAG_DEFAULTS)
 
 def create_edit(
     db: Database, *, project_id: str, policy: str, flags: Sequence[Mapping[str, Any]] | None = None,
-    spurious_only: bool = False, created_by: str | None = None,
+    spurious_only: bool = False, created_by: str | None = None, quota: JobQuota | None = None,
 ) -> tuple[EditRecord, JobRecord]:
     """Create an edit and its queued 'edit' job (params {"edit_id": ...}) in one transaction, bound to
     the project's current discovery.
@@ -49,7 +50,8 @@ def create_edit(
     `flags` (dicts with site, feature, state and optionally rationale, reviewer, source) default to the project's flags valid for the current discovery, snapshotted
     now (`spurious_only`: only the spurious ones); Conflict if a spurious flag needs review. At least
     one must be spurious. The edit's artifacts
-    go to `<project artifacts_dir>/edits/<edit id>`.
+    go to `<project artifacts_dir>/edits/<edit id>`. With a `quota`, QuotaExceeded when `created_by`
+    may create no more jobs now.
     """
     snapshot = None if flags is None else [_checked_flag(index, flag) for index, flag in enumerate(flags)]
     with db.session() as session:
@@ -61,7 +63,8 @@ def create_edit(
             raise Invalid(NOTHING_TO_ABLATE.format(project=project_id))
         discovery = current_row(session, project_id)
         edit_id = new_id()
-        job = add_job(session, project_id=project_id, kind="edit", params={"edit_id": edit_id})
+        job = add_job(session, project_id=project_id, kind="edit", params={"edit_id": edit_id},
+                      principal=created_by, quota=quota)
         edit = EditRow(
             id=edit_id,
             project_id=project_id,

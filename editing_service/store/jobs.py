@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from editing_service.store.database import Database
 from editing_service.store.errors import Conflict, Invalid, NotFound, check_choice
 from editing_service.store.projects import require_project
+from editing_service.store.quota import JobQuota, check_job_quota
 from editing_service.store.records import FINISHED_STATUSES, JOB_KINDS, JOB_STATUSES, JobRecord
 from editing_service.store.tables import DiscoveryRow, EditRow, JobRow, new_id, utcnow
 
@@ -195,8 +196,14 @@ def release_jobs_of_worker(db: Database, worker_id: str) -> list[JobRecord]:
         return [_load(session, job_id) for job_id in released]
 
 
-def add_job(session: Session, *, project_id: str, kind: str, params: dict[str, Any] | None) -> JobRow:
-    """Add a queued job to the session's transaction (the project must exist)."""
+def add_job(
+    session: Session, *, project_id: str, kind: str, params: dict[str, Any] | None,
+    principal: str | None = None, quota: JobQuota | None = None,
+) -> JobRow:
+    """Add a queued job to the session's transaction (the project must exist), created by `principal`;
+    with a `quota`, QuotaExceeded when the principal may create no more jobs now."""
+    if principal is not None and quota is not None:
+        check_job_quota(session, principal, quota)
     row = JobRow(
         id=new_id(),
         project_id=project_id,
@@ -208,6 +215,7 @@ def add_job(session: Session, *, project_id: str, kind: str, params: dict[str, A
         attempts=0,
         cancel_requested=False,
         created_at=utcnow(),
+        principal=principal,
     )
     session.add(row)
     session.flush()

@@ -139,6 +139,7 @@ class JobRow(Base):
         CheckConstraint(_one_of("status", JOB_STATUSES), name="ck_jobs_status"),
         Index("ix_jobs_status_created", "status", "created_at"),
         Index("ix_jobs_project", "project_id", "created_at"),
+        Index("ix_jobs_principal_created", "principal", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -156,6 +157,7 @@ class JobRow(Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     heartbeat_at: Mapped[datetime | None]
+    principal: Mapped[str | None] = mapped_column(String(200))  # who created it (counted by the job quota)
 
     def record(self) -> JobRecord:
         return JobRecord(

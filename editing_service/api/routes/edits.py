@@ -79,14 +79,14 @@ def create(project_id: ProjectId, body: schemas.EditCreate, state: ServiceState 
            principal: str = Depends(get_principal)) -> schemas.EditCreated:
     """Queue an edit of the current spurious flags (or an explicit list of features), made on the current
     discovery (recorded as its discovery_id). 409 while a spurious flag needs review after a
-    re-discovery (set it again or clear it)."""
+    re-discovery (set it again or clear it); 429 when the caller's job quota is spent (shared by every
+    replica)."""
     project = get_project(state.db, project_id)
-    with state.quota.reserve(principal):
-        if count_features(state.db, project_id) == 0:
-            raise Conflict(NOT_DISCOVERED.format(project=project_id))
-        flags, policy = _flag_snapshot(state, project_id, body)
-        edit, job = create_edit(state.db, project_id=project.id, flags=flags, policy=policy, spurious_only=True,
-                                    created_by=principal)
+    if count_features(state.db, project_id) == 0:
+        raise Conflict(NOT_DISCOVERED.format(project=project_id))
+    flags, policy = _flag_snapshot(state, project_id, body)
+    edit, job = create_edit(state.db, project_id=project.id, flags=flags, policy=policy, spurious_only=True,
+                            created_by=principal, quota=state.quota)
     return schemas.EditCreated(edit=edit_view(edit), job=job_view(job))
 
 

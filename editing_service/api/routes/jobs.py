@@ -26,13 +26,13 @@ def create(project_id: ProjectId, body: schemas.JobCreate, state: ServiceState =
 
     It becomes the project's current discovery only when it succeeds; until then (and if it fails or
     is cancelled) the previous one stays current. 409 while the project has another queued or
-    running discovery."""
+    running discovery; 429 when the caller's job quota is spent (shared by every replica)."""
     project = get_project(state.db, project_id)
     settings = None
     if body.settings is not None:
         settings = project_setup.check_settings(project_setup.merge_settings(project.settings, body.settings))
-    with state.quota.reserve(principal):
-        _, job = start_discovery(state.db, project_id=project_id, settings=settings, principal=principal)
+    _, job = start_discovery(state.db, project_id=project_id, settings=settings, principal=principal,
+                             quota=state.quota)
     return job_view(job)
 
 

@@ -54,18 +54,32 @@ class ModelSettings(_Settings):
     dtype: ModelDtype = Field("auto", description="weights' dtype; auto: the checkpoint's on a GPU, float32 on the CPU")
 
 
-class SAERunSettings(_Settings):
+class CacheSettings(_Settings):
+    """Where the SAEs' training activations come from: the on-disk cache, or a stream of forward passes."""
+
+    cache_dtype: CacheDtype = Field("float16", description="storage of cached activations (float16: within 0.01 "
+                                    "of float32 in FVU and attribution, BENCHMARKS.md)")
+    cache_tokens_per_text: int | None = Field(
+        None, ge=1, le=8192, description="training split: cache a seeded sample of at most this many tokens per text "
+        "(the SAEs' training data); None caches every token")
+    cache_mode: Literal["auto", "disk", "stream"] = Field(
+        "auto", description="disk: cache every training token; stream: train the SAEs from a shuffled buffer fed by "
+        "forward passes and keep only a token sample of the training split on disk; auto: stream when the training "
+        "cache's estimated size exceeds cache_budget_gb")
+    cache_budget_gb: float = Field(50.0, gt=0, le=1_000_000, description="disk budget of the training cache (auto mode)")
+    stream_buffer_tokens: int = Field(2**17, ge=1024, le=2**24, description="tokens per site in the stream's shuffle "
+                                      "buffer (at least two SAE batches are kept)")
+    stream_sample_tokens: int = Field(2**16, ge=1, le=2**24, description="stream mode: training tokens kept on disk "
+                                      "(the sample for means, served-form fits and quality); at least one per text")
+
+
+class SAERunSettings(CacheSettings):
     """Everything the `saes` step needs."""
 
     spec: str
     model: ModelSettings = ModelSettings()
     sites: list[str] | None = Field(None, description="site names; None for every block output")
     sae: SAESettings = SAESettings()
-    cache_dtype: CacheDtype = Field("float16", description="storage of cached activations (float16: within 0.01 "
-                                    "of float32 in FVU and attribution, BENCHMARKS.md)")
-    cache_tokens_per_text: int | None = Field(
-        None, ge=1, le=8192, description="training split: cache a seeded sample of at most this many tokens per text "
-        "(the SAEs' training data); None caches every token")
     splice_check: bool = Field(True, description="accuracy with each SAE spliced in, on the validate role")
 
 
@@ -162,18 +176,13 @@ class EditSettings(_Settings):
         return sizes
 
 
-class RunSettings(_Settings):
+class RunSettings(CacheSettings):
     """Everything a whole run (discover, flags, edit, report) needs."""
 
     spec: str
     model: ModelSettings = ModelSettings()
     sites: list[str] | None = None
     sae: SAESettings = SAESettings()
-    cache_dtype: CacheDtype = Field("float16", description="storage of cached activations (float16: within 0.01 "
-                                    "of float32 in FVU and attribution, BENCHMARKS.md)")
-    cache_tokens_per_text: int | None = Field(
-        None, ge=1, le=8192, description="training split: cache a seeded sample of at most this many tokens per text "
-        "(the SAEs' training data); None caches every token")
     attribution: AttributionSettings = AttributionSettings()
     circuit: CircuitSettings = CircuitSettings()
     graph: GraphSettings = GraphSettings()

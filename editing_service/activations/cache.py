@@ -29,6 +29,11 @@ NOT_A_CACHE = "{path} is not a complete activation cache (meta.json missing)."
 UNKNOWN_CACHE_SITE = "The activation cache has no site {name!r}; it has {known}."
 
 
+def bytes_per_value(dtype: CacheDtype) -> int:
+    """Bytes one activation takes in a cache stored as `dtype`."""
+    return int(np.dtype(_NUMPY_STORAGE[dtype]).itemsize)
+
+
 def to_storage(hidden: torch.Tensor, dtype: CacheDtype) -> np.ndarray:
     """A float tensor as the numpy array written to the cache."""
     tensor = hidden.detach().to("cpu", _TORCH_DTYPE[dtype])

@@ -68,17 +68,20 @@ def cache_role(
     progress: ProgressFn = quiet,
     tokens_per_text: int | None = None,
     reuse: bool = False,
+    split: TextSplit | None = None,
 ) -> tuple[TextSplit, ActivationCache]:
     """Load the subset playing `role` and cache its activations (one forward pass).
 
     `tokens_per_text` samples the training role's tokens only: the validate role's cache feeds the feature
     cards, which show every token of a text. With `reuse`, a cache already there for the same subset,
-    sites and storage type is opened instead (the repeats of `--seeds` share the first run's passes)."""
-    split = load_role(spec, role)
+    sites and storage type is opened instead (the repeats of `--seeds` share the first run's passes).
+    `split`: the role's subset when the caller has loaded it already."""
+    split = load_role(spec, role) if split is None else split
     if reuse and (artifacts.cache(role) / "meta.json").is_file():
         cache = ActivationCache.open(artifacts.cache(role))
         same = (cache.meta.get("subset") == split.name and cache.meta.get("dtype") == dtype
-                and list(cache.meta["sites"]) == [s.name for s in sites] and cache.n_examples == len(split.texts))
+                and list(cache.meta["sites"]) == [s.name for s in sites] and cache.n_examples == len(split.texts)
+                and cache.meta.get("tokens_per_text") == (tokens_per_text if role == "train" else None))
         if same:
             return split, cache
     cache = collect_activations(

@@ -47,6 +47,7 @@ from editing_service.pipeline.common import (
     quiet,
 )
 from editing_service.pipeline.saes import train_site_saes
+from editing_service.pipeline.training_data import training_activations
 from editing_service.sae import SAE, sae_quality
 from editing_service.settings import AttributionSettings, RunSettings
 
@@ -110,9 +111,9 @@ def run_discover(settings: RunSettings, out: str | Path, *, progress: ProgressFn
     spec, classifier = load_inputs(settings.spec, settings.model)
     sites = discovery_sites(classifier, settings.sites, settings.edit.baselines)
     batch = settings.model.batch_size
-    train, train_cache = cache_role(classifier, spec, "train", sites=sites, artifacts=artifacts,
-                                    dtype=settings.cache_dtype, batch_size=batch, progress=progress,
-                                    tokens_per_text=settings.cache_tokens_per_text, reuse=reuse_caches)
+    data = training_activations(classifier, spec, sites=sites, artifacts=artifacts, settings=settings,
+                                batch_size=batch, seed=settings.sae.seed, progress=progress, reuse=reuse_caches)
+    train, train_cache = data.split, data.cache
     validate, validate_cache = cache_role(classifier, spec, "validate", sites=sites, artifacts=artifacts,
                                           dtype=settings.cache_dtype, batch_size=batch, progress=progress,
                                           reuse=reuse_caches)
@@ -120,13 +121,14 @@ def run_discover(settings: RunSettings, out: str | Path, *, progress: ProgressFn
                              validate_cache=validate_cache, attribute=group_attribute(spec))
     save_model(classifier, artifacts.original_model,
                provenance={"spec": spec.name, "role": "original", "trained_on": train.name, **head})
-    by_name = train_site_saes(train_cache, sites, settings.sae, device=classifier.device, artifacts=artifacts,
+    by_name = train_site_saes(data, sites, settings.sae, device=classifier.device, artifacts=artifacts,
                               model_name=classifier.source.name_or_path, progress=progress)
     saes = {site: by_name[site.name] for site in sites}
     quality = {site.name: {"train": sae_quality(sae, token_sample(train_cache, site.name)),
                            "validate": sae_quality(sae, token_sample(validate_cache, site.name))}
                for site, sae in saes.items()}
-    artifacts.sae_quality.write_text(json.dumps({"sites": quality, "tokens_per_split": QUALITY_TOKENS}, indent=2))
+    artifacts.sae_quality.write_text(json.dumps({"sites": quality, "tokens_per_split": QUALITY_TOKENS,
+                                                "training_data": data.describe()}, indent=2))
 
     scores = node_scores(classifier, saes, train, settings.attribution, progress)
     artifacts.attribution.write_text(json.dumps({name: s.to_dict() for name, s in scores.items()}))

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import torch
 
-from editing_service.activations import ActivationCache
 from editing_service.artifacts import ArtifactDir
 from editing_service.model import Site
 from editing_service.pipeline.common import (
@@ -20,6 +19,7 @@ from editing_service.pipeline.common import (
     load_inputs,
     quiet,
 )
+from editing_service.pipeline.training_data import TrainingActivations, training_activations
 from editing_service.report.sae_quality import sae_quality_report
 from editing_service.sae import SAE, SAETrainer, save_sae
 from editing_service.settings import SAERunSettings, SAESettings
@@ -27,7 +27,7 @@ from editing_service.settings import SAERunSettings, SAESettings
 logger = logging.getLogger(__name__)
 
 def train_site_saes(
-    cache: ActivationCache,
+    data: TrainingActivations,
     sites: list[Site],
     settings: SAESettings,
     *,
@@ -36,13 +36,15 @@ def train_site_saes(
     model_name: str,
     progress: ProgressFn = quiet,
 ) -> dict[str, SAE]:
-    """Train one SAE per site from the cache and save each in the SAELens layout."""
+    """Train one SAE per site from the training cache, or in stream mode from forward passes (one stream per
+    site, so `n_epochs` forward passes per site), and save each in the SAELens layout."""
     saes: dict[str, SAE] = {}
     for i, site in enumerate(sites):
         trainer = SAETrainer(
             **settings.trainer_kwargs(), device=device, hook_name=site.name, model_name=model_name
         )
-        trainer.fit(cache.site(site.name), progress=lambda f, i=i: progress("saes", (i + f) / len(sites)))
+        trainer.fit(data.cache.site(site.name), stream=data.stream(site),
+                    progress=lambda f, i=i: progress("saes", (i + f) / len(sites)))
         saes[site.name] = trainer.sae_
         save_sae(trainer.sae_, artifacts.sae(site.name))
     progress("saes", 1.0)
@@ -57,20 +59,21 @@ def run_saes(settings: SAERunSettings, out: str | Path, *, progress: ProgressFn 
     spec, classifier = load_inputs(settings.spec, settings.model)
     sites = classifier.resolve_sites(settings.sites)
     batch = settings.model.batch_size
-    _, train_cache = cache_role(classifier, spec, "train", sites=sites, artifacts=artifacts,
-                                dtype=settings.cache_dtype, batch_size=batch, progress=progress,
-                                tokens_per_text=settings.cache_tokens_per_text)
+    data = training_activations(classifier, spec, sites=sites, artifacts=artifacts, settings=settings,
+                                batch_size=batch, seed=settings.sae.seed, progress=progress)
+    train_cache = data.cache
     validate, validate_cache = cache_role(classifier, spec, "validate", sites=sites, artifacts=artifacts,
                                           dtype=settings.cache_dtype, batch_size=batch, progress=progress)
     fit_original_head(classifier, train_cache, C="validate", validate=validate, validate_cache=validate_cache,
                       attribute=group_attribute(spec))
-    saes = train_site_saes(train_cache, sites, settings.sae, device=classifier.device, artifacts=artifacts,
+    saes = train_site_saes(data, sites, settings.sae, device=classifier.device, artifacts=artifacts,
                            model_name=classifier.source.name_or_path, progress=progress)
     report = sae_quality_report(
         classifier, {site: saes[site.name] for site in sites}, train_cache=train_cache,
         validate=validate, validate_cache=validate_cache, attribute=group_attribute(spec),
         batch_size=batch, splice_check=settings.splice_check, progress=progress,
     )
+    report["training_data"] = data.describe()
     report["settings"] = settings.model_dump(mode="json")
     report["seconds"] = round(time.perf_counter() - started, 1)
     artifacts.sae_quality.write_text(json.dumps(report, indent=2))

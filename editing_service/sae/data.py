@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -25,6 +25,19 @@ _FLOAT_NP = (np.float16, np.float32, np.float64)
 _FLOAT_TORCH = (torch.float16, torch.float32, torch.float64, torch.bfloat16)
 BLOCK_ROWS = 256  # contiguous rows per read when shuffling
 _NP_OF_TORCH = {torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64}
+
+
+class BatchSource(Protocol):
+    """Training batches that are not in an array: activations streamed from forward passes."""
+
+    @property
+    def n_tokens(self) -> int:
+        """Tokens in one epoch of the source."""
+        ...
+
+    def batches(self, batch_size: int) -> Iterator[Tensor]:
+        """An endless iterator of shuffled batches [batch_size, d_in], in float32."""
+        ...
 
 
 def check_activations(activations: ActivationArray, d_in: int | None = None) -> tuple[int, int]:

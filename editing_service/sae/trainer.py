@@ -23,6 +23,7 @@ from editing_service.sae.base import SAE, TrainContext
 from editing_service.sae.config import DTYPES, SAEConfig
 from editing_service.sae.data import (
     ActivationArray,
+    BatchSource,
     check_activations,
     geometric_median,
     iter_batches,
@@ -175,10 +176,19 @@ class SAETrainer:
 
     # ------------------------------------------------------------------ training
     def fit(
-        self, activations: ActivationArray, *, progress: Callable[[float], None] | None = None
+        self,
+        activations: ActivationArray,
+        *,
+        progress: Callable[[float], None] | None = None,
+        stream: BatchSource | None = None,
     ) -> SAETrainer:
-        """Train on `activations` [n_tokens, d_in] and return self (the SAE is in `sae_`)."""
+        """Train on `activations` [n_tokens, d_in] and return self (the SAE is in `sae_`).
+
+        With `stream`, training batches come from it (an epoch is its `n_tokens`) and `activations` is only
+        the sample that sets the input scale and the initial b_dec (a token sample of the same site)."""
         n_data, d_in = check_activations(activations)
+        if stream is not None:
+            n_data = stream.n_tokens
         plan = make_plan(vars(self), n_data, d_in)
         device = torch.device(self.device)
         dtype = DTYPES[plan.dtype]
@@ -191,28 +201,32 @@ class SAETrainer:
         total_var = float(sample.var(0, unbiased=False).sum())  # of the normalised inputs
         sae = self._init_sae(sample, plan, device)
         del sample
-        stream = iter_batches(
-            activations,
-            batch_size=plan.batch,
-            chunk_rows=self.chunk_rows,
-            scale=scale,
-            rng=rng,
-            device=device,
-            dtype=dtype,
-        )
+        if stream is None:
+            batches = iter_batches(
+                activations,
+                batch_size=plan.batch,
+                chunk_rows=self.chunk_rows,
+                scale=scale,
+                rng=rng,
+                device=device,
+                dtype=dtype,
+            )
+        else:
+            batches = (b.to(device=device, dtype=dtype) * scale for b in stream.batches(plan.batch))
         logger.info(
-            "training %s SAE %d -> %d on %d tokens: %d steps of %d",
+            "training %s SAE %d -> %d on %d %stokens: %d steps of %d",
             self.architecture,
             d_in,
             plan.d_sae,
             n_data,
+            "streamed " if stream is not None else "",
             plan.n_steps,
             plan.batch,
         )
         tuner = ThreadTuner(enabled=self.auto_threads and device.type == "cpu")
         t0 = time.perf_counter()
         try:
-            history = self._train(sae, stream, plan, total_var, tuner, progress)
+            history = self._train(sae, batches, plan, total_var, tuner, progress)
         finally:
             tuner.restore()
             sae.drop_workspace_()

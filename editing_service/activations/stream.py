@@ -1,0 +1,107 @@
+"""Streamed activations: SAE training data drawn from forward passes, with no cache of them on disk.
+
+As SAELens's ActivationsStore: a buffer of up to `capacity` token activations of one site is filled by
+forward passes over the training texts (their order reshuffled every epoch), shuffled, and batches are
+drawn from its first half; the second half stays and is mixed with the next refill. Tokens are thus
+decorrelated across texts without ever holding more than `capacity` rows. `ForwardStream` is the source
+`SAETrainer.fit(..., stream=...)` reads (`editing_service.sae.data.BatchSource`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import torch
+from transformers import BatchEncoding
+
+from editing_service.model.batching import length_sorted_batches, token_lengths
+from editing_service.model.classifier import TextClassifier
+from editing_service.model.hooks import capture
+from editing_service.model.sites import Site
+
+BAD_CAPACITY = "The stream buffer must hold at least two batches ({need} tokens), got capacity {capacity}."
+WINDOW_BATCHES = 16  # forward batches whose texts are length-sorted together
+
+
+class ActivationBuffer:
+    """A shuffled buffer over an endless iterator of activation blocks [n_i, d]."""
+
+    def __init__(self, blocks: Iterator[torch.Tensor], capacity: int, seed: int = 0) -> None:
+        self.blocks = blocks
+        self.capacity = capacity
+        self.generator = torch.Generator().manual_seed(seed)
+        self.refills = 0  # how many times the buffer was topped up and reshuffled (for tests and logs)
+
+    def _fill(self, kept: torch.Tensor | None) -> torch.Tensor:
+        parts = [] if kept is None else [kept]
+        n = 0 if kept is None else kept.shape[0]
+        while n < self.capacity:
+            block = next(self.blocks)
+            parts.append(block)
+            n += block.shape[0]
+        buffer = torch.cat(parts)[: self.capacity]
+        self.refills += 1
+        return buffer[torch.randperm(buffer.shape[0], generator=self.generator)]
+
+    def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
+        """Endless shuffled batches [batch_size, d]: each refill serves the buffer's first half."""
+        if self.capacity < 2 * batch_size:
+            raise ValueError(BAD_CAPACITY.format(need=2 * batch_size, capacity=self.capacity))
+        kept: torch.Tensor | None = None
+        while True:
+            buffer = self._fill(kept)
+            half = buffer.shape[0] // 2
+            n_full = half // batch_size
+            for b in range(n_full):
+                yield buffer[b * batch_size : (b + 1) * batch_size]
+            kept = buffer[n_full * batch_size :]
+
+
+@dataclass
+class ForwardStream:
+    """One site's token activations (non-pad tokens, float32, on the CPU), from forward passes over
+    `texts`, epoch after epoch; `n_tokens` is the number of tokens of one epoch."""
+
+    classifier: TextClassifier
+    texts: list[str]
+    site: Site
+    batch_size: int
+    capacity: int
+    seed: int = 0
+
+    @cached_property
+    def lengths(self) -> np.ndarray:
+        return token_lengths(self.classifier.tokenizer, self.texts, self.classifier.max_length)
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.lengths.sum())
+
+    def blocks(self) -> Iterator[torch.Tensor]:
+        """Activation blocks of one forward batch each. Every epoch takes the texts in a new random order,
+        in windows of WINDOW_BATCHES batches sorted by length within the window (low padding, and no drift
+        from short to long texts across the epoch)."""
+        rng = np.random.default_rng(self.seed)
+        window = WINDOW_BATCHES * self.batch_size
+        while True:
+            order = rng.permutation(len(self.texts))
+            for start in range(0, len(order), window):
+                rows = order[start : start + window]
+                texts = [self.texts[i] for i in rows]
+                for _, batch in length_sorted_batches(self.classifier.tokenizer, texts, batch_size=self.batch_size,
+                                                      max_length=self.classifier.max_length,
+                                                      lengths=self.lengths[rows]):
+                    yield self._forward(batch)
+
+    @torch.no_grad()
+    def _forward(self, batch: BatchEncoding) -> torch.Tensor:
+        batch = batch.to(self.classifier.device)
+        with capture(self.classifier.backbone, [self.site]) as store:
+            self.classifier.head_features(batch["input_ids"], batch["attention_mask"])
+        return store[self.site.name][batch["attention_mask"].bool()].float().cpu()
+
+    def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
+        return ActivationBuffer(self.blocks(), max(self.capacity, 2 * batch_size), self.seed).batches(batch_size)

@@ -1,0 +1,63 @@
+"""The stream's shuffle buffer (refill, shuffling, no row served twice per fill) and its forward passes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+from factories import make_model_folder
+
+from editing_service.activations import collect_activations
+from editing_service.activations.stream import BAD_CAPACITY, ActivationBuffer, ForwardStream
+from editing_service.model import load_classifier
+
+TEXTS = ["she works as a nurse in the ward", "he is a surgeon", "the hospital team", "a nurse", "he",
+         "she is a nurse", "the surgeon and the nurse", "he works in the hospital"]
+
+
+def numbered_blocks(block_rows: int = 10) -> Iterator[torch.Tensor]:
+    """Blocks of rows whose single column is the row's number in the stream: 0, 1, 2, ..."""
+    start = 0
+    while True:
+        yield torch.arange(start, start + block_rows, dtype=torch.float32)[:, None]
+        start += block_rows
+
+
+def test_the_buffer_serves_each_row_at_most_once_shuffled_and_refills() -> None:
+    buffer = ActivationBuffer(numbered_blocks(), capacity=100, seed=0)
+    stream = buffer.batches(batch_size=10)
+    served = [next(stream)[:, 0].long() for _ in range(30)]
+    rows = torch.cat(served).tolist()
+    assert all(b.shape == (10,) for b in served)
+    assert len(rows) == len(set(rows)), "a row was served twice"
+    # 5 batches (half the buffer) per refill: 30 batches took 6 fills, each reading 50 new rows.
+    assert buffer.refills == 6 and max(rows) < 100 + 5 * 50
+    first = served[0]
+    assert not torch.equal(first, first.sort().values), "the first batch is not shuffled"
+    # The first fill's half that is kept is mixed with new rows: later batches draw old and new rows.
+    later = torch.cat(served[5:10])
+    assert (later < 100).any() and (later >= 100).any()
+
+
+def test_the_buffer_is_seeded_and_refuses_fewer_than_two_batches() -> None:
+    first = [next(ActivationBuffer(numbered_blocks(), capacity=64, seed=3).batches(8)) for _ in range(2)]
+    torch.testing.assert_close(first[0], first[1])
+    with pytest.raises(ValueError, match=BAD_CAPACITY.split("(")[0][:30]):
+        next(ActivationBuffer(numbered_blocks(), capacity=15, seed=0).batches(8))
+
+
+def test_one_epoch_of_the_forward_stream_is_the_cached_tokens(tmp_path) -> None:
+    clf = load_classifier(make_model_folder(tmp_path, "bert"), classes=["nurse", "surgeon"])
+    site = clf.sites()[1]
+    cache = collect_activations(clf, TEXTS, sites=[site], out_dir=tmp_path / "cache", dtype="float32",
+                                batch_size=3, progress=False)
+    stream = ForwardStream(clf, TEXTS, site, batch_size=3, capacity=1024, seed=0)
+    assert stream.n_tokens == cache.n_tokens
+    blocks = stream.blocks()
+    epoch = torch.cat([next(blocks) for _ in range(3)]).numpy()  # 8 texts in batches of 3
+    cached = cache.read(site.name)
+    assert epoch.shape == cached.shape
+    key = lambda x: x[np.lexsort(x.T[::-1])]  # noqa: E731  rows in a canonical order
+    np.testing.assert_allclose(key(epoch), key(cached), atol=1e-5)

@@ -23,11 +23,16 @@ if TYPE_CHECKING:
 logger = logging.getLogger("editing_service.cli")
 
 
+def _batch_size(value: str) -> int | str:
+    return value if value == "auto" else int(value)
+
+
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="model folder (default: the embedded MiniLM)")
     parser.add_argument("--probe-layer", type=int, default=-1, help="block a probe head reads (default: last)")
     parser.add_argument("--max-length", type=int, default=256, help="tokens per text (truncation)")
-    parser.add_argument("--batch-size", type=int, default=32, help="texts per forward pass")
+    parser.add_argument("--batch-size", type=_batch_size, default=None,
+                        help="texts per forward pass, or auto (default): from free memory and the model's shape")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default=None,
                         help="weights' dtype (default auto: the checkpoint's on a GPU, float32 on the CPU)")
@@ -44,6 +49,15 @@ def _add_sae_args(parser: argparse.ArgumentParser) -> None:
                         help="storage of cached activations (default: float16)")
     parser.add_argument("--cache-tokens-per-text", type=int, default=None,
                         help="cache a seeded sample of at most this many tokens per training text (default: all)")
+    parser.add_argument("--cache-mode", choices=["auto", "disk", "stream"], default=None,
+                        help="disk: cache every training token; stream: train the SAEs from forward passes through a "
+                        "shuffled buffer, keeping a token sample on disk; auto (default): stream above the budget")
+    parser.add_argument("--cache-budget-gb", type=float, default=None,
+                        help="disk budget of the training cache in auto mode (default: 50)")
+    parser.add_argument("--stream-buffer-tokens", type=int, default=None,
+                        help="tokens per site in the stream's shuffle buffer (default: 131072)")
+    parser.add_argument("--stream-sample-tokens", type=int, default=None,
+                        help="training tokens kept on disk in stream mode (default: 65536, at least one per text)")
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -153,12 +167,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _model_settings(args: argparse.Namespace) -> dict[str, object]:
     return {"path": args.model, "probe_layer": args.probe_layer, "max_length": args.max_length,
-            "batch_size": args.batch_size, "device": args.device,
-            **({"dtype": args.dtype} if args.dtype is not None else {})}
+            "device": args.device, **_given(batch_size=args.batch_size, dtype=args.dtype)}
 
 
 def _sae_settings(args: argparse.Namespace) -> dict[str, object]:
     return _given(architecture=args.architecture, d_sae=args.d_sae, k=args.k, n_epochs=args.epochs, seed=args.seed)
+
+
+def _cache_settings(args: argparse.Namespace) -> dict[str, object]:
+    return _given(cache_dtype=args.cache_dtype, cache_tokens_per_text=args.cache_tokens_per_text,
+                  cache_mode=args.cache_mode, cache_budget_gb=args.cache_budget_gb,
+                  stream_buffer_tokens=args.stream_buffer_tokens, stream_sample_tokens=args.stream_sample_tokens)
 
 
 def _print_sae_report(report: dict) -> None:
@@ -180,7 +199,7 @@ def _cmd_saes(args: argparse.Namespace) -> None:
     settings = SAERunSettings(
         spec=args.spec, model=_model_settings(args), sites=args.sites, sae=_sae_settings(args),
         splice_check=not args.no_splice_check,
-        **_given(cache_dtype=args.cache_dtype, cache_tokens_per_text=args.cache_tokens_per_text),
+        **_cache_settings(args),
     )
     report = run_saes(settings, args.out)
     _print_sae_report(report)
@@ -197,7 +216,7 @@ def _run_settings(args: argparse.Namespace) -> object:
 
     return RunSettings(
         spec=args.spec, model=_model_settings(args), sites=args.sites, sae=_sae_settings(args),
-        **_given(cache_dtype=args.cache_dtype, cache_tokens_per_text=args.cache_tokens_per_text),
+        **_cache_settings(args),
         attribution=_given(method=args.attribution, n_examples=args.attribution_examples),
         circuit=_given(top_k=args.circuit_top_k), suggestions={"lexicon": args.lexicon},
         edit={"mode": getattr(args, "ablation", "zero"), **_edit_overrides(args)},

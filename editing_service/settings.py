@@ -49,7 +49,9 @@ class ModelSettings(_Settings):
     path: str | None = Field(None, description="model folder; None for the embedded default (MiniLM)")
     probe_layer: int = Field(-1, ge=-1024, le=1024, description="block whose mean-pooled output a probe head reads")
     max_length: int = Field(256, ge=8, le=8192)
-    batch_size: int = Field(32, ge=1, le=1024)
+    batch_size: Annotated[int, Field(ge=1, le=1024)] | Literal["auto"] = Field(
+        "auto", description="texts per forward pass; auto: from the device's free memory and the model's shape "
+        "(editing_service.model.memory)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: ModelDtype = Field("auto", description="weights' dtype; auto: the checkpoint's on a GPU, float32 on the CPU")
 

@@ -20,3 +20,15 @@ def test_without_the_options_the_settings_defaults_apply() -> None:
     defaults = RunSettings(spec="s")
     assert settings.model.dtype == defaults.model.dtype == "auto"
     assert settings.cache_tokens_per_text is None and settings.cache_dtype == defaults.cache_dtype
+
+
+def test_stream_and_batch_size_options_reach_the_settings() -> None:
+    args = build_parser().parse_args(["run", "--spec", "s", "--out", "o", "--cache-mode", "stream",
+                                      "--cache-budget-gb", "2.5", "--stream-buffer-tokens", "4096",
+                                      "--stream-sample-tokens", "1000", "--batch-size", "8"])
+    settings = _run_settings(args)
+    assert (settings.cache_mode, settings.cache_budget_gb) == ("stream", 2.5)
+    assert (settings.stream_buffer_tokens, settings.stream_sample_tokens) == (4096, 1000)
+    assert settings.model.batch_size == 8
+    defaults = _run_settings(build_parser().parse_args(["run", "--spec", "s", "--out", "o"]))
+    assert defaults.model.batch_size == "auto" and defaults.cache_mode == "auto"

@@ -36,6 +36,7 @@ from editing_service.features import (
     suggest_flags,
 )
 from editing_service.model import Site, TextClassifier
+from editing_service.model.memory import forward_batch_size
 from editing_service.pipeline.circuit import GraphInputs, build_graph, card_labels_and_suggestions
 from editing_service.pipeline.common import (
     ProgressFn,
@@ -110,7 +111,7 @@ def run_discover(settings: RunSettings, out: str | Path, *, progress: ProgressFn
     artifacts.run_config.write_text(settings.model_dump_json(indent=2))
     spec, classifier = load_inputs(settings.spec, settings.model)
     sites = discovery_sites(classifier, settings.sites, settings.edit.baselines)
-    batch = settings.model.batch_size
+    batch = forward_batch_size(settings.model.batch_size, classifier, len(sites))
     data = training_activations(classifier, spec, sites=sites, artifacts=artifacts, settings=settings,
                                 batch_size=batch, seed=settings.sae.seed, progress=progress, reuse=reuse_caches)
     train, train_cache = data.split, data.cache

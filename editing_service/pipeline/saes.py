@@ -11,6 +11,7 @@ import torch
 
 from editing_service.artifacts import ArtifactDir
 from editing_service.model import Site
+from editing_service.model.memory import forward_batch_size
 from editing_service.pipeline.common import (
     ProgressFn,
     cache_role,
@@ -58,7 +59,7 @@ def run_saes(settings: SAERunSettings, out: str | Path, *, progress: ProgressFn 
     artifacts.root.mkdir(parents=True, exist_ok=True)
     spec, classifier = load_inputs(settings.spec, settings.model)
     sites = classifier.resolve_sites(settings.sites)
-    batch = settings.model.batch_size
+    batch = forward_batch_size(settings.model.batch_size, classifier, len(sites))
     data = training_activations(classifier, spec, sites=sites, artifacts=artifacts, settings=settings,
                                 batch_size=batch, seed=settings.sae.seed, progress=progress)
     train_cache = data.cache

@@ -26,6 +26,7 @@ from editing_service.edit.retrain import head_features
 from editing_service.edit.served import ServedSAE, build_ablations
 from editing_service.model import TextClassifier, fit_linear_head
 from editing_service.model.classifier import SiteIntervention, copy_head
+from editing_service.model.memory import forward_batch_size
 from editing_service.sae import SAE
 
 if TYPE_CHECKING:
@@ -65,9 +66,9 @@ class RowContext:
         self.original_head: nn.Linear = copy_head(self.classifier.head)
 
     # ---- reading the classifier -----------------------------------------------------------------
-    @property
+    @cached_property
     def batch_size(self) -> int:
-        return self.settings.model.batch_size
+        return forward_batch_size(self.settings.model.batch_size, self.classifier, len(self.saes))
 
     @property
     def seed(self) -> int:

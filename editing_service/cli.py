@@ -57,7 +57,7 @@ def _add_sae_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stream-buffer-tokens", type=int, default=None,
                         help="tokens per site in the stream's shuffle buffer (default: 131072)")
     parser.add_argument("--stream-sample-tokens", type=int, default=None,
-                        help="training tokens kept on disk in stream mode (default: 65536, at least one per text)")
+                        help="training tokens kept on disk in stream mode (default: 16384, at least one per text)")
     parser.add_argument("--seed", type=int, default=0)
 
 

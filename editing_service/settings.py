@@ -71,8 +71,9 @@ class CacheSettings(_Settings):
     cache_budget_gb: float = Field(50.0, gt=0, le=1_000_000, description="disk budget of the training cache (auto mode)")
     stream_buffer_tokens: int = Field(2**17, ge=1024, le=2**24, description="tokens per site in the stream's shuffle "
                                       "buffer (at least two SAE batches are kept)")
-    stream_sample_tokens: int = Field(2**16, ge=1, le=2**24, description="stream mode: training tokens kept on disk "
-                                      "(the sample for means, served-form fits and quality); at least one per text")
+    stream_sample_tokens: int = Field(2**14, ge=1, le=2**24, description="stream mode: training tokens kept on disk "
+                                      "(the sample for means, served-form fits and quality, which read at most 16,384 "
+                                      "tokens); at least one per text")
 
 
 class SAERunSettings(CacheSettings):

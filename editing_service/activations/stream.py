@@ -104,4 +104,7 @@ class ForwardStream:
         return store[self.site.name][batch["attention_mask"].bool()].float().cpu()
 
     def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
-        return ActivationBuffer(self.blocks(), max(self.capacity, 2 * batch_size), self.seed).batches(batch_size)
+        """Shuffled batches through a buffer of `capacity` tokens, but never more than one epoch (a larger
+        buffer would only hold repeats, each fill costing extra forward passes) nor fewer than two batches."""
+        capacity = max(min(self.capacity, self.n_tokens), 2 * batch_size)
+        return ActivationBuffer(self.blocks(), capacity, self.seed).batches(batch_size)

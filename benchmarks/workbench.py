@@ -147,6 +147,7 @@ def measure(url: str, project: str, carded: set[str], *, repeats: int, cards: in
             page.wait_for_selector("main h1:text-is('Projects')")
             in_app.append(page.evaluate(CIRCUIT_IN_APP, f"#/p/{project}/circuit"))
         for _ in range(repeats):
+            page.goto("about:blank")  # a new document each time: the same URL again is only a fragment navigation
             page.goto(f"{url}/ui/#/p/{project}/circuit")
             cold.append(page.evaluate(CIRCUIT_COLD))
         print("circuit timed", file=sys.stderr, flush=True)

@@ -20,9 +20,15 @@ FOLDS = 3
 
 
 def pooled(cache: ActivationCache, site: str) -> np.ndarray:
-    """[n_examples, d]: each example's mean over its cached (non-pad) tokens, as the probe head pools."""
+    """[n_examples, d]: each example's mean over its cached (non-pad) tokens, as the probe head pools.
+
+    An example's tokens are one contiguous run of rows, but the runs are stored in the collector's order
+    (by length), not by example index: each run is summed where it lies and put at its example's row."""
     x = cache.read(site)
-    sums = np.add.reduceat(x.astype(np.float64), cache.example_start.astype(np.int64), axis=0)
+    sums = np.zeros((cache.n_examples, x.shape[1]))
+    if len(x):
+        starts = np.concatenate([[0], np.flatnonzero(np.diff(cache.example_index)) + 1])
+        sums[cache.example_index[starts]] = np.add.reduceat(x.astype(np.float64), starts, axis=0)
     return (sums / np.maximum(cache.example_length, 1)[:, None]).astype(np.float32)
 
 

@@ -209,7 +209,9 @@ class AdaptiveBatcher:
         return await asyncio.get_running_loop().run_in_executor(self._forward_thread, fn, *args)
 
     def _forward(self, model: TextClassifier, texts: list[str]) -> np.ndarray:
-        return model.predict_proba(texts, batch_size=max(self.max_batch, 1))
+        # Sub-batches of `chunk` texts, grouped by length: a short text is padded to its neighbours'
+        # length, not to the longest text of the pass (a large request's clipped texts).
+        return model.predict_proba(texts, batch_size=self.chunk)
 
     def close(self) -> None:
         """Stop the forward thread once the pass under way (if any) ends; queued passes are dropped."""

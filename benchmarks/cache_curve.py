@@ -115,14 +115,13 @@ def main() -> None:
              "", "| model | storage | texts | tokens | cache on disk | peak memory |", "|---|---|---|---|---|---|"]
     for model, dtype in dict.fromkeys((p["model"], p["dtype"]) for p in done):
         points = sorted((p for p in done if p["model"] == model and p["dtype"] == dtype), key=lambda p: p["n_texts"])
-        if True:
-            for p in points:
-                lines.append(f"| {model} | {dtype} | {p['n_texts']:,} | {p['n_tokens']:,} | "
-                             f"{p['cache_bytes'] / 2**20:,.0f} MiB | {p['peak_rss_bytes'] / 2**20:,.0f} MiB |")
-            for at in (20_000, 100_000) if len(points) > 1 else ():
-                lines.append(f"| {model} | {dtype} | {at:,} (extrapolated) | | "
-                             f"{fit(points, 'cache_bytes', at) / 2**30:,.1f} GiB | "
-                             f"{fit(points, 'peak_rss_bytes', at) / 2**30:,.2f} GiB |")
+        for p in points:
+            lines.append(f"| {model} | {dtype} | {p['n_texts']:,} | {p['n_tokens']:,} | "
+                         f"{p['cache_bytes'] / 2**20:,.0f} MiB | {p['peak_rss_bytes'] / 2**20:,.0f} MiB |")
+        for at in (20_000, 100_000) if len(points) > 1 else ():
+            lines.append(f"| {model} | {dtype} | {at:,} (extrapolated) | | "
+                         f"{fit(points, 'cache_bytes', at) / 2**30:,.1f} GiB | "
+                         f"{fit(points, 'peak_rss_bytes', at) / 2**30:,.2f} GiB |")
     section = "\n".join(lines) + "\n"
     print(section)
     if args.write is not None:

@@ -6,28 +6,14 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Iterator
 
 import pytest
-from api_world import TINY_SETTINGS, make_world, spec_for
-from http_server import TOKENS, ServerProcess
+from api_world import TINY_SETTINGS, spec_for
+from http_server import ServerProcess
 
 from editing_service.client import EditingClient, JobFailed
 
 ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/[^\s'\"]+")
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    process = ServerProcess(make_world(tmp_path_factory.mktemp("outcomes"))).start()
-    yield process
-    process.stop()
-
-
-@pytest.fixture
-def ana(server: ServerProcess) -> Iterator[EditingClient]:
-    with EditingClient(server.url, token=TOKENS["ana"]) as client:
-        yield client
 
 
 def test_n_boot_zero_gives_a_report_without_bootstrap_intervals(server: ServerProcess, ana: EditingClient) -> None:

@@ -63,10 +63,10 @@ def _add_sae_args(parser: argparse.ArgumentParser) -> None:
 
 def _add_edit_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--served-form", choices=["jumprelu", "gate"], default=None,
-                        help="how flagged TopK features are served (default: jumprelu)")
-    parser.add_argument("--erase-at-edited-sites", action="store_true", default=None,
+                        help="how flagged TopK features are served (default: gate)")
+    parser.add_argument("--erase-at-edited-sites", action=argparse.BooleanOptionalAction, default=None,
                         help="also erase the protected attribute's linear directions (LEACE, fitted on the validate "
-                        "split) at every edited site")
+                        "split) at every edited site (default: when the dataset has a protected attribute)")
 
 
 def _add_row_args(parser: argparse.ArgumentParser) -> None:
@@ -117,9 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--attribution-examples", type=int, default=None, help="default: 512")
         sub.add_argument("--circuit-top-k", type=int, default=None, help="features per site in the circuit (default: 300)")
         sub.add_argument("--lexicon", default="gendered", help="concept lexicon for suggestions and token deletion")
+        sub.add_argument("--no-circuit-graph", action="store_true",
+                         help="skip circuit.json (edges, faithfulness, head lens: the longest step of discovery); "
+                              "compute it later with `circuit --compute`")
         _add_row_args(sub)
     run.add_argument("--flags", default="auto",
-                     help="auto (lexicon suggestions), auto:protected, auto:all (both kinds), or a YAML/JSON flags file")
+                     help="auto (every suggestion: lexicon and protected attribute), auto:lexicon, auto:protected, or a "
+                          "YAML/JSON flags file")
     run.add_argument("--ablation", choices=["zero", "mean"], default="zero")
     run.add_argument("--seeds", type=int, default=1,
                      help="repeat SAE training and everything after it with N seeds; the report gives the mean "
@@ -152,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     edit = commands.add_parser("edit", help="apply a flags file to a discovered run, retrain, report")
     edit.add_argument("--out", required=True, help="the folder of a discovered run")
-    edit.add_argument("--flags", required=True, help="a YAML/JSON flags file, or auto / auto:protected / auto:all")
+    edit.add_argument("--flags", required=True,
+                      help="a YAML/JSON flags file, or auto (every suggestion) / auto:lexicon / auto:protected")
     edit.add_argument("--edit-out", default=None,
                       help="folder for the edited model, flags and report (default: --out), so one discovery serves "
                       "several edits")
@@ -219,6 +224,7 @@ def _run_settings(args: argparse.Namespace) -> object:
         **_cache_settings(args),
         attribution=_given(method=args.attribution, n_examples=args.attribution_examples),
         circuit=_given(top_k=args.circuit_top_k), suggestions={"lexicon": args.lexicon},
+        graph={"build": not args.no_circuit_graph},
         edit={"mode": getattr(args, "ablation", "zero"), **_edit_overrides(args)},
         seeds=getattr(args, "seeds", 1),
     )

@@ -107,6 +107,8 @@ class CircuitSettings(_Settings):
 class GraphSettings(_Settings):
     """The circuit as a graph (circuit.json): nodes, edges, faithfulness, exact pruning, the head lens."""
 
+    build: bool = Field(True, description="compute circuit.json during discover (its longest step); off: compute it "
+                        "later with `editing-service circuit --compute`")
     nodes_per_site: int = Field(50, ge=1, le=10_000, description="strongest features per site drawn as nodes (plus "
                                 "its error node)")
     node_threshold: float = Field(0.0, ge=0, description="nodes need |score| >= this")
@@ -145,13 +147,14 @@ class EditSettings(_Settings):
     )
     seed: int = Field(0, ge=0, le=2**32 - 1)
     served_form: ServedForm = Field(
-        "jumprelu", description="how flagged TopK features are served: per-feature JumpReLU thresholds, or the "
-        "gate (a per-feature offset from a linear estimate of the token's TopK cut; one more thin product)",
+        "gate", description="how flagged TopK features are served: the gate (a per-feature offset from a linear "
+        "estimate of the token's TopK cut; one more thin product), or per-feature JumpReLU thresholds",
     )
-    erase_at_edited_sites: bool = Field(
-        False, description="after the feature ablation at every edited site, a LEACE eraser of the protected "
+    erase_at_edited_sites: bool | Literal["auto"] = Field(
+        "auto", description="after the feature ablation at every edited site, a LEACE eraser of the protected "
         "attribute (fitted on the validate split, cell-balanced) removes its linear directions from what the "
-        "ablation leaves: the SAE error term and the unflagged features",
+        "ablation leaves: the SAE error term and the unflagged features. 'auto': when the dataset has a "
+        "protected attribute with groups in the validate split",
     )
     baselines: list[str] = Field(
         default_factory=default_row_names, max_length=50,

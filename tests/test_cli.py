@@ -186,15 +186,23 @@ def test_run_writes_the_circuit_graph_and_the_report_draws_the_flagged_part(
     assert "faithfulness" in out and "head lens" in out and drawing.read_text().lstrip().startswith("<?xml")
 
 
-def test_edit_out_with_the_gate_and_erasure_leaves_the_discovery_report_alone(discovered: Path,
-                                                                               tmp_path: Path) -> None:
+def test_edit_out_with_the_thresholds_and_no_erasure_leaves_the_discovery_report_alone(discovered: Path,
+                                                                                        tmp_path: Path) -> None:
+    before = (discovered / "report.json").read_text()
+    out = tmp_path / "edit_thresholds"
+    assert main(["-q", "edit", "--out", str(discovered), "--flags", "auto:lexicon", "--edit-out", str(out),
+                 "--served-form", "jumprelu", "--no-erase-at-edited-sites"]) == 0
+    assert (discovered / "report.json").read_text() == before
+    report = json.loads((out / "report.json").read_text())
+    assert report["edit"]["served_form"] == "jumprelu" and report["edit"]["erased_at"] == []
+    assert {f["source"] for f in report["flags"]} == {"lexicon"}
+
+
+def test_the_default_edit_serves_the_gate_and_erases_at_the_edited_sites(discovered: Path) -> None:
+    """A spec with a protected attribute gets the gate and the erasers without asking."""
     import editing_service
 
-    before = (discovered / "report.json").read_text()
-    out = tmp_path / "edit_gate_erase"
-    assert main(["-q", "edit", "--out", str(discovered), "--flags", "auto", "--edit-out", str(out),
-                 "--served-form", "gate", "--erase-at-edited-sites"]) == 0
-    assert (discovered / "report.json").read_text() == before
+    out = discovered
     report = json.loads((out / "report.json").read_text())
     flagged_sites = sorted({f["site"] for f in report["flags"]})
     assert report["edit"]["served_form"] == "gate" and report["edit"]["erased_at"] == flagged_sites
@@ -211,8 +219,10 @@ def test_run_on_the_embedding_site_with_every_suggestion_kind(tiny: dict[str, Pa
     out = tiny["root"] / "run_embed"
     code = main(["-q", "run", "--spec", str(tiny["spec"]), "--out", str(out), "--model", str(tiny["model"]),
                  "--sites", "embeddings.out", "blocks.1.out", "--d-sae", "64", "--k", "4", "--epochs", "5",
-                 "--attribution-examples", "16", "--circuit-top-k", "20", "--flags", "auto:all"])
+                 "--attribution-examples", "16", "--circuit-top-k", "20", "--flags", "auto:all",
+                 "--no-circuit-graph"])
     assert code == 0
+    assert not (out / "circuit.json").exists() and (out / "features.json").is_file()
     assert sorted(p.name for p in (out / "saes").iterdir() if p.is_dir()) == ["blocks.1.out", "embeddings.out"]
     features = json.loads((out / "features.json").read_text())
     assert {c["site"] for c in features["circuit"]} == {"embeddings.out", "blocks.1.out"}

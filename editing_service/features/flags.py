@@ -30,12 +30,12 @@ FLAGS_FILE_INVALID = "Flags file {path} is invalid: {problem}"
 NO_SUGGESTIONS = "No feature was suggested by the {kind} rule, so 'auto' flags nothing."
 NO_KINDS = "Flags from suggestions need at least one suggestion kind."
 POLICY_BY_SOURCE = {
-    "lexicon": "Flags were chosen automatically: every circuit feature whose activation mass falls mostly "
-    "on the words of the concept lexicon {lexicon!r} was flagged spurious, without looking at evaluation data.",
-    "protected_attribute": "Flags were chosen automatically: every circuit feature whose activation separates "
-    "the protected groups within each class on the validate split was flagged spurious, without looking at "
-    "evaluation data.",
+    "lexicon": "every circuit feature whose activation mass falls mostly on the words of the concept lexicon "
+    "{lexicon!r}",
+    "protected_attribute": "every circuit feature whose activation separates the protected groups within each "
+    "class on the validate split",
 }
+POLICY = "Flags were chosen automatically: {rules} was flagged spurious, without looking at evaluation data."
 
 
 class Flag(BaseModel):
@@ -116,5 +116,6 @@ def flags_from_suggestions(
     ]
     if not flags:
         raise ValueError(NO_SUGGESTIONS.format(kind=" or ".join(kinds)))
-    policy = " ".join(POLICY_BY_SOURCE[k].format(lexicon=lexicon) for k in kinds)
+    used = [k for k in kinds if any(f.source == k for f in flags)]  # a rule with no suggestion flagged nothing
+    policy = POLICY.format(rules=", and ".join(POLICY_BY_SOURCE[k].format(lexicon=lexicon) for k in used))
     return FlagSet(flags=flags, policy=policy)

@@ -25,6 +25,7 @@ EMBEDDING_SITE = "embeddings.out"
 EMBEDDING_LAYER = -1  # the embedding output comes before block 0
 _SITE_NAME = re.compile(r"^blocks\.(\d+)\.(out|attn|mlp)$")
 _KIND_SUFFIX = {"block": "out", "attn": "attn", "mlp": "mlp"}
+_KIND_RANK = {"embed": 0, "attn": 1, "mlp": 2, "block": 3}
 
 UNKNOWN_SITE = "Unknown site {name!r}; this model has sites {known}."
 BAD_SITE_NAME = (
@@ -50,6 +51,11 @@ class Site:
     kind: SiteKind
     module_path: str
     call: int | None = None
+
+    @property
+    def forward_order(self) -> tuple[int, int, int]:
+        """Sorts sites in the order a forward pass reaches them (within a block: attention, MLP, output)."""
+        return self.layer, _KIND_RANK[self.kind], self.call or 0
 
 
 def site_name(layer: int, kind: SiteKind) -> str:

@@ -172,12 +172,16 @@ def run_discover(settings: RunSettings, out: str | Path, *, progress: ProgressFn
         "seconds": round(time.perf_counter() - started, 1),
     }
     artifacts.features.write_text(json.dumps(document))
-    labels, kinds = card_labels_and_suggestions(document)
-    graph = build_graph(GraphInputs(
-        classifier=classifier, saes=saes, scores=scores, train=train, train_cache=train_cache, validate=validate,
-        validate_cache=validate_cache, spec=spec.name, attribute=attribute, labels=labels, suggestions=kinds,
-    ), settings, progress=progress)
-    write_circuit(graph, artifacts.circuit)
+    if settings.graph.build:
+        labels, kinds = card_labels_and_suggestions(document)
+        graph = build_graph(GraphInputs(
+            classifier=classifier, saes=saes, scores=scores, train=train, train_cache=train_cache,
+            validate=validate, validate_cache=validate_cache, spec=spec.name, attribute=attribute, labels=labels,
+            suggestions=kinds,
+        ), settings, progress=progress)
+        write_circuit(graph, artifacts.circuit)
+    else:
+        artifacts.circuit.unlink(missing_ok=True)  # a graph of an earlier discovery would describe other SAEs
     logger.info("Discovery: %d circuit features, %d suggestions (%.0f s)", len(circuit), len(suggestions),
                 document["seconds"])
     return document

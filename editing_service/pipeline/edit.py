@@ -139,8 +139,12 @@ def row_context(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet
               if artifacts.attribution.is_file() else {})
     attribute = group_attribute(spec)
     validate = load_role(spec, "validate")
-    if settings.edit.erase_at_edited_sites and (not attribute or attribute not in validate.groups):
+    can_erase = bool(attribute) and attribute in validate.groups
+    if settings.edit.erase_at_edited_sites is True and not can_erase:
         raise ValueError(NO_ATTRIBUTE_TO_ERASE.format(name=spec.name))
+    if settings.edit.erase_at_edited_sites == "auto":
+        settings = settings.model_copy(update={"edit": settings.edit.model_copy(
+            update={"erase_at_edited_sites": can_erase})})
     C, C_source, origin = _original_head(artifacts, classifier.kind)
     if settings.edit.head_C != "validate":
         C, C_source = float(settings.edit.head_C), "the run's settings"

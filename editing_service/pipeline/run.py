@@ -27,8 +27,8 @@ from editing_service.settings import RunSettings
 logger = logging.getLogger(__name__)
 
 AUTO_KINDS: dict[str, tuple[FlagSource, ...]] = {
-    "auto": ("lexicon",), "auto:lexicon": ("lexicon",), "auto:protected": ("protected_attribute",),
-    "auto:all": ("lexicon", "protected_attribute"),
+    "auto": ("lexicon", "protected_attribute"), "auto:all": ("lexicon", "protected_attribute"),
+    "auto:lexicon": ("lexicon",), "auto:protected": ("protected_attribute",),
 }
 BAD_FLAGS = "--flags must be auto, auto:lexicon, auto:protected, auto:all or a flags file; got {value!r}."
 SEEDS_NEED_AUTO = (
@@ -39,8 +39,8 @@ SEEDS_DIR = "seeds"
 
 
 def resolve_flags(value: str, out: str | Path, *, lexicon: str = "gendered") -> FlagSet:
-    """`auto...` picks the suggestions of one kind (`auto:all`: of every kind) from features.json; anything
-    else is a flags file."""
+    """`auto` (or `auto:all`) picks every suggestion of features.json, `auto:lexicon` and `auto:protected` those of
+    one kind; anything else is a flags file."""
     if value in AUTO_KINDS:
         document = json.loads(ArtifactDir(Path(out)).features.read_text())
         suggestions = [Suggestion(**{k: v for k, v in s.items() if k != "id"}) for s in document["suggestions"]]

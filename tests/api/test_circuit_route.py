@@ -23,7 +23,7 @@ def test_route_returns_the_cli_graph(ana: EditingClient, server: ServerProcess, 
                                  dataset={"inline": spec_for(root)}, settings=TINY_SETTINGS)
     with pytest.raises(APIError) as early:
         ana.circuit(project["id"])
-    assert early.value.status == 409 and "no circuit yet" in early.value.detail
+    assert early.value.status == 409 and "no circuit graph" in early.value.detail
     ana.wait(ana.discover(project["id"])["id"], timeout=600, poll=0.5)
 
     whole = CircuitGraph.model_validate(ana.circuit(project["id"]))

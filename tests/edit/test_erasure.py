@@ -68,6 +68,20 @@ def test_after_erasure_the_groups_token_means_are_equal_and_a_probe_is_near_chan
     assert np.abs(gap_before).max() > 0.05
 
 
+
+def test_erasers_at_several_sites_are_fitted_with_the_earlier_ones_in_place(classifier) -> None:
+    """Served together, the erasers leave equal group means at every site, the last included: each is
+    fitted on what the earlier erasers leave, not on the unerased activations."""
+    texts, labels, groups = _texts(64)
+    sites = classifier.sites()[:3]
+    erasers = fit_site_erasers(classifier, sites[::-1], texts, labels=labels, groups=groups, attribute="gender")
+    assert [e.site for e in erasers] == sites[::-1] and len(classifier.interventions) == 0
+    classifier.set_interventions(erasers[::-1])
+    for site in sites:
+        after, token_groups = _tokens(classifier, site, texts, groups)
+        gap = after[token_groups == "F"].mean(0) - after[token_groups == "M"].mean(0)
+        assert np.abs(gap).max() < 1e-4 * np.abs(after).mean(), site.name
+
 def test_in_place_form_equals_the_literal_eraser(classifier) -> None:
     site = classifier.sites()[0]
     torch.manual_seed(0)

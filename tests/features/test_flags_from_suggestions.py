@@ -1,4 +1,4 @@
-"""`--flags auto...`: flags from suggestions of one rule, or of both rules together (`auto:all`)."""
+"""`--flags auto...`: flags from suggestions of one rule, or of both rules together (`auto`, `auto:all`)."""
 
 from __future__ import annotations
 
@@ -37,6 +37,13 @@ def test_both_rules_flag_the_union_and_say_so_in_the_policy() -> None:
         ("blocks.0.out/7", "protected_attribute"), ("blocks.5.out/11", "protected_attribute"),
     ]
     assert "lexicon 'gendered'" in flags.policy and "protected groups" in flags.policy
+    assert flags.policy.count("Flags were chosen automatically") == 1
+
+
+def test_a_rule_without_suggestions_is_not_in_the_policy() -> None:
+    """`auto` on a dataset without a protected attribute flags the lexicon's features and says only that."""
+    flags = flags_from_suggestions(SUGGESTIONS[:2], kind=("lexicon", "protected_attribute"))
+    assert "lexicon 'gendered'" in flags.policy and "protected groups" not in flags.policy
 
 
 def test_no_suggestion_of_the_asked_rules_is_a_clear_error() -> None:
@@ -45,12 +52,13 @@ def test_no_suggestion_of_the_asked_rules_is_a_clear_error() -> None:
     assert str(err.value) == NO_SUGGESTIONS.format(kind="protected_attribute")
 
 
-def test_resolve_flags_auto_all_reads_both_kinds_from_the_run(tmp_path) -> None:
+def test_resolve_flags_auto_reads_both_kinds_from_the_run(tmp_path) -> None:
     (tmp_path / "features.json").write_text(json.dumps({"suggestions": [s.to_dict() for s in SUGGESTIONS]}))
     assert resolve_flags("auto:all", tmp_path).spurious() == {
         "blocks.0.out": [7], "blocks.5.out": [11], "embeddings.out": [3],
     }
-    assert resolve_flags("auto", tmp_path).spurious() == {"blocks.0.out": [7], "embeddings.out": [3]}
+    assert resolve_flags("auto", tmp_path).spurious() == resolve_flags("auto:all", tmp_path).spurious()
+    assert resolve_flags("auto:lexicon", tmp_path).spurious() == {"blocks.0.out": [7], "embeddings.out": [3]}
     with pytest.raises(ValueError) as err:
         resolve_flags("auto:everything", tmp_path)
     assert str(err.value) == BAD_FLAGS.format(value="auto:everything")

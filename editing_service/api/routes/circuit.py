@@ -17,7 +17,8 @@ from editing_service.store import Conflict, current_artifacts_dir, list_flags
 
 router = APIRouter(tags=["circuit"])
 
-NO_CIRCUIT = "Project {project!r} has no circuit yet: run a discover job first."
+NO_CIRCUIT = ("Project {project!r} has no circuit graph: run a discover job first (with settings.graph.build "
+              "true, the default).")
 
 
 @router.get("/projects/{project_id}/circuit", response_model=CircuitGraph, openapi_extra=needs(Permission.read))

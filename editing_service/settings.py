@@ -14,11 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from editing_service.activations import CacheDtype
 from editing_service.circuit.graph import Ablation
 from editing_service.edit.rows import check_row_names, default_row_names
+from editing_service.edit.served import ServedForm
 from editing_service.model.dtype import ModelDtype
 from editing_service.report.budget import DEFAULT_BUDGETS
 
 LexiconWord = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-ServedForm = Literal["jumprelu", "gate"]
 
 
 class _Settings(BaseModel):

@@ -7,6 +7,8 @@ baselines and the budget curve share it. `alive_features` is what a random draw 
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import torch
 
@@ -16,9 +18,10 @@ from editing_service.model import TextClassifier
 from editing_service.sae import SAE, TopKGate, TopKSAE, fit_topk_gate, topk_to_jumprelu
 
 ServedSAE = tuple[SAE, TopKGate | None]
+ServedForm = Literal["jumprelu", "gate"]  # how a TopK SAE's flagged features are served
 
 
-def served_sae(sae: SAE, cache: ActivationCache, site: str, form: str = "jumprelu") -> ServedSAE:
+def served_sae(sae: SAE, cache: ActivationCache, site: str, form: ServedForm) -> ServedSAE:
     """How a site's flagged features are served: ReLU / JumpReLU SAEs as they are; TopK SAEs through
     per-feature JumpReLU thresholds or through the token-cut gate (`form`), fitted on the cached tokens."""
     if not isinstance(sae, TopKSAE):
@@ -38,7 +41,7 @@ def alive_features(sae: SAE, cache: ActivationCache, site: str, n_rows: int = 16
 
 def build_ablations(
     classifier: TextClassifier, saes: dict[str, SAE], features: dict[str, list[int]], cache: ActivationCache,
-    *, mode: AblationMode, served: dict[str, ServedSAE] | None = None, form: str = "jumprelu",
+    *, mode: AblationMode, form: ServedForm, served: dict[str, ServedSAE] | None = None,
 ) -> list[FeatureAblation]:
     """The served ablation of `features` ({site: indices}) at every site that has some.
 

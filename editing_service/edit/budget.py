@@ -24,7 +24,7 @@ def rank_flagged(flagged: dict[str, list[int]], scores: dict) -> list[tuple[str,
     return [pairs[i] for i in order]
 
 
-def _group_balanced(ctx: RowContext, features: np.ndarray, head: nn.Linear) -> float:
+def group_balanced(ctx: RowContext, features: np.ndarray, head: nn.Linear) -> float:
     with torch.no_grad():
         x = torch.from_numpy(features).to(head.weight)
         logits = x @ head.weight.T + (head.bias if head.bias is not None else 0)
@@ -37,19 +37,22 @@ def _group_balanced(ctx: RowContext, features: np.ndarray, head: nn.Linear) -> f
 def budget_points(
     ctx: RowContext, budgets: Sequence[int]
 ) -> list[tuple[int, list[str], float, float | None]]:
-    """(N, feature ids, group-balanced accuracy with the original head, with the head retrained) per N."""
+    """(N, feature ids, group-balanced accuracy with the original head, with the head retrained) per N.
+
+    Every point ablates features only: with erasers in the SHIFT edit, the point of every flag is not the
+    SHIFT rows' (the curve says what the features do, as SAEBench's SCR does)."""
     ranked = rank_flagged(ctx.flagged, ctx.scores)
     out = []
     for n in budget_sizes(len(ranked), budgets):
         chosen: dict[str, list[int]] = {}
         for site, feature in ranked[:n]:
             chosen.setdefault(site, []).append(feature)
-        if n == len(ranked):  # every flag: the SHIFT rows' own features and head
+        if n == len(ranked) and not ctx.shift_erasers:  # every flag: the SHIFT rows' own features and head
             evaluated, head = ctx.shift_eval, ctx.shift_head
-        else:
+        else:  # the features alone, without the erasers the SHIFT edit may add
             edits = ctx.ablation({site: sorted(v) for site, v in chosen.items()})
             evaluated = ctx.read(ctx.evaluate.texts, edits, f"budget:{n}:eval")
             head = ctx.fit_head(ctx.read(ctx.train.texts, edits, f"budget:{n}:retrain"), ctx.train.labels)
         out.append((n, [f"{site}/{feature}" for site, feature in ranked[:n]],
-                    _group_balanced(ctx, evaluated, ctx.original_head), _group_balanced(ctx, evaluated, head)))
+                    group_balanced(ctx, evaluated, ctx.original_head), group_balanced(ctx, evaluated, head)))
     return out

@@ -17,6 +17,7 @@ from editing_service.circuit.metric import true_class_metric
 from editing_service.cli import main
 from editing_service.edit.rows import ReportRow, RowOutput, register, registered_rows, unregister
 from editing_service.edit.rows.base import UNKNOWN_ROW
+from editing_service.edit.budget import group_balanced, budget_points
 from editing_service.edit.rows.leace import Leace, erase, fit_leace
 from editing_service.edit.rows.neuron_ablation import choose_neurons
 from editing_service.features.flags import Flag, FlagSet
@@ -117,7 +118,8 @@ class _Echo(ReportRow):
 def test_a_registered_row_reaches_the_report_the_page_and_the_card(discovered: Path, tmp_path: Path) -> None:
     register(_Echo)
     try:
-        report = run_edit(discovered, _flags(discovered), edit_out=tmp_path)
+        report = run_edit(discovered, _flags(discovered), edit_out=tmp_path,
+                          edit_settings={"erase_at_edited_sites": False})
     finally:
         unregister(_Echo.name)
     names = [r.name for r in report.rows]
@@ -131,7 +133,7 @@ def test_a_registered_row_reaches_the_report_the_page_and_the_card(discovered: P
     assert "<b>echo_test_row</b>" in (tmp_path / "report.html").read_text()
     assert "| echo_test_row | Registered by a test" in (tmp_path / "models" / "edited" / "README.md").read_text()
     assert "echo_test_row" not in [r.name for r in registered_rows()]
-    # The budget curve ends with every flag: the SHIFT rows' own numbers.
+    # Without erasers, the budget curve ends with every flag: the SHIFT rows' own numbers.
     last = again.budget_curve.points[-1]
     assert last.n == sum(len(v) for v in _flags(discovered).spurious().values() if v) - 2  # not embeddings.out
     assert last.accuracy == again.row("shift").group_balanced_accuracy
@@ -140,6 +142,19 @@ def test_a_registered_row_reaches_the_report_the_page_and_the_card(discovered: P
     assert last.score_retrained == pytest.approx((last.accuracy_retrained - base) / (oracle - base))
     original = again.row("original").description
     assert "probe head (C = " in original and "fitted on the training subset 'train_biased'" in original
+
+
+def test_the_budget_curve_ablates_features_only_when_the_edit_also_erases(discovered: Path) -> None:
+    """With the erasers on (the default here: the spec has a protected attribute), the point of every flag
+    is the flagged features' ablation alone, not the SHIFT edit with its erasers."""
+    ctx = row_context(discovered, _flags(discovered))
+    assert ctx.shift_erasers
+    *_, (n, _ids, accuracy, accuracy_retrained) = budget_points(ctx, [])
+    assert n == ctx.n_flagged
+    alone = ctx.read(ctx.evaluate.texts, ctx.shift_ablations, "ablation alone")
+    assert accuracy == group_balanced(ctx, alone, ctx.original_head)
+    head = ctx.fit_head(ctx.read(ctx.train.texts, ctx.shift_ablations, "retrain"), ctx.train.labels)
+    assert accuracy_retrained == group_balanced(ctx, alone, head)
 
 
 def test_unknown_rows_are_refused_by_the_settings() -> None:

@@ -39,7 +39,8 @@ class FamilyRun:
     report: Report
     row_accuracy: dict[str, float]
     saved_accuracy: dict[str, float]
-    n_edits: int
+    n_edits: int  # feature ablations of the saved edited model
+    n_erasers: int  # its LEACE erasers (one per edited site: the tiny spec has a protected attribute)
     dtype: str
 
 
@@ -76,13 +77,15 @@ def run_family(root: Path, spec: Path, arch: str, form: str, *, device: str = "c
     report = run_edit(out, flags)
     evaluate = load_role(load_spec(str(spec)), "evaluate")
     saved = {}
-    n_edits, loaded_dtype = 0, ""
+    n_edits, n_erasers, loaded_dtype = 0, 0, ""
     for row, folder in (("original", "original"), ("shift_retrained", "edited")):
         classifier = load_model(out / "models" / folder, device=device)
         predicted = np.array([classifier.classes.index(c) for c in classifier.predict(evaluate.texts)])
         saved[row] = float((predicted == evaluate.labels).mean())
-        n_edits = max(n_edits, len(classifier.interventions))
+        kinds = [type(m).__name__ for m in classifier.interventions]
+        n_edits, n_erasers = max(n_edits, kinds.count("FeatureAblation")), max(n_erasers, kinds.count("ConceptErasure"))
         loaded_dtype = str(classifier.dtype).removeprefix("torch.")
     rows = {row.name: float(row.accuracy) for row in report.rows}
     (out / "family_run.json").write_text(json.dumps({"rows": rows, "saved": saved}))
-    return FamilyRun(report=report, row_accuracy=rows, saved_accuracy=saved, n_edits=n_edits, dtype=loaded_dtype)
+    return FamilyRun(report=report, row_accuracy=rows, saved_accuracy=saved, n_edits=n_edits,
+                     n_erasers=n_erasers, dtype=loaded_dtype)

@@ -22,6 +22,7 @@ def test_family_runs_end_to_end_and_the_report_describes_the_saved_models(
 ) -> None:
     run = run_family(tmp_path, spec, arch, form)
     assert run.n_edits == 2  # the top feature of each of the two block sites is ablated
+    assert run.n_erasers == 2  # then the protected attribute is erased there (the default)
     assert [r.name for r in run.report.rows] == ["original", "shift", "shift_retrained"]
     assert run.report.model.classifier_kind == form
     for row in ("original", "shift_retrained"):

@@ -15,9 +15,9 @@ from sklearn.model_selection import cross_val_score
 
 from editing_service.circuit.metric import true_class_metric
 from editing_service.cli import main
+from editing_service.edit.budget import budget_points, group_balanced
 from editing_service.edit.rows import ReportRow, RowOutput, register, registered_rows, unregister
 from editing_service.edit.rows.base import UNKNOWN_ROW
-from editing_service.edit.budget import group_balanced, budget_points
 from editing_service.edit.rows.leace import Leace, erase, fit_leace
 from editing_service.edit.rows.neuron_ablation import choose_neurons
 from editing_service.features.flags import Flag, FlagSet

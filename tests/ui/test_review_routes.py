@@ -17,7 +17,7 @@ from http_server import ServerProcess
 from workbench_world import Discovered
 
 from editing_service.client import EditingClient
-from editing_service.edit import load_model
+from editing_service.edit import FeatureAblation, load_model
 from editing_service.features.flags import FlagSet
 from editing_service.model import capture
 
@@ -95,6 +95,8 @@ def test_explain_gives_the_ablated_features_activation_on_every_token(
     # solve original - edited = f W_dec for f, token by token, and compare.
     original = load_model(discovered.folder / "models" / "original")
     edited = load_model(discovered.project_folder / "edits" / edit["id"] / "models" / "edited")
+    # The default edit also erases the protected attribute after the ablation: leave the ablation alone.
+    edited.set_interventions([m for m in edited.interventions if isinstance(m, FeatureAblation)])
     first = min(edited.interventions, key=lambda m: m.site.layer)
     assert first.mode == "zero"
     batch = original.tokenizer([text], return_tensors="pt")

@@ -8,8 +8,9 @@ groups L and R have rank 1: two thin products per token, nothing next to the blo
 `fit_site_erasers` fits one eraser per site on the tokens of a split that has every (class, group) cell
 (the validate split), with the classifier's current interventions (the feature ablation) and the erasers
 of the earlier sites in place, on a subsample with as many examples in every (class, group) cell, so that
-erasing the group cannot erase the class with it. Applied after the feature ablation at the edited sites, it closes the channel the edit
-leaves open: the SAE error term and the unflagged features, whatever of the group they still carry.
+erasing the group cannot erase the class with it. Applied after the feature ablation at the edited sites,
+it closes the channel the edit leaves open: the SAE error term and the unflagged features, whatever of
+the group they still carry.
 """
 
 from __future__ import annotations

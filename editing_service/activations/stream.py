@@ -3,14 +3,16 @@
 As SAELens's ActivationsStore: a buffer of up to `capacity` token activations of one site is filled by
 forward passes over the training texts (their order reshuffled every epoch), shuffled, and batches are
 drawn from its first half; the second half stays and is mixed with the next refill. Tokens are thus
-decorrelated across texts without ever holding more than `capacity` rows. `ForwardStream` is the source
-`SAETrainer.fit(..., stream=...)` reads (`editing_service.sae.data.BatchSource`).
+decorrelated across texts without ever holding more than `capacity` rows per site. One forward pass
+serves every site (`SharedForward`), each site reading through its own buffer (`SiteFeed`, the source
+`SAETrainer.fit(..., stream=...)` reads: `editing_service.sae.data.BatchSource`).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -61,16 +63,23 @@ class ActivationBuffer:
 
 
 @dataclass
-class ForwardStream:
-    """One site's token activations (non-pad tokens, float32, on the CPU), from forward passes over
-    `texts`, epoch after epoch; `n_tokens` is the number of tokens of one epoch."""
+class SharedForward:
+    """Forward passes over `texts`, epoch after epoch, capturing every one of `sites` at once: one pass feeds
+    every site's SAE. Each site reads its blocks (non-pad tokens, float32, on the CPU) through its own queue
+    (`feed(site)`); a pass runs only when the reading site's queue is empty, so SAEs trained in step
+    (`editing_service.sae.fit_together`) keep each queue to about one buffer refill."""
 
     classifier: TextClassifier
     texts: list[str]
-    site: Site
+    sites: list[Site]
     batch_size: int
     capacity: int
     seed: int = 0
+    passes: int = field(default=0, init=False)  # forward batches run (for tests and logs)
+
+    def __post_init__(self) -> None:
+        self._queues: dict[str, deque[torch.Tensor]] = {site.name: deque() for site in self.sites}
+        self._blocks = self._forward_blocks()
 
     @cached_property
     def lengths(self) -> np.ndarray:
@@ -78,12 +87,27 @@ class ForwardStream:
 
     @property
     def n_tokens(self) -> int:
+        """Tokens of one epoch (at every site)."""
         return int(self.lengths.sum())
 
-    def blocks(self) -> Iterator[torch.Tensor]:
-        """Activation blocks of one forward batch each. Every epoch takes the texts in a new random order,
-        in windows of WINDOW_BATCHES batches sorted by length within the window (low padding, and no drift
-        from short to long texts across the epoch)."""
+    def feed(self, site: Site) -> SiteFeed:
+        """The `BatchSource` of one of the sites."""
+        if site.name not in self._queues:
+            raise KeyError(f"{site.name} is not one of this stream's sites: {sorted(self._queues)}")
+        return SiteFeed(self, site)
+
+    def next_block(self, site: Site) -> torch.Tensor:
+        """The site's next block of token activations, running a forward pass when its queue is empty."""
+        queue = self._queues[site.name]
+        while not queue:
+            for name, block in next(self._blocks).items():
+                self._queues[name].append(block)
+        return queue.popleft()
+
+    def _forward_blocks(self) -> Iterator[dict[str, torch.Tensor]]:
+        """One dict of site blocks per forward batch. Every epoch takes the texts in a new random order, in
+        windows of WINDOW_BATCHES batches sorted by length within the window (low padding, and no drift from
+        short to long texts across the epoch)."""
         rng = np.random.default_rng(self.seed)
         window = WINDOW_BATCHES * self.batch_size
         while True:
@@ -97,14 +121,33 @@ class ForwardStream:
                     yield self._forward(batch)
 
     @torch.no_grad()
-    def _forward(self, batch: BatchEncoding) -> torch.Tensor:
+    def _forward(self, batch: BatchEncoding) -> dict[str, torch.Tensor]:
         batch = batch.to(self.classifier.device)
-        with capture(self.classifier.backbone, [self.site]) as store:
+        with capture(self.classifier.backbone, self.sites) as store:
             self.classifier.head_features(batch["input_ids"], batch["attention_mask"])
-        return store[self.site.name][batch["attention_mask"].bool()].float().cpu()
+        self.passes += 1
+        tokens = batch["attention_mask"].bool()
+        return {site.name: store[site.name][tokens].float().cpu() for site in self.sites}
+
+
+@dataclass
+class SiteFeed:
+    """One site's share of a `SharedForward`: the source `SAETrainer.fit(..., stream=...)` reads
+    (`editing_service.sae.data.BatchSource`)."""
+
+    shared: SharedForward
+    site: Site
+
+    @property
+    def n_tokens(self) -> int:
+        return self.shared.n_tokens
+
+    def blocks(self) -> Iterator[torch.Tensor]:
+        while True:
+            yield self.shared.next_block(self.site)
 
     def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
         """Shuffled batches through a buffer of `capacity` tokens, but never more than one epoch (a larger
         buffer would only hold repeats, each fill costing extra forward passes) nor fewer than two batches."""
-        capacity = max(min(self.capacity, self.n_tokens), 2 * batch_size)
-        return ActivationBuffer(self.blocks(), capacity, self.seed).batches(batch_size)
+        capacity = max(min(self.shared.capacity, self.n_tokens), 2 * batch_size)
+        return ActivationBuffer(self.blocks(), capacity, self.shared.seed).batches(batch_size)

@@ -22,7 +22,7 @@ from editing_service.pipeline.common import (
 )
 from editing_service.pipeline.training_data import TrainingActivations, training_activations
 from editing_service.report.sae_quality import sae_quality_report
-from editing_service.sae import SAE, SAETrainer, save_sae
+from editing_service.sae import SAE, SAETrainer, fit_together, save_sae
 from editing_service.settings import SAERunSettings, SAESettings
 
 logger = logging.getLogger(__name__)
@@ -37,19 +37,26 @@ def train_site_saes(
     model_name: str,
     progress: ProgressFn = quiet,
 ) -> dict[str, SAE]:
-    """Train one SAE per site from the training cache, or in stream mode from forward passes (one stream per
-    site, so `n_epochs` forward passes per site), and save each in the SAELens layout."""
-    saes: dict[str, SAE] = {}
-    for i, site in enumerate(sites):
-        trainer = SAETrainer(
-            **settings.trainer_kwargs(), device=device, hook_name=site.name, model_name=model_name
-        )
-        trainer.fit(data.cache.site(site.name), stream=data.stream(site),
-                    progress=lambda f, i=i: progress("saes", (i + f) / len(sites)))
-        saes[site.name] = trainer.sae_
-        save_sae(trainer.sae_, artifacts.sae(site.name))
+    """Train one SAE per site and save each in the SAELens layout: from the training cache one site after
+    the other, or in stream mode all sites in step from one stream (`n_epochs` forward passes in all)."""
+    trainers = {site.name: SAETrainer(**settings.trainer_kwargs(), device=device, hook_name=site.name,
+                                      model_name=model_name) for site in sites}
+    streams = data.streams(sites)
+    if streams is None:
+        for i, site in enumerate(sites):
+            trainers[site.name].fit(data.cache.site(site.name),
+                                    progress=lambda f, i=i: progress("saes", (i + f) / len(sites)))
+    else:
+        first = sites[0].name
+        fit_together([
+            trainers[site.name].fit_steps(data.cache.site(site.name), stream=streams[site.name],
+                                          progress=(lambda f: progress("saes", f)) if site.name == first else None)
+            for site in sites
+        ])
+    for site in sites:
+        save_sae(trainers[site.name].sae_, artifacts.sae(site.name))
     progress("saes", 1.0)
-    return saes
+    return {site.name: trainers[site.name].sae_ for site in sites}
 
 
 def run_saes(settings: SAERunSettings, out: str | Path, *, progress: ProgressFn = quiet) -> dict[str, object]:

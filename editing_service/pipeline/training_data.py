@@ -1,7 +1,8 @@
 """The training split's activations for the SAEs: the full cache on disk, or forward-pass streams.
 
-Disk mode caches every training token (or `cache_tokens_per_text` of each text). Stream mode trains each
-site's SAE from a shuffled buffer refilled by forward passes (`editing_service.activations.stream`) and
+Disk mode caches every training token (or `cache_tokens_per_text` of each text). Stream mode trains every
+site's SAE at once from one stream of forward passes, each site through its own shuffled buffer
+(`editing_service.activations.stream`), and
 keeps on disk only a bounded token sample of the training split in the same cache layout, which every
 other reader of the training cache uses (feature means for mean ablation, the served-form fits, the
 random-ablation draw, the quality summary; head features and labels stay complete, one row per text).
@@ -19,7 +20,7 @@ import numpy as np
 
 from editing_service.activations import ActivationCache
 from editing_service.activations.cache import bytes_per_value
-from editing_service.activations.stream import ForwardStream
+from editing_service.activations.stream import SharedForward, SiteFeed
 from editing_service.artifacts import ArtifactDir
 from editing_service.data import DatasetSpec, TextSplit, load_role
 from editing_service.model import Site, TextClassifier
@@ -63,12 +64,15 @@ class TrainingActivations:
     buffer_tokens: int
     seed: int
 
-    def stream(self, site: Site) -> ForwardStream | None:
-        """The site's forward-pass stream in stream mode; None in disk mode (train from the cache)."""
+    def streams(self, sites: list[Site]) -> dict[str, SiteFeed] | None:
+        """In stream mode, each site's share of one forward-pass stream over the training texts (the SAEs
+        must then be trained in step: `editing_service.sae.fit_together`); None in disk mode (train from the
+        cache)."""
         if self.mode == "disk":
             return None
-        return ForwardStream(self.classifier, self.split.texts, site, batch_size=self.batch_size,
-                             capacity=self.buffer_tokens, seed=self.seed)
+        shared = SharedForward(self.classifier, self.split.texts, sites, batch_size=self.batch_size,
+                               capacity=self.buffer_tokens, seed=self.seed)
+        return {site.name: shared.feed(site) for site in sites}
 
     def describe(self) -> dict[str, object]:
         return {"mode": self.mode, "reason": self.reason, "cached_tokens": self.cache.n_tokens,

@@ -12,7 +12,7 @@ from editing_service.sae.quality import sae_quality
 from editing_service.sae.registry import get_sae_class, known_architectures, register_sae
 from editing_service.sae.relu import ReLUSAE
 from editing_service.sae.topk import TopKSAE
-from editing_service.sae.trainer import SAETrainer, train_saes
+from editing_service.sae.trainer import SAETrainer, fit_together, train_saes
 
 __all__ = [
     "SAE",
@@ -31,6 +31,7 @@ __all__ = [
     "register_sae",
     "sae_quality",
     "save_sae",
+    "fit_together",
     "fit_topk_gate",
     "topk_to_jumprelu",
     "train_saes",

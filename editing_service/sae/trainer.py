@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -186,6 +186,19 @@ class SAETrainer:
 
         With `stream`, training batches come from it (an epoch is its `n_tokens`) and `activations` is only
         the sample that sets the input scale and the initial b_dec (a token sample of the same site)."""
+        for _ in self.fit_steps(activations, progress=progress, stream=stream):
+            pass
+        return self
+
+    def fit_steps(
+        self,
+        activations: ActivationArray,
+        *,
+        progress: Callable[[float], None] | None = None,
+        stream: BatchSource | None = None,
+    ) -> Iterator[int]:
+        """`fit`, one optimisation step per iteration (yields the steps done); the SAE is in `sae_` once the
+        iterator is exhausted. `fit_together` interleaves several of these."""
         n_data, d_in = check_activations(activations)
         if stream is not None:
             n_data = stream.n_tokens
@@ -224,13 +237,22 @@ class SAETrainer:
             plan.batch,
         )
         tuner = ThreadTuner(enabled=self.auto_threads and device.type == "cpu")
-        t0 = time.perf_counter()
+        elapsed = 0.0
         try:
-            history = self._train(sae, batches, plan, total_var, tuner, progress)
+            steps = self._train(sae, batches, plan, total_var, tuner, progress)
+            while True:
+                t0 = time.perf_counter()
+                try:
+                    done = next(steps)
+                except StopIteration as finished:
+                    history = finished.value
+                    break
+                finally:
+                    elapsed += time.perf_counter() - t0
+                yield done
         finally:
             tuner.restore()
             sae.drop_workspace_()
-        elapsed = time.perf_counter() - t0
 
         sae.fold_decoder_norm_()  # unit-norm decoder rows, same function
         sae.fold_input_scale_(scale)
@@ -263,7 +285,6 @@ class SAETrainer:
             history[-1]["fvu"],
             history[-1]["l0"],
         )
-        return self
 
     def _uses_aux(self) -> bool:
         return self.architecture == "topk" and self.aux_coefficient > 0
@@ -276,8 +297,9 @@ class SAETrainer:
         total_var: float,
         tuner: ThreadTuner,
         progress: Callable[[float], None] | None,
-    ) -> list[dict[str, float]]:
-        """The optimisation loop; returns the history (one entry every `log_every` steps and at the end)."""
+    ) -> Generator[int, None, list[dict[str, float]]]:
+        """The optimisation loop, yielding the steps done after each step; returns the history (one entry
+        every `log_every` steps and at the end)."""
         params = list(sae.parameters())
         opt = make_adam(params, plan.lr)
         device = sae.device
@@ -336,6 +358,7 @@ class SAETrainer:
                 last_step = step + 1
                 if progress is not None:
                     progress((step + 1) / plan.n_steps)
+            yield step + 1
         return history
 
     def save(self, path: str) -> None:
@@ -359,3 +382,11 @@ def train_saes(
         site_progress = None if progress is None else (lambda f, s=site: progress(s, f))
         saes[site] = trainer.fit(activations, progress=site_progress).sae_
     return saes
+
+
+def fit_together(runs: Sequence[Iterator[int]]) -> None:
+    """Advance several `SAETrainer.fit_steps` iterators in turn, one step each, until every one is done: SAEs
+    fed by one shared stream of forward passes must read it in step, or its queues would grow to an epoch."""
+    active = list(runs)
+    while active:
+        active = [run for run in active if next(run, None) is not None]

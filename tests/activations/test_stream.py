@@ -1,4 +1,5 @@
-"""The stream's shuffle buffer (refill, shuffling, no row served twice per fill) and its forward passes."""
+"""The stream's shuffle buffer (refill, shuffling, no row served twice per fill) and its forward passes, shared
+by every site's SAE."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import torch
 from factories import make_model_folder
 
 from editing_service.activations import collect_activations
-from editing_service.activations.stream import BAD_CAPACITY, ActivationBuffer, ForwardStream
+from editing_service.activations.stream import BAD_CAPACITY, ActivationBuffer, SharedForward
 from editing_service.model import load_classifier
+from editing_service.sae import SAETrainer, fit_together
 
 TEXTS = ["she works as a nurse in the ward", "he is a surgeon", "the hospital team", "a nurse", "he",
          "she is a nurse", "the surgeon and the nurse", "he works in the hospital"]
@@ -48,16 +50,42 @@ def test_the_buffer_is_seeded_and_refuses_fewer_than_two_batches() -> None:
         next(ActivationBuffer(numbered_blocks(), capacity=15, seed=0).batches(8))
 
 
-def test_one_epoch_of_the_forward_stream_is_the_cached_tokens(tmp_path) -> None:
+def test_one_epoch_of_the_forward_stream_is_the_cached_tokens_at_every_site(tmp_path) -> None:
     clf = load_classifier(make_model_folder(tmp_path, "bert"), classes=["nurse", "surgeon"])
-    site = clf.sites()[1]
-    cache = collect_activations(clf, TEXTS, sites=[site], out_dir=tmp_path / "cache", dtype="float32",
+    sites = clf.sites()  # blocks.0.out and blocks.1.out
+    cache = collect_activations(clf, TEXTS, sites=sites, out_dir=tmp_path / "cache", dtype="float32",
                                 batch_size=3, progress=False)
-    stream = ForwardStream(clf, TEXTS, site, batch_size=3, capacity=1024, seed=0)
+    stream = SharedForward(clf, TEXTS, sites, batch_size=3, capacity=1024, seed=0)
     assert stream.n_tokens == cache.n_tokens
-    blocks = stream.blocks()
-    epoch = torch.cat([next(blocks) for _ in range(3)]).numpy()  # 8 texts in batches of 3
-    cached = cache.read(site.name)
-    assert epoch.shape == cached.shape
     key = lambda x: x[np.lexsort(x.T[::-1])]  # noqa: E731  rows in a canonical order
-    np.testing.assert_allclose(key(epoch), key(cached), atol=1e-5)
+    for site in sites:
+        blocks = stream.feed(site).blocks()
+        epoch = torch.cat([next(blocks) for _ in range(3)]).numpy()  # 8 texts in batches of 3
+        cached = cache.read(site.name)
+        assert epoch.shape == cached.shape
+        np.testing.assert_allclose(key(epoch), key(cached), atol=1e-5)
+    assert stream.passes == 3, "the second site read the first site's passes"
+
+
+def train_from_stream(clf, sites, train_site) -> tuple[torch.nn.Module, int]:
+    """Train an SAE at every one of `sites` in step from one stream; returns `train_site`'s SAE and the
+    number of forward passes run."""
+    stream = SharedForward(clf, TEXTS, sites, batch_size=3, capacity=48, seed=0)
+    sample = torch.cat([next(stream.feed(site).blocks()) for site in sites[:1]])
+    stream = SharedForward(clf, TEXTS, sites, batch_size=3, capacity=48, seed=0)  # the sample is not a pass
+    trainers = {site.name: SAETrainer(d_sae=16, k=4, batch_size=8, n_epochs=3, seed=1) for site in sites}
+    fit_together([trainers[site.name].fit_steps(sample, stream=stream.feed(site)) for site in sites])
+    return trainers[train_site.name].sae_, stream.passes
+
+
+def test_saes_trained_in_step_share_the_forward_passes_and_train_as_if_alone(tmp_path) -> None:
+    clf = load_classifier(make_model_folder(tmp_path, "bert"), classes=["nurse", "surgeon"])
+    first, second = clf.sites()
+    alone, passes_alone = train_from_stream(clf, [first], first)
+    together, passes_together = train_from_stream(clf, [first, second], first)
+    assert passes_together == passes_alone, "each site ran its own forward passes"
+    n_tokens = SharedForward(clf, TEXTS, [first], batch_size=3, capacity=48).n_tokens
+    per_epoch = 3  # 8 texts in batches of 3
+    assert passes_alone <= per_epoch * (3 + 48 // n_tokens) + 1  # 3 epochs and one buffer (48 tokens) of look-ahead
+    for name, tensor in alone.state_dict().items():
+        torch.testing.assert_close(together.state_dict()[name], tensor, rtol=0, atol=0)

@@ -4,8 +4,8 @@
         [--grid "batch_size=4096" "batch_size=1024" ...] [--json benchmarks/results/sae_defaults.json]
 
 Reads the activation caches of a discovered run (training tokens to fit on, validate tokens held out),
-trains one TopK SAE per site and per candidate setting (each candidate overrides fields of the run's
-`SAESettings`), and prints held-out FVU, L0, dead fraction and the CPU seconds of each fit. The same
+trains one SAE per site and per candidate setting (each candidate overrides fields of the run's
+`SAESettings`, e.g. `architecture="batchtopk",batch_size=1024`), and prints held-out FVU, L0, dead fraction and the CPU seconds of each fit. The same
 trainer and the same quality function as the pipeline; nothing else differs between candidates.
 """
 

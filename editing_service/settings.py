@@ -17,6 +17,7 @@ from editing_service.edit.rows import check_row_names, default_row_names
 from editing_service.edit.served import ServedForm
 from editing_service.model.dtype import ModelDtype
 from editing_service.report.budget import DEFAULT_BUDGETS
+from editing_service.sae import known_architectures
 
 LexiconWord = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
@@ -28,15 +29,22 @@ class _Settings(BaseModel):
 class SAESettings(_Settings):
     """How the SAEs of every site are trained."""
 
-    architecture: Literal["topk", "relu", "jumprelu"] = "topk"
+    architecture: str = Field("topk", description="a registered SAE architecture (editing_service.sae.registry)")
     d_sae: int = Field(2048, ge=1, le=65536)
-    k: int = Field(32, ge=1, le=4096, description="active features per token (topk)")
+    k: int = Field(32, ge=1, le=4096, description="active features per token (topk; the mean for batchtopk)")
     l1_coefficient: float = Field(5.0, ge=0, description="sparsity penalty (relu)")
     l0_coefficient: float = Field(1.0, ge=0, description="sparsity penalty (jumprelu)")
     n_epochs: float = Field(1.0, gt=0, le=100, description="passes over the cached training tokens")
     batch_size: int = Field(4096, ge=1, le=65536)
     lr: float | None = Field(None, gt=0, description="None: scaled with d_sae (Gao et al. 2024)")
     seed: int = Field(0, ge=0, le=2**32 - 1)
+
+    @field_validator("architecture")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        if value not in known_architectures():
+            raise ValueError(f"unknown SAE architecture {value!r}; known: {', '.join(known_architectures())}")
+        return value
 
     def trainer_kwargs(self) -> dict[str, object]:
         """Keyword arguments for `editing_service.sae.SAETrainer`."""

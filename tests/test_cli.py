@@ -24,13 +24,15 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_saes_command_trains_saves_and_reports(tiny: dict[str, Path], capsys: pytest.CaptureFixture) -> None:
     out = tiny["root"] / "out"
     code = main(["-q", "saes", "--spec", str(tiny["spec"]), "--out", str(out), "--model", str(tiny["model"]),
-                 "--d-sae", "64", "--k", "4", "--epochs", "5", "--sites", "blocks.0.out", "blocks.1.mlp"])
+                 "--d-sae", "64", "--k", "4", "--epochs", "5", "--sae-batch-size", "64",
+                 "--sites", "blocks.0.out", "blocks.1.mlp"])
     assert code == 0
     report = json.loads((out / "saes" / "quality.json").read_text())
     assert set(report["sites"]) == {"blocks.0.out", "blocks.1.mlp"}
+    assert report["settings"]["sae"]["batch_size"] == 64
     for name, entry in report["sites"].items():
         sae = load_sae(out / "saes" / name)
-        assert sae.cfg.d_sae == 64 and sae.cfg.hook_name == name
+        assert sae.cfg.d_sae == 64 and sae.cfg.hook_name == name and sae.cfg.metadata["batch_size"] == 64
         assert entry["validate"]["l0"] <= 4.0 + 1e-6
         assert 0.0 <= entry["validate"]["fvu"] < 1.5
         assert entry["spliced_with_error"]["same_predictions"] is True
@@ -46,6 +48,7 @@ def test_saes_command_trains_saves_and_reports(tiny: dict[str, Path], capsys: py
         (["--sites", "layer1"], "Bad site name 'layer1'"),
         (["--model", "/nonexistent/model"], "does not exist"),
         (["--d-sae", "0"], "d_sae"),
+        (["--architecture", "gated"], "unknown SAE architecture 'gated'; known: batchtopk, jumprelu, relu, topk"),
     ],
 )
 def test_bad_input_is_a_one_line_error_without_traceback(

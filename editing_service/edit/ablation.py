@@ -189,11 +189,11 @@ class FeatureAblation(SiteIntervention):
         return z * fires
 
     @torch.no_grad()
-    def agreement(self, topk: TopKSAE, x: torch.Tensor) -> dict[str, float]:
-        """Precision and recall of this edit's firings against the TopK SAE's codes of its features, on
-        tokens `x` [n, d_in] (use tokens held out from the conversion's fit)."""
+    def agreement(self, sae: SAE, x: torch.Tensor) -> dict[str, float]:
+        """Precision and recall of this edit's firings against the SAE's codes of its features, on tokens `x`
+        [n, d_in] (for a TopK SAE, use tokens held out from the served form's fit)."""
         idx = torch.as_tensor(self.features, dtype=torch.long, device=x.device)
-        fired = topk.encode(x)[:, idx] > 0
+        fired = sae.encode(x)[:, idx] > 0
         served = self.activations(x) > 0
         both = float((fired & served).sum())
         return {"n_tokens": int(x.shape[0]), "topk_firings": int(fired.sum()), "served_firings": int(served.sum()),

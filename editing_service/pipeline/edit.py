@@ -38,7 +38,7 @@ from editing_service.report import (
     render_html,
 )
 from editing_service.report.budget import budget_curve
-from editing_service.sae import SAE, TopKSAE, load_sae
+from editing_service.sae import SAE, load_sae
 from editing_service.settings import EditSettings, RunSettings
 
 __all__ = ["row_context", "run_edit", "write_report"]
@@ -56,12 +56,13 @@ NOT_AT_EDIT_SITES = "No flagged feature is at the run's edit sites {sites}; flag
 
 def served_agreement(saes: dict[str, SAE], edits: list, validate_cache: ActivationCache,
                      n_tokens: int = 16384) -> dict[str, dict[str, float]]:
-    """Per TopK site: precision and recall of the served firings of the flagged features against the TopK
-    codes, on validate tokens (held out from the served form's fit, which uses training tokens)."""
+    """Per edited site: precision and recall of the served firings of the flagged features against the SAE's
+    own codes, on validate tokens (held out from a TopK served form's fit, which uses training tokens; a
+    JumpReLU SAE's, BatchTopK-trained ones included, is served exactly)."""
     out = {}
     for edit in edits:
         sae = saes[edit.site.name]
-        if isinstance(edit, FeatureAblation) and isinstance(sae, TopKSAE):
+        if isinstance(edit, FeatureAblation):
             x = torch.from_numpy(token_sample(validate_cache, edit.site.name, n_tokens)).to(sae.W_enc.device)
             out[edit.site.name] = edit.agreement(sae, x)
     return out

@@ -1,9 +1,10 @@
-"""Sparse autoencoders: TopK, ReLU + L1 and JumpReLU modules, their trainer, quality and SAELens-format io.
+"""Sparse autoencoders: TopK, BatchTopK, ReLU + L1 and JumpReLU modules, their trainer, quality and SAELens-format io.
 
-Importing the package registers every architecture (`topk`, `relu`, `jumprelu`).
+Importing the package registers every architecture (`topk`, `batchtopk`, `relu`, `jumprelu`).
 """
 
 from editing_service.sae.base import SAE, StepOutput, TrainContext
+from editing_service.sae.batchtopk import BatchTopKSAE
 from editing_service.sae.config import SAEConfig
 from editing_service.sae.convert import TopKGate, fit_topk_gate, topk_to_jumprelu
 from editing_service.sae.io import load_sae, sae_digest, save_sae
@@ -16,6 +17,7 @@ from editing_service.sae.trainer import SAETrainer, fit_together, train_saes
 
 __all__ = [
     "SAE",
+    "BatchTopKSAE",
     "JumpReLUSAE",
     "ReLUSAE",
     "SAEConfig",

@@ -49,6 +49,8 @@ class SAE(nn.Module, ABC):
 
     architecture: ClassVar[str]
     unit_norm_decoder: ClassVar[bool] = True  # the trainer keeps decoder rows at unit norm
+    uses_k: ClassVar[bool] = False  # sparsity set by `cfg.k` (active features per token)
+    uses_aux_loss: ClassVar[bool] = False  # dead features revived by the trainer's auxiliary-k loss
 
     def __init__(self, cfg: SAEConfig, *, generator: torch.Generator | None = None) -> None:
         super().__init__()
@@ -124,6 +126,14 @@ class SAE(nn.Module, ABC):
 
     def drop_workspace_(self) -> None:
         """Free scratch memory kept between training steps (no-op by default)."""
+
+    def finish_training_(self, sample: Tensor) -> None:
+        """Called once after the last step, before the folds, with the trainer's normalised token sample
+        [n, d_in] (no-op by default; BatchTopK calibrates its inference threshold here)."""
+
+    def inference_form(self) -> SAE:
+        """The SAE to save and serve once training is done: itself by default."""
+        return self
 
     @torch.no_grad()
     def fold_input_scale_(self, scale: float) -> None:

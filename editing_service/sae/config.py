@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from editing_service.sae.registry import ERR_UNKNOWN_ARCHITECTURE, known_architectures
+from editing_service.sae.registry import ERR_UNKNOWN_ARCHITECTURE, get_sae_class, known_architectures
 
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
@@ -45,10 +45,10 @@ class SAEConfig:
 
     Parameters
     ----------
-    architecture : "topk", "relu" or "jumprelu" (any name in the registry).
+    architecture : "topk", "batchtopk", "relu" or "jumprelu" (any name in the registry).
     d_in : width of the activations the SAE reads.
     d_sae : number of dictionary features.
-    k : active features per token (topk only; None for the others).
+    k : active features per token (topk; the mean over tokens for batchtopk; None for the others).
     l1_coefficient : weight of the decoder-norm-weighted L1 penalty (relu training).
     l0_coefficient : weight of the straight-through L0 penalty (jumprelu training).
     jumprelu_bandwidth : width of the rectangle kernel of the threshold's pseudo-gradient (jumprelu).
@@ -80,13 +80,13 @@ class SAEConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.architecture == "topk":
+        if get_sae_class(self.architecture).uses_k:
             if isinstance(self.k, bool) or not isinstance(self.k, int) or not 1 <= self.k <= self.d_sae:
                 raise ValueError(ERR_K_RANGE.format(d_sae=self.d_sae, k=self.k))
         elif self.k is not None:
-            raise ValueError(
-                f"k is only used by the topk architecture; got k={self.k} for {self.architecture!r}"
-            )
+            users = [name for name in known if get_sae_class(name).uses_k]
+            raise ValueError(f"k is only used by the {' and '.join(users)} architectures; got k={self.k} for "
+                             f"{self.architecture!r}")
         for name in ("l1_coefficient", "l0_coefficient"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")

@@ -100,7 +100,9 @@ def sae_to_cfg_dict(sae: SAE) -> dict[str, Any]:
 
 
 def save_sae(sae: SAE, path: str | Path) -> Path:
-    """Write `sae` to the folder `path` (created if needed) and return the folder."""
+    """Write `sae` in its inference form (`SAE.inference_form`: a BatchTopK SAE is saved as the JumpReLU SAE it
+    serves, as SAELens does) to the folder `path` (created if needed) and return the folder."""
+    sae = sae.inference_form()
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {name: p.detach().contiguous().cpu() for name, p in sae.named_parameters()}

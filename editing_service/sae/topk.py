@@ -116,6 +116,8 @@ class TopKSAE(SAE):
 
     architecture = "topk"
     unit_norm_decoder = False  # rows stay free: training sees only their directions
+    uses_k = True
+    uses_aux_loss = True
 
     @property
     def k(self) -> int:
@@ -169,7 +171,7 @@ class TopKSAE(SAE):
         return f.scatter_(-1, indices, values)  # [..., d_sae]
 
     @staticmethod
-    def _aux_reconstruction(x: Tensor, z: Tensor, dead: Tensor, aux_k: int, w: _Weights) -> Tensor:
+    def aux_reconstruction(x: Tensor, z: Tensor, dead: Tensor, aux_k: int, w: _Weights) -> Tensor:
         """sum over the aux_k most active dead features of f_i * W_dec[i] (no b_dec), shape [n, d_in]."""
         if dead.numel() <= aux_k:
             # Every dead feature takes part: a small dense problem [n, n_dead], fastest through BLAS.
@@ -210,7 +212,7 @@ class TopKSAE(SAE):
         if use_aux and z is not None:
             residual = err.detach()
             # Decoder rows only, no b_dec: the dead features model what the live ones missed.
-            e_hat = self._aux_reconstruction(x, z, dead, ctx.aux_k, w)
+            e_hat = self.aux_reconstruction(x, z, dead, ctx.aux_k, w)
             aux_mse = (e_hat - residual).pow(2).sum() / residual.pow(2).sum().clamp_min(1e-12)
             aux = ctx.aux_coefficient * aux_mse
             loss = loss + aux

@@ -45,9 +45,10 @@ class SAETrainer:
 
     Parameters (all keyword-only)
     ----------
-    architecture : "topk" (default), "relu" or "jumprelu".
+    architecture : "topk" (default), "batchtopk", "relu" or "jumprelu" (any registered name).
     d_sae : dictionary size; None means expansion_factor * d_in.
-    k : active features per token (topk); for jumprelu, the L0 the thresholds are initialised to give.
+    k : active features per token (topk; the mean over a batch for batchtopk); for jumprelu, the L0 the
+    thresholds are initialised to give.
     l1_coefficient, l0_coefficient : sparsity weights of relu (L1) / jumprelu (L0), in the units of the
     summed squared error of normalised inputs. jumprelu_bandwidth : width of the threshold's pseudo-gradient
     kernel; None means 0.001 * sqrt(d_in), the customary 0.001 rescaled to inputs with E||x||^2 = d_in.
@@ -145,7 +146,7 @@ class SAETrainer:
             architecture=self.architecture,
             d_in=d_in,
             d_sae=plan.d_sae,
-            k=self.k if self.architecture == "topk" else None,
+            k=self.k if get_sae_class(self.architecture).uses_k else None,
             l1_coefficient=self.l1_coefficient,
             l0_coefficient=self.l0_coefficient,
             jumprelu_bandwidth=plan.bandwidth,
@@ -213,7 +214,6 @@ class SAETrainer:
         sample = sample * scale
         total_var = float(sample.var(0, unbiased=False).sum())  # of the normalised inputs
         sae = self._init_sae(sample, plan, device)
-        del sample
         if stream is None:
             batches = iter_batches(
                 activations,
@@ -254,8 +254,11 @@ class SAETrainer:
             tuner.restore()
             sae.drop_workspace_()
 
+        sae.finish_training_(sample.to(dtype))
+        del sample
         sae.fold_decoder_norm_()  # unit-norm decoder rows, same function
         sae.fold_input_scale_(scale)
+        sae = sae.inference_form()
         n_tokens = plan.n_steps * plan.batch
         sae.cfg.metadata.update(
             {
@@ -287,7 +290,7 @@ class SAETrainer:
         )
 
     def _uses_aux(self) -> bool:
-        return self.architecture == "topk" and self.aux_coefficient > 0
+        return get_sae_class(self.architecture).uses_aux_loss and self.aux_coefficient > 0
 
     def _train(
         self,

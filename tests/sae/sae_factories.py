@@ -7,11 +7,11 @@ import torch
 
 from editing_service.sae import SAE, SAEConfig, get_sae_class
 
-ARCHITECTURES = ("topk", "relu", "jumprelu")
+ARCHITECTURES = ("topk", "batchtopk", "relu", "jumprelu")
 
 
 def make_cfg(architecture: str, d_in: int = 8, d_sae: int = 16, **kwargs: object) -> SAEConfig:
-    if architecture == "topk":
+    if get_sae_class(architecture).uses_k:
         kwargs.setdefault("k", 3)
     return SAEConfig(architecture=architecture, d_in=d_in, d_sae=d_sae, **kwargs)  # type: ignore[arg-type]
 
@@ -26,6 +26,8 @@ def make_sae(architecture: str, d_in: int = 8, d_sae: int = 16, seed: int = 0, *
         sae.W_dec.mul_(0.5 + torch.rand(d_sae, 1, generator=gen))
         if architecture == "jumprelu":
             sae.threshold.copy_(0.3 * torch.rand(d_sae, generator=gen))
+        if architecture == "batchtopk":
+            sae.threshold.fill_(0.2)
     return sae
 
 

@@ -18,9 +18,10 @@ from editing_service.sae.io import CFG_FILENAME, WEIGHTS_FILENAME
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_save_load_round_trip_is_exact(arch: str, tmp_path: Path) -> None:
-    sae = make_sae(arch, hook_name="blocks.2.out", model_name="tiny-bert")
-    sae.cfg.metadata.update({"input_scale": 0.123456789, "notes": {"a": [1, 2]}})
-    save_sae(sae, tmp_path / "sae")
+    trained = make_sae(arch, hook_name="blocks.2.out", model_name="tiny-bert")
+    trained.cfg.metadata.update({"input_scale": 0.123456789, "notes": {"a": [1, 2]}})
+    save_sae(trained, tmp_path / "sae")
+    sae = trained.inference_form()  # what is saved: BatchTopK as the JumpReLU SAE it serves
     loaded = load_sae(tmp_path / "sae")
     assert type(loaded) is type(sae)
     assert loaded.cfg == sae.cfg
@@ -35,7 +36,7 @@ def test_save_load_round_trip_is_exact(arch: str, tmp_path: Path) -> None:
 def test_cfg_json_carries_the_saelens_fields(arch: str, tmp_path: Path) -> None:
     save_sae(make_sae(arch, hook_name="blocks.0.out", model_name="m"), tmp_path)
     cfg = json.loads((tmp_path / CFG_FILENAME).read_text())
-    assert cfg["architecture"] == {"relu": "standard"}.get(arch, arch)
+    assert cfg["architecture"] == {"relu": "standard", "batchtopk": "jumprelu"}.get(arch, arch)
     assert (cfg["d_in"], cfg["d_sae"], cfg["dtype"], cfg["device"]) == (8, 16, "float32", "cpu")
     assert cfg["apply_b_dec_to_input"] is True
     assert cfg["normalize_activations"] == "none" and cfg["reshape_activations"] == "none"
@@ -45,7 +46,7 @@ def test_cfg_json_carries_the_saelens_fields(arch: str, tmp_path: Path) -> None:
         assert cfg["k"] == 3 and cfg["rescale_acts_by_decoder_norm"] is False
     with safe_open(str(tmp_path / WEIGHTS_FILENAME), framework="pt") as f:
         keys = set(f.keys())
-    assert keys == {"W_enc", "b_enc", "W_dec", "b_dec"} | ({"threshold"} if arch == "jumprelu" else set())
+    assert keys == {"W_enc", "b_enc", "W_dec", "b_dec"} | ({"threshold"} if arch in ("jumprelu", "batchtopk") else set())
 
 
 def _write_folder(path: Path, cfg: dict, tensors: dict[str, torch.Tensor]) -> Path:
@@ -193,7 +194,7 @@ def test_folds_a_finetuning_scaling_factor(tmp_path: Path) -> None:
         ({"reshape_activations": "hook_z"}, "reshape_activations='hook_z' is not supported"),
         (
             {"architecture": "gated"},
-            r"unknown SAE architecture 'gated'; known architectures: \['jumprelu', 'relu', 'topk'\]",
+            r"unknown SAE architecture 'gated'; known architectures: \['batchtopk', 'jumprelu', 'relu', 'topk'\]",
         ),
         ({"d_sae": 13}, r"tensor W_enc has shape \(6, 12\), expected \(6, 13\)"),
     ],

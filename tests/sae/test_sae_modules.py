@@ -40,7 +40,7 @@ def test_encode_matches_the_formula(arch: str) -> None:
     z = (x - sae.b_dec) @ sae.W_enc + sae.b_enc
     if arch == "relu":
         expected = z.relu()
-    elif arch == "jumprelu":
+    elif arch in ("jumprelu", "batchtopk"):  # batchtopk at inference: one calibrated threshold
         expected = z * (z > sae.threshold)
     else:
         top = z.topk(3, dim=1)
@@ -94,6 +94,13 @@ def test_topk_aux_loss_trains_only_dead_features(n_dead: int) -> None:
     assert set(changed.tolist()) <= set(dead.tolist())
 
 
+def batch_top_k(sae: SAE, x: torch.Tensor) -> torch.Tensor:
+    """The dense BatchTopK code of a batch x [n, d_in]: its k * n largest pre-activations, ReLU'd."""
+    z = sae.pre_activations(x)
+    top = z.reshape(-1).topk(sae.cfg.k * x.shape[0])
+    return torch.zeros_like(z).reshape(-1).scatter(0, top.indices, top.values.relu()).reshape(z.shape)
+
+
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_training_loss_reports_statistics(arch: str) -> None:
     sae = make_sae(arch)
@@ -104,8 +111,9 @@ def test_training_loss_reports_statistics(arch: str) -> None:
     ref = copy.deepcopy(sae)  # TopK trains through decoder directions: its plain twin has unit-norm rows
     ref.fold_decoder_norm_()
     with torch.no_grad():
-        torch.testing.assert_close(out.mse, (ref(x) - x).pow(2).sum(-1).mean(), rtol=1e-4, atol=1e-4)
-        assert float(out.l0) == pytest.approx(float((ref.encode(x) > 0).sum(-1).float().mean()), abs=1e-4)
+        f = batch_top_k(ref, x) if arch == "batchtopk" else ref.encode(x)  # training selects over the batch
+        torch.testing.assert_close(out.mse, (ref.decode(f) - x).pow(2).sum(-1).mean(), rtol=1e-4, atol=1e-4)
+        assert float(out.l0) == pytest.approx(float((f > 0).sum(-1).float().mean()), abs=1e-4)
     assert all(p.grad is not None for p in sae.parameters())
 
 
@@ -172,10 +180,10 @@ def test_to_keeps_config_device_and_dtype_current() -> None:
     [
         ({"architecture": "topk", "k": 17}, r"1 <= k <= d_sae \(16\), got 17"),
         ({"architecture": "topk", "k": None}, r"1 <= k <= d_sae \(16\), got None"),
-        ({"architecture": "relu", "k": 3}, "only used by the topk"),
+        ({"architecture": "relu", "k": 3}, "only used by the batchtopk and topk architectures"),
         (
             {"architecture": "gated"},
-            r"unknown SAE architecture 'gated'; known architectures: \['jumprelu', 'relu', 'topk'\]",
+            r"unknown SAE architecture 'gated'; known architectures: \['batchtopk', 'jumprelu', 'relu', 'topk'\]",
         ),
         ({"architecture": "relu", "dtype": "int8"}, "unknown dtype 'int8'"),
         ({"architecture": "relu", "metadata": {"hook_name": "x"}}, "reserved key"),
@@ -202,7 +210,7 @@ def test_config_accepts_torch_dtype_names() -> None:
 
 
 def test_registry_refuses_duplicates_and_names_known_architectures() -> None:
-    assert known_architectures() == ("jumprelu", "relu", "topk")
+    assert known_architectures() == ("batchtopk", "jumprelu", "relu", "topk")
     assert get_sae_class("topk") is TopKSAE
     with pytest.raises(ValueError, match="already registered for architecture 'topk'"):
         register_sae("topk", TopKSAE)

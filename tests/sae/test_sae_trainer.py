@@ -34,6 +34,7 @@ def planted() -> tuple[np.ndarray, np.ndarray]:
     ("arch", "kwargs", "minimum"),
     [
         ("topk", {"k": 3, "n_epochs": 10}, 0.8),
+        ("batchtopk", {"k": 3, "n_epochs": 10}, 0.8),
         ("relu", {"l1_coefficient": 1.0, "n_epochs": 30}, 0.8),
         ("jumprelu", {"k": 3, "n_epochs": 10}, 0.6),
     ],

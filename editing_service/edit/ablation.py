@@ -196,7 +196,7 @@ class FeatureAblation(SiteIntervention):
         fired = sae.encode(x)[:, idx] > 0
         served = self.activations(x) > 0
         both = float((fired & served).sum())
-        return {"n_tokens": int(x.shape[0]), "topk_firings": int(fired.sum()), "served_firings": int(served.sum()),
+        return {"n_tokens": int(x.shape[0]), "sae_firings": int(fired.sum()), "served_firings": int(served.sum()),
                 "precision": both / max(float(served.sum()), 1.0), "recall": both / max(float(fired.sum()), 1.0)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

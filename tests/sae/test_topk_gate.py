@@ -53,7 +53,7 @@ def test_agreement_counts_exactly_the_shared_firings(planted) -> None:
         fired = sae.encode(x)[:, features] > 0
         served = edit.activations(x) > 0
     stats = edit.agreement(sae, x)
-    assert stats["topk_firings"] == int(fired.sum()) and stats["served_firings"] == int(served.sum())
+    assert stats["sae_firings"] == int(fired.sum()) and stats["served_firings"] == int(served.sum())
     assert stats["precision"] == pytest.approx(float((fired & served).sum()) / float(served.sum()))
     assert stats["recall"] == pytest.approx(float((fired & served).sum()) / float(fired.sum()))
 

@@ -17,7 +17,7 @@ from editing_service.edit.rows import check_row_names, default_row_names
 from editing_service.edit.served import ServedForm
 from editing_service.model.dtype import ModelDtype
 from editing_service.report.budget import DEFAULT_BUDGETS
-from editing_service.sae import known_architectures
+from editing_service.sae import get_sae_class
 
 LexiconWord = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
@@ -42,8 +42,7 @@ class SAESettings(_Settings):
     @field_validator("architecture")
     @classmethod
     def _registered(cls, value: str) -> str:
-        if value not in known_architectures():
-            raise ValueError(f"unknown SAE architecture {value!r}; known: {', '.join(known_architectures())}")
+        get_sae_class(value)  # the registry's error names the known architectures
         return value
 
     def trainer_kwargs(self) -> dict[str, object]:

@@ -13,7 +13,6 @@ features are revived by the same auxiliary-k loss.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import torch
@@ -24,20 +23,9 @@ from editing_service.sae.base import SAE, StepOutput, TrainContext
 from editing_service.sae.config import SAEConfig
 from editing_service.sae.jumprelu import JumpReLUSAE
 from editing_service.sae.registry import register_sae
-from editing_service.sae.topk import TopKSAE, _Weights
+from editing_service.sae.topk import TopKSAE, by_feature, direction_weights
 
 SUBSAMPLE = 16  # every 16th pre-activation estimates the batch's cut
-
-
-def _by_feature(feats: Tensor, tokens: Tensor, values: Tensor, d_sae: int, n: int) -> Tensor:
-    """The sparse matrix S [d_sae, n] with S[feats[p], tokens[p]] = values[p], in CSR layout: `S @ dense`
-    sums, for every feature, the rows of the tokens that chose it (the weight gradients of a step)."""
-    order = torch.argsort(feats)
-    crow = torch.zeros(d_sae + 1, dtype=torch.int64, device=feats.device)
-    crow[1:] = torch.bincount(feats, minlength=d_sae).cumsum(0)
-    with warnings.catch_warnings():  # "sparse CSR support is in beta": we use only its matmul
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.sparse_csr_tensor(crow, tokens[order], values[order], size=(d_sae, n), check_invariants=False)
 
 
 class _PairValues(torch.autograd.Function):
@@ -57,7 +45,7 @@ class _PairValues(torch.autograd.Function):
         d_sae = W_enc.shape[1]
         grad = grad.to(W_enc.dtype)
         col_sum = torch.zeros(d_sae, dtype=W_enc.dtype, device=W_enc.device).index_add_(0, feats, grad)
-        grad_wt = _by_feature(feats, tokens, grad, d_sae, x.shape[0]) @ x.to(W_enc.dtype)  # [d_sae, d_in]
+        grad_wt = by_feature(feats, tokens, grad, d_sae, x.shape[0]) @ x.to(W_enc.dtype)  # [d_sae, d_in]
         grad_wt -= col_sum[:, None] * b_dec[None, :]  # dz/dW_enc uses x - b_dec
         return None, grad_wt.T.contiguous(), col_sum, -(W_enc @ col_sum), None, None, None
 
@@ -80,7 +68,7 @@ class _PairDecode(torch.autograd.Function):
             v = values.detach().requires_grad_()
             out = F.embedding_bag(feats, W_dec.detach(), offsets, per_sample_weights=v, mode="sum")
             (grad_values,) = torch.autograd.grad(out, v, grad)
-        grad_w = _by_feature(feats, tokens, values.to(grad.dtype), W_dec.shape[0], grad.shape[0]) @ grad
+        grad_w = by_feature(feats, tokens, values.to(grad.dtype), W_dec.shape[0], grad.shape[0]) @ grad
         return grad_values, None, None, None, grad_w
 
 
@@ -101,11 +89,6 @@ class BatchTopKSAE(SAE):
     def k(self) -> int:
         assert self.cfg.k is not None  # guaranteed by SAEConfig validation
         return self.cfg.k
-
-    def _rescaled(self) -> _Weights:
-        """The weights training reads: z_i scaled by ||W_dec[i]||, decoder rows of unit norm."""
-        norms = self.W_dec.norm(dim=1).clamp_min(1e-12)  # [d_sae]
-        return _Weights(self.W_enc * norms, self.b_enc * norms, self.b_dec, self.W_dec / norms[:, None])
 
     def encode(self, x: Tensor) -> Tensor:
         z = self.pre_activations(x)
@@ -139,9 +122,9 @@ class BatchTopKSAE(SAE):
         return tokens, feats, offsets
 
     def training_loss(self, x: Tensor, ctx: TrainContext) -> StepOutput:
-        w = self._rescaled()
+        w = direction_weights(self)
         with torch.no_grad():
-            z = torch.addmm(w.b_enc - w.b_dec @ w.W_enc, x, w.W_enc)  # [n, d_sae]
+            z = w.pre_activations(x)  # [n, d_sae]
             tokens, feats, offsets = self._select(z)
         values = _PairValues.apply(x, w.W_enc, w.b_enc, w.b_dec, tokens, feats, z).relu()  # [P]
         x_hat = _PairDecode.apply(values, tokens, feats, offsets, w.W_dec) + w.b_dec
@@ -166,8 +149,7 @@ class BatchTopKSAE(SAE):
         """Calibrate the inference threshold on `sample` [n, d_in] (the trainer's normalised token sample):
         the (k * n)-th largest rescaled pre-activation, so that z > theta fires k features per token on
         average there."""
-        w = self._rescaled()
-        z = torch.addmm(w.b_enc - w.b_dec @ w.W_enc, sample.to(self.dtype), w.W_enc).relu()
+        z = direction_weights(self).pre_activations(sample.to(self.dtype)).relu()
         theta = z.reshape(-1).kthvalue(z.numel() - self.k * sample.shape[0] + 1).values
         self.threshold.fill_(float(theta))
 

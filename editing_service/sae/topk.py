@@ -19,25 +19,29 @@ from editing_service.sae.base import SAE, StepOutput, TrainContext
 from editing_service.sae.registry import register_sae
 
 
-def _by_feature(indices: Tensor, values: Tensor, d_sae: int) -> Tensor:
-    """The sparse matrix S [d_sae, n] with S[indices[t, j], t] = values[t, j], in CSR layout.
+def by_feature(feats: Tensor, tokens: Tensor, values: Tensor, d_sae: int, n: int) -> Tensor:
+    """The sparse matrix S [d_sae, n] with S[feats[p], tokens[p]] = values[p] over (token, feature) pairs p,
+    in CSR layout.
 
     `S @ dense` (dense [n, d]) sums, for every feature, the rows of the tokens that selected it: the
-    encoder and decoder weight gradients of a TopK step, at O(n * J * d) instead of O(n * d_sae * d).
+    encoder and decoder weight gradients of a sparse step, at O(pairs * d) instead of O(n * d_sae * d).
     """
-    n, n_sel = indices.shape
-    flat = indices.reshape(-1)
-    order = torch.argsort(flat)
-    counts = torch.bincount(flat, minlength=d_sae)
-    index_dtype = torch.int32 if n * n_sel < 2**31 else torch.int64
-    crow = torch.zeros(d_sae + 1, dtype=index_dtype, device=indices.device)
-    crow[1:] = counts.cumsum(0)
-    col = torch.div(order, n_sel, rounding_mode="floor").to(index_dtype)  # token of each sorted pair
+    order = torch.argsort(feats)
+    index_dtype = torch.int32 if feats.numel() < 2**31 else torch.int64
+    crow = torch.zeros(d_sae + 1, dtype=index_dtype, device=feats.device)
+    crow[1:] = torch.bincount(feats, minlength=d_sae).cumsum(0)
     with warnings.catch_warnings():  # "sparse CSR support is in beta": we use only its matmul
         warnings.simplefilter("ignore", UserWarning)
         return torch.sparse_csr_tensor(
-            crow, col, values.reshape(-1)[order], size=(d_sae, n), check_invariants=False
+            crow, tokens[order].to(index_dtype), values[order], size=(d_sae, n), check_invariants=False
         )
+
+
+def _by_feature(indices: Tensor, values: Tensor, d_sae: int) -> Tensor:
+    """`by_feature` of TopK's selection: S[indices[t, j], t] = values[t, j]."""
+    n, n_sel = indices.shape
+    tokens = torch.arange(n, device=indices.device).repeat_interleave(n_sel)
+    return by_feature(indices.reshape(-1), tokens, values.reshape(-1), d_sae, n)
 
 
 class _GatherPreActivations(torch.autograd.Function):
@@ -95,13 +99,24 @@ class _SparseDecode(torch.autograd.Function):
         return grad_values, None, grad_w
 
 
-class _Weights(NamedTuple):
+class Weights(NamedTuple):
     """The weights one pass uses: the parameters themselves, or their decoder-norm rescaled version."""
 
     W_enc: Tensor  # [d_in, d_sae]
     b_enc: Tensor  # [d_sae]
     b_dec: Tensor  # [d_in]
     W_dec: Tensor  # [d_sae, d_in]
+
+    def pre_activations(self, x: Tensor, out: Tensor | None = None) -> Tensor:
+        """z = x @ W_enc + (b_enc - b_dec @ W_enc) for x [n, d_in], into `out` [n, d_sae] if given."""
+        return torch.addmm(self.b_enc - self.b_dec @ self.W_enc, x, self.W_enc, out=out)
+
+
+def direction_weights(sae: SAE) -> Weights:
+    """The weights of training through decoder directions only (SAELens's `rescale_acts_by_decoder_norm`):
+    z_i scaled by ||W_dec[i]||, decoder rows divided by it."""
+    norms = sae.W_dec.norm(dim=1)  # [d_sae]; [d_sae, d_in]-sized work, cheap next to a batch
+    return Weights(sae.W_enc * norms, sae.b_enc * norms, sae.b_dec, sae.W_dec / norms[:, None])
 
 
 class TopKSAE(SAE):
@@ -124,15 +139,11 @@ class TopKSAE(SAE):
         assert self.cfg.k is not None  # guaranteed by SAEConfig validation
         return self.cfg.k
 
-    def _plain(self) -> _Weights:
-        return _Weights(self.W_enc, self.b_enc, self.b_dec, self.W_dec)
-
-    def _rescaled(self) -> _Weights:
-        norms = self.W_dec.norm(dim=1)  # [d_sae]; [d_sae, d_in]-sized work, cheap next to a batch
-        return _Weights(self.W_enc * norms, self.b_enc * norms, self.b_dec, self.W_dec / norms[:, None])
+    def _plain(self) -> Weights:
+        return Weights(self.W_enc, self.b_enc, self.b_dec, self.W_dec)
 
     def _select(
-        self, x2: Tensor, k: int, w: _Weights, out: Tensor | None = None
+        self, x2: Tensor, k: int, w: Weights, out: Tensor | None = None
     ) -> tuple[Tensor, Tensor, Tensor | None]:
         """(pre-activation values [n, k], indices [n, k], dense z [n, d_sae] or None) of x2 [n, d_in].
 
@@ -140,7 +151,7 @@ class TopKSAE(SAE):
         """
         if torch.is_grad_enabled() and (w.W_enc.requires_grad or x2.requires_grad):
             with torch.no_grad():
-                z = torch.addmm(w.b_enc - w.b_dec @ w.W_enc, x2, w.W_enc, out=out)  # [n, d_sae]
+                z = w.pre_activations(x2, out=out)  # [n, d_sae]
                 indices = z.topk(k, dim=1, sorted=False).indices
             values = _GatherPreActivations.apply(x2, w.W_enc, w.b_enc, w.b_dec, indices, z)
             return values, indices, z
@@ -171,7 +182,7 @@ class TopKSAE(SAE):
         return f.scatter_(-1, indices, values)  # [..., d_sae]
 
     @staticmethod
-    def aux_reconstruction(x: Tensor, z: Tensor, dead: Tensor, aux_k: int, w: _Weights) -> Tensor:
+    def aux_reconstruction(x: Tensor, z: Tensor, dead: Tensor, aux_k: int, w: Weights) -> Tensor:
         """sum over the aux_k most active dead features of f_i * W_dec[i] (no b_dec), shape [n, d_in]."""
         if dead.numel() <= aux_k:
             # Every dead feature takes part: a small dense problem [n, n_dead], fastest through BLAS.
@@ -199,7 +210,7 @@ class TopKSAE(SAE):
 
     def training_loss(self, x: Tensor, ctx: TrainContext) -> StepOutput:
         k = self.k
-        w = self._rescaled()
+        w = direction_weights(self)
         pre, indices, z = self._select(x, k, w, out=self._workspace(x))
         values = pre.relu()  # [n, k]
         x_hat = _SparseDecode.apply(values, indices, w.W_dec) + w.b_dec

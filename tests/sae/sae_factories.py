@@ -49,3 +49,10 @@ def recovered_fraction(sae: SAE, dirs: np.ndarray, threshold: float = 0.9) -> fl
     w = sae.W_dec.detach().cpu().double().numpy()
     w /= np.linalg.norm(w, axis=1, keepdims=True)
     return float(((dirs @ w.T).max(axis=1) > threshold).mean())
+
+
+def batch_top_k(sae: SAE, x: torch.Tensor) -> torch.Tensor:
+    """The dense BatchTopK code of a batch x [n, d_in]: its k * n largest pre-activations, ReLU'd."""
+    z = sae.pre_activations(x)
+    top = z.reshape(-1).topk(sae.cfg.k * x.shape[0])
+    return torch.zeros_like(z).reshape(-1).scatter(0, top.indices, top.values.relu()).reshape(z.shape)

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from sae_factories import make_sae
-from test_sae_modules import batch_top_k
+from sae_factories import batch_top_k, make_sae
 
 from editing_service.sae import BatchTopKSAE, JumpReLUSAE, SAETrainer, load_sae, save_sae
 from editing_service.sae.base import TrainContext

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 import torch
-from sae_factories import ARCHITECTURES, make_cfg, make_sae
+from sae_factories import ARCHITECTURES, batch_top_k, make_cfg, make_sae
 
 from editing_service.sae import SAE, SAEConfig, TopKSAE, get_sae_class, known_architectures, register_sae
 from editing_service.sae.base import TrainContext
@@ -92,13 +92,6 @@ def test_topk_aux_loss_trains_only_dead_features(n_dead: int) -> None:
     changed = ((grads[1] - grads[0]).abs().sum(1) > 0).nonzero().squeeze(1)
     assert len(changed) > 0
     assert set(changed.tolist()) <= set(dead.tolist())
-
-
-def batch_top_k(sae: SAE, x: torch.Tensor) -> torch.Tensor:
-    """The dense BatchTopK code of a batch x [n, d_in]: its k * n largest pre-activations, ReLU'd."""
-    z = sae.pre_activations(x)
-    top = z.reshape(-1).topk(sae.cfg.k * x.shape[0])
-    return torch.zeros_like(z).reshape(-1).scatter(0, top.indices, top.values.relu()).reshape(z.shape)
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)

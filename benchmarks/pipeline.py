@@ -1,6 +1,6 @@
 """Cost of the whole SHIFT run against one forward pass, and of attribution patching per batch.
 
-    .venv/bin/python benchmarks/pipeline.py [--out runs/bench_pipeline] [--write BENCHMARKS.md]
+    .venv/bin/python benchmarks/pipeline.py [--out runs/bench_pipeline] [--write BENCHMARKS.md] [--device cuda]
 
 In one process and one run: (1) one forward pass of the classifier over the biased training set (the
 unit); (2) `run_all` on the embedded default with `--flags auto`, each step timed; (3) attribution
@@ -12,6 +12,7 @@ forward+backward passes per batch.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -28,7 +29,9 @@ from editing_service.data import load_role, load_spec  # noqa: E402
 from editing_service.edit import head_features, load_model  # noqa: E402
 from editing_service.model import capture  # noqa: E402
 from editing_service.model.batching import length_sorted_batches  # noqa: E402
+from editing_service.model.memory import forward_batch_size  # noqa: E402
 from editing_service.pipeline import run_all  # noqa: E402
+from editing_service.pipeline.common import resolve_device  # noqa: E402
 from editing_service.sae import load_sae  # noqa: E402
 from editing_service.settings import RunSettings  # noqa: E402
 
@@ -55,17 +58,27 @@ def fwd_bwd_seconds(classifier, batches) -> float:
     first = classifier.sites()[0]
     start = time.perf_counter()
     for batch, labels in batches:
+        batch, labels = batch.to(classifier.device), labels.to(classifier.device)
         with torch.enable_grad(), capture(classifier.backbone, [first], detach=False) as store:
             metric = true_class_metric(classifier(batch["input_ids"], batch["attention_mask"]), labels)
             torch.autograd.grad(metric.sum(), store[first.name], allow_unused=True)
+    synchronize(classifier.device)
     return time.perf_counter() - start
 
 
-def attribution_ratio(out: Path, spec_name: str, n_batches: int, batch_size: int) -> dict[str, float]:
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a wall-clock span covers it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def attribution_ratio(
+    out: Path, spec_name: str, n_batches: int, batch_size: int, device: torch.device,
+) -> dict[str, float]:
     spec = load_spec(spec_name)
     train = load_role(spec, "train")
-    classifier = load_model(out / "models" / "original")
-    saes = {site: load_sae(out / "saes" / site.name) for site in classifier.sites()}
+    classifier = load_model(out / "models" / "original", device=device)
+    saes = {site: load_sae(out / "saes" / site.name, device=device) for site in classifier.sites()}
     rows = np.random.default_rng(0).choice(len(train), n_batches * batch_size, replace=False)
     texts, labels = [train.texts[i] for i in rows], train.labels[rows]
     batches = [
@@ -78,6 +91,7 @@ def attribution_ratio(out: Path, spec_name: str, n_batches: int, batch_size: int
     plain = fwd_bwd_seconds(classifier, batches)
     start = time.perf_counter()
     attribution_patching(classifier, saes, texts, labels, batch_size=batch_size)
+    synchronize(classifier.device)
     attrib = time.perf_counter() - start
     return {
         "batches": len(batches),
@@ -88,24 +102,35 @@ def attribution_ratio(out: Path, spec_name: str, n_batches: int, batch_size: int
     }
 
 
+def machine_line(device: torch.device) -> str:
+    line = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch "
+            f"threads, torch {torch.__version__}, device {device}")
+    if device.type == "cuda":
+        line += f" ({torch.cuda.get_device_name(device)})"
+    return line
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spec", default="biasbios_surgeon_nurse")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_pipeline"))
     parser.add_argument("--write", type=Path, default=None, help="BENCHMARKS.md to update")
     parser.add_argument("--attribution-batches", type=int, default=8)
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--heading", default=None, help=f"section heading; default {HEADING!r}, with ' (GPU)' on cuda")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
-    settings = RunSettings(spec=args.spec)
+    settings = RunSettings(spec=args.spec, model={"device": args.device})
 
     spec = load_spec(args.spec)
     train = load_role(spec, "train")
     from editing_service.model import load_classifier
 
-    classifier = load_classifier(None, classes=list(spec.labels))
-    head_features(classifier, train.texts[:64], batch_size=settings.model.batch_size)  # warm-up
+    classifier = load_classifier(None, classes=list(spec.labels), device=resolve_device(settings.model.device))
+    batch = forward_batch_size(settings.model.batch_size, classifier, 0)
+    head_features(classifier, train.texts[:64], batch_size=batch)  # warm-up
     start = time.perf_counter()
-    head_features(classifier, train.texts, batch_size=settings.model.batch_size)
+    head_features(classifier, train.texts, batch_size=batch)
     forward = time.perf_counter() - start
     print(f"one forward pass over {len(train)} training texts: {forward:.1f} s", flush=True)
 
@@ -114,7 +139,9 @@ def main(argv: list[str] | None = None) -> None:
     report = run_all(settings, args.out, flags="auto", progress=clock)
     total = time.perf_counter() - start
     print(f"whole run: {total:.1f} s = {total / forward:.2f} x forward", flush=True)
-    attrib = attribution_ratio(args.out, args.spec, args.attribution_batches, settings.attribution.batch_size)
+    attrib = attribution_ratio(
+        args.out, args.spec, args.attribution_batches, settings.attribution.batch_size, classifier.device
+    )
     print(f"attribution: {attrib['ratio']:.2f} forward+backward passes per batch", flush=True)
 
     steps = "\n".join(f"| {name} | {span[0]:.0f} | {span[1]:.0f} |" for name, span in clock.spans.items())
@@ -126,10 +153,12 @@ def main(argv: list[str] | None = None) -> None:
     comparison = report.comparison
     verdict = (f"{comparison.shift_row} beats (group-balanced and worst group): {', '.join(comparison.beats) or 'none'}; "
                f"does not beat: {', '.join(comparison.does_not_beat) or 'none'}.")
-    section = f"""{HEADING}
+    heading = args.heading or (HEADING + (" (GPU)" if classifier.device.type == "cuda" else ""))
+    device_flag = "" if args.device == "auto" else f" --device {args.device}"
+    section = f"""{heading}
 
-Command: `.venv/bin/python benchmarks/pipeline.py --write BENCHMARKS.md` (one process, one run).
-Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, device {classifier.device}.
+Command: `.venv/bin/python benchmarks/pipeline.py --write BENCHMARKS.md{device_flag}` (one process, one run).
+Machine: {machine_line(classifier.device)}.
 Settings: the defaults of `editing-service run` (embedded MiniLM, every block output, TopK
 {settings.sae.d_sae} x k={settings.sae.k}, {settings.sae.n_epochs:g} epochs, attribution on
 {settings.attribution.n_examples} examples, circuit top {settings.circuit.top_k} per site, `--flags auto`).
@@ -156,7 +185,7 @@ The report of that run (evaluation split `{report.dataset.model_dump().get("eval
 """
     print(section)
     if args.write:
-        write_section(args.write, HEADING, section)
+        write_section(args.write, heading, section)
 
 
 if __name__ == "__main__":

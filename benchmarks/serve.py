@@ -45,6 +45,7 @@ from serve_flow import ROOT, BenchServer, FlowResult, Target, ensure_edit, given
 from editing_service.client import EditingClient  # noqa: E402
 from editing_service.config import ServiceConfig  # noqa: E402
 from editing_service.data import load_role, load_spec  # noqa: E402
+from editing_service.report import Report  # noqa: E402
 
 HEADING = "## Serving: edited vs original model"
 MODELS = ("edited", "original")
@@ -123,10 +124,16 @@ def default_target(spec: str) -> Target:
     return Target(name=f"serve-benchmark-{spec}", model=None, dataset={"spec": spec}, settings={}, spec_name=spec)
 
 
-def eval_texts(spec_ref: str) -> tuple[list[str], str, str]:
-    """The texts of the project's evaluation split, the split's name and the spec's name."""
-    if not Path(spec_ref).exists() and "/" in spec_ref:
-        raise SystemExit(f"the project's spec {spec_ref} is not on this machine; run the script where the server runs")
+def eval_texts(spec_ref: str, service_home: Path | None) -> tuple[list[str], str, str]:
+    """The texts of the project's evaluation split, the split's name and the spec's name. The project
+    names an uploaded spec by its path relative to the service home (`service_home`, where this script
+    started the server), a shipped one by its name."""
+    if "/" in spec_ref:
+        path = service_home / spec_ref if service_home else Path(spec_ref)
+        if not path.exists():
+            raise SystemExit(f"the project's spec {spec_ref} is not on this machine; run the script where the "
+                             "server runs, with its --home")
+        spec_ref = str(path)
     spec = load_spec(spec_ref)
     split = load_role(spec, "evaluate")
     return list(split.texts), split.name, spec.name
@@ -339,11 +346,11 @@ def reaches_target(r: dict[str, Any]) -> bool:
     return p50 and throughput
 
 
-def report_rows_text(report: dict[str, Any], flow: FlowResult) -> str:
+def report_rows_text(report: Report, flow: FlowResult) -> str:
     how = ("made by this run's REST flow" if flow.ran else "of the reused edit")
-    rows = "\n".join(f"| {r['name']} | " + " | ".join(fmt(r.get(k)) for k in HEADLINE) + " |" for r in report["rows"])
+    rows = "\n".join(f"| {r.name} | " + " | ".join(fmt(getattr(r, k)) for k in HEADLINE) + " |" for r in report.rows)
     return (f"The edit's report through the REST API ({how}; evaluation split "
-            f"`{report.get('dataset', {}).get('evaluated_on')}`):\n\n"
+            f"`{report.dataset.model_dump().get('evaluated_on')}`):\n\n"
             "| row | accuracy | group-balanced | worst group | protected-attribute accuracy |\n"
             f"|---|---:|---:|---:|---:|\n{rows}\n")
 
@@ -454,7 +461,7 @@ def benchmark(args: argparse.Namespace, url: str, token: str, server: BenchServe
             f"{report_rows_text(report, flow)}")
         return
     ids = (flow.project["id"], flow.edit["id"])
-    pool, split, spec = eval_texts(flow.project["dataset"])
+    pool, split, spec = eval_texts(flow.project["dataset"], args.home / "service" if args.home else None)
     results, check, others = measure(args, url, token, ids, pool, server)
     device = server_device(args)
     doc = {
@@ -466,7 +473,7 @@ def benchmark(args: argparse.Namespace, url: str, token: str, server: BenchServe
         "flagged": sum(1 for f in flow.edit["flags"] if f.get("state", "spurious") == "spurious"),
         "data": {"spec": spec, "split": split, "pool": len(pool)},
         "project": flow.project, "edit": flow.edit, "flow": flow.steps,
-        "report_rows": [{k: r.get(k) for k in ("name", *HEADLINE)} for r in report["rows"]],
+        "report_rows": [{k: getattr(r, k) for k in ("name", *HEADLINE)} for r in report.rows],
         "results": results,
     }
     heading = args.heading or (HEADING + (" (GPU)" if "cuda" in device else ""))

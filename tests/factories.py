@@ -12,6 +12,10 @@ import transformers
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import AutoModel, AutoModelForSequenceClassification, PreTrainedTokenizerFast
 
+# The devices a device-parametrised test runs on: the CPU everywhere, and a GPU where there is one (the
+# lent GPU machine runs those tests; CI has none).
+DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
+
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
 WORDS = (
     "he she his her him hers mr ms dr the a an and of in at with is was has works as surgeon nurse "

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
-from factories import ARCHITECTURES
+from factories import ARCHITECTURES, DEVICES
 from family_run import FORMS, run_family, write_tiny_spec
 
 
@@ -27,9 +26,6 @@ def test_family_runs_end_to_end_and_the_report_describes_the_saved_models(
     assert run.report.model.classifier_kind == form
     for row in ("original", "shift_retrained"):
         assert run.row_accuracy[row] == run.saved_accuracy[row], row
-
-
-DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -88,14 +88,15 @@ class FeatureAblation(SiteIntervention):
         self.register_buffer("threshold", threshold.detach().float().clone())
         self.register_buffer("W_dec", W_dec.detach().float().clone())
         self.register_buffer("b_dec", b_dec.detach().float().clone())
-        self.register_buffer("mean", (mean if mean is not None else torch.zeros(n)).detach().float().clone())
+        device = W_enc.device  # every buffer lives where the SAE's weights do
+        self.register_buffer("mean", (mean if mean is not None else torch.zeros(n)).detach().float().to(device))
         gate = (gate_weight, gate_norm, gate_bias, gate_offset)
         self.gated = gate_weight is not None
         if self.gated != all(t is not None for t in gate):
             raise ValueError("A gated ablation needs gate_weight, gate_norm, gate_bias and gate_offset together.")
         for name, tensor in zip(self.GATE_TENSORS, gate, strict=True):
             if tensor is not None:
-                self.register_buffer(name, tensor.detach().float().reshape(-1).clone())
+                self.register_buffer(name, tensor.detach().float().reshape(-1).to(device, copy=True))
         self._set_computing_form()
 
     def _set_computing_form(self) -> None:

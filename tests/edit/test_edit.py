@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from factories import make_model_folder
+from factories import DEVICES, make_model_folder
 from safetensors.torch import load_file
 from torch import nn
 
@@ -155,6 +155,21 @@ def test_in_place_served_form_equals_the_literal_edit(classifier, thresholds: st
         rewritten = ablation.rewrite_(y)
     assert rewritten.data_ptr() == y.data_ptr()
     torch.testing.assert_close(rewritten, literal, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("mode", ["zero", "mean"])
+def test_an_ablation_lives_on_its_saes_device(classifier, device: str, mode: str) -> None:
+    # Regression: a zero-mode ablation made its (unused) mean on the CPU whatever the SAE's device, and
+    # building the served edit of a run on a GPU failed ("Expected all tensors to be on the same device").
+    sae = _sae("jumprelu").to(device)
+    means = np.linspace(0.1, 0.3, 3) if mode == "mean" else None
+    ablation = FeatureAblation.from_sae(classifier.sites()[0], sae, [1, 5, 7], mode=mode, mean=means)
+    assert {t.device.type for t in ablation.buffers()} == {device}
+    x = torch.randn(2, 4, 32, device=device)
+    with torch.inference_mode():
+        rewritten = ablation.rewrite_(x.clone())
+    torch.testing.assert_close(rewritten, ablation(x), atol=1e-5, rtol=1e-5)
 
 
 def test_edits_belong_to_the_model_and_are_replaced_not_stacked(classifier) -> None:

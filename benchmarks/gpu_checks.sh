@@ -4,6 +4,7 @@
 # the GPU, each section written into a copy of BENCHMARKS.md under $OUT. benchmarks/README.md says how
 # the packages and the embedded model travel (.whl, .gpua, .gpub).
 #   OUT=... bash benchmarks/gpu_checks.sh
+# PIPELINE_S=0 skips the pipeline; DEVICE_TESTS="tests/a.py tests/b.py" first runs those tests' $DEVICE cases.
 # Rehearsal here, on the CPU with a Python like the device's:
 #   PY=/tmp/sim/bin/python DEVICE=cpu OUT=runs/gpu_rehearsal SERVE_ARGS=--tiny bash benchmarks/gpu_checks.sh
 set -uo pipefail
@@ -33,10 +34,16 @@ export PYTHONPATH="$SITE:$PWD"
 cat "$OUT/machine.txt"
 cp BENCHMARKS.md "$OUT/BENCHMARKS.md"
 
+if [ -n "${DEVICE_TESTS:-}" ]; then  # the device-parametrised tests, on this device only
+  # shellcheck disable=SC2086
+  timeout 180 "$PY" -m pytest -q -p no:cacheprovider $DEVICE_TESTS -k "$DEVICE" 2>&1 | tee "$OUT/tests.log" | tail -5
+fi
+[ "$PIPELINE_S" = 0 ] || {
 SECONDS=0
 timeout "$PIPELINE_S" "$PY" benchmarks/pipeline.py --device "$DEVICE" --out "$WORK/pipeline" \
   --write "$OUT/BENCHMARKS.md" 2>&1 | tee "$OUT/pipeline.log"
 echo "pipeline.py: exit ${PIPESTATUS[0]} after $SECONDS s"
+}
 SECONDS=0
 # shellcheck disable=SC2086
 timeout "$SERVE_S" "$PY" benchmarks/serve.py --device "$DEVICE" --home "$WORK/serve" $SERVE_ARGS \

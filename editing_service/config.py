@@ -126,9 +126,24 @@ class ServiceConfig(BaseSettings):
     max_predict_text_chars: int = Field(65536, ge=1, le=10_000_000, validation_alias=_var("PREDICT_MAX_TEXT_CHARS"))
     predict_max_batch: int = Field(32, ge=1, le=4096, validation_alias=_var("PREDICT_MAX_BATCH"))
     predict_max_latency_ms: float = Field(5.0, ge=0, le=10_000, validation_alias=_var("PREDICT_MAX_LATENCY_MS"))
+    predict_max_tokens: int = Field(
+        4096, ge=1, le=10_000_000, validation_alias=_var("PREDICT_MAX_TOKENS"),
+        description="tokens per forward pass of the predict batcher: bounds how long a small request waits "
+                    "behind a large one (a pass always takes at least one text)")
+    predict_forward_texts: int | None = Field(
+        None, ge=1, le=4096, validation_alias=_var("PREDICT_FORWARD_TEXTS"),
+        description="texts per forward inside a pass, grouped by length; None: a quarter of predict_max_batch "
+                    "on the CPU (less padding), the whole pass on a GPU (each forward's kernel launches cost "
+                    "more than its padding)")
     loaded_models: int = Field(4, ge=1, le=256, validation_alias=_var("LOADED_MODELS"))
     failed_artifacts_retention_hours: float = Field(
         72.0, ge=0, le=10 * 365 * 24, validation_alias=_var("FAILED_ARTIFACTS_RETENTION_H"))
+
+    def forward_texts(self, device_type: str) -> int:
+        """`predict_forward_texts`, or its default on a device of type `device_type` ("cpu", "cuda")."""
+        if self.predict_forward_texts is not None:
+            return self.predict_forward_texts
+        return self.predict_max_batch if device_type == "cuda" else max(1, self.predict_max_batch // 4)
 
     @field_validator("tokens", mode="before")
     @classmethod

@@ -85,6 +85,10 @@ def test_prediction_settings_can_be_set(tmp_path: Path) -> None:
     })
     assert (config.max_predict_texts, config.predict_max_batch, config.predict_max_latency_ms) == (64, 8, 0.0)
     assert config.loaded_models == 2 and config.max_predict_text_chars == 1000
+    assert (config.predict_max_tokens, config.forward_texts("cpu"), config.forward_texts("cuda")) == (4096, 2, 8)
+    pinned = ServiceConfig.from_env({"EDITING_SERVICE_API_TOKENS": "a=1", "EDITING_SERVICE_PREDICT_MAX_TOKENS": "512",
+                                     "EDITING_SERVICE_PREDICT_FORWARD_TEXTS": "5"})
+    assert (pinned.predict_max_tokens, pinned.forward_texts("cpu"), pinned.forward_texts("cuda")) == (512, 5, 5)
 
 
 @pytest.mark.parametrize(("name", "value", "problem"), [

@@ -1,10 +1,13 @@
 """Serving predictions: loaded models kept in a small LRU cache, and adaptive batching per model.
 
 Concurrent requests for the same model are merged: the first request opens a batch, others join it
-until `max_batch` texts wait or `max_latency_ms` has passed, then one forward pass answers them.
-A forward pass takes at most `max_batch` texts, at most a `chunk` of them from each request in turn
-(round robin), so a large request is answered over several passes and the small requests that arrive
-meanwhile ride in the very next pass instead of waiting for all of it. Forward passes run on one dedicated thread, which leaves the event loop free, runs one pass at a
+until `max_batch` texts or `max_tokens` tokens wait or `max_latency_ms` has passed, then one forward
+pass answers them. A pass takes at most `max_batch` texts and `max_tokens` tokens (`take_pass`): the
+longest-waiting request one text first, then the requests with the fewest texts left, so a large
+request is answered over many short passes and a small request that arrives meanwhile rides in the
+very next one. Within a pass, texts run in length-sorted forwards of `forward_texts` texts (a short
+text is padded to its neighbours' length, not to the longest text of the pass). Forward passes run on
+one dedicated thread, which leaves the event loop free, runs one pass at a
 time (requests never oversubscribe the device) and is always the same thread: the CPU math library
 keeps a team of helper threads per calling thread, and on a rotating thread pool each pass would wake
 a cold team (measured on 2 cores: about 5 ms more per batch-1 request, and an edit's small products
@@ -32,8 +35,16 @@ import torch
 
 from editing_service.edit import load_model
 from editing_service.model import TextClassifier
+from editing_service.model.batching import clip_texts, token_lengths
 
 T = TypeVar("T")
+# A request whose texts hold more characters than this is tokenised (for its token counts) off the event loop.
+TOKENISE_INLINE_CHARS = 20_000
+
+
+def _token_lengths(model: TextClassifier, texts: list[str]) -> np.ndarray:
+    """Tokens per text as the model's forward pass will see them (clipped, truncated)."""
+    return token_lengths(model.tokenizer, clip_texts(texts, model.max_length), model.max_length)
 
 
 def settle_heap() -> None:
@@ -81,9 +92,11 @@ class ModelCache:
 
 @dataclass(eq=False)
 class _Request:
-    """One predict call: its texts, how many are scheduled and answered, and where answers go."""
+    """One predict call: its texts and their token counts, how many are scheduled and answered, and
+    where answers go."""
 
     texts: list[str]
+    lengths: np.ndarray
     future: asyncio.Future[np.ndarray]
     scheduled: int = 0
     answered: int = 0
@@ -92,6 +105,10 @@ class _Request:
     @property
     def unscheduled(self) -> int:
         return len(self.texts) - self.scheduled
+
+    @property
+    def unscheduled_tokens(self) -> int:
+        return int(self.lengths[self.scheduled:].sum())
 
 
 Slice = tuple[_Request, int, int]  # a request and the range of its texts in one forward pass
@@ -104,35 +121,55 @@ class _Lane:
     model: TextClassifier
     waiting: deque[_Request] = field(default_factory=deque)
     n_waiting: int = 0
+    tokens_waiting: int = 0
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     pump: asyncio.Task[None] | None = None
 
 
-def take_round_robin(waiting: deque[_Request], *, max_batch: int, chunk: int) -> list[Slice]:
-    """The next forward pass: up to `max_batch` texts, at most `chunk` from each request per turn, in
-    turn from the head of `waiting`; a request with texts left goes to the back. Requests whose caller
-    has gone (cancelled) are dropped."""
+def take_pass(waiting: deque[_Request], *, max_texts: int, max_tokens: int) -> list[Slice]:
+    """The next forward pass: at most `max_texts` texts and `max_tokens` tokens (and at least one text).
+
+    The request waiting longest (the head of `waiting`) gets one text first, so a large request moves
+    on under any load; then the requests with the fewest texts left fill the pass in turn, each with its
+    next texts while they fit, so a batch-1 request is never queued behind a large request's texts.
+    Requests whose caller has gone (cancelled) are dropped; the others keep their place in `waiting`
+    until all their texts are scheduled.
+    """
+    live = [r for r in waiting if not r.future.done()]
+    stops = {id(r): r.scheduled for r in live}
+    texts = tokens = 0
+
+    def take(request: _Request, limit: int) -> None:
+        nonlocal texts, tokens
+        stop = stops[id(request)]
+        while stop < len(request.texts) and texts < limit:
+            cost = int(request.lengths[stop])
+            if texts and tokens + cost > max_tokens:
+                break
+            stop, texts, tokens = stop + 1, texts + 1, tokens + cost
+        stops[id(request)] = stop
+
+    if live:
+        take(live[0], 1)
+    for request in sorted(live, key=lambda r: r.unscheduled):
+        take(request, max_texts)
     taken: list[Slice] = []
-    room = max_batch
-    while room > 0 and waiting:
-        request = waiting.popleft()
-        if request.future.done():
-            continue
-        n = min(chunk, room, request.unscheduled)
-        taken.append((request, request.scheduled, request.scheduled + n))
-        request.scheduled += n
-        room -= n
-        if request.unscheduled:
-            waiting.append(request)
+    for request in live:
+        if stops[id(request)] > request.scheduled:
+            taken.append((request, request.scheduled, stops[id(request)]))
+            request.scheduled = stops[id(request)]
+    waiting.clear()
+    waiting.extend(r for r in live if r.unscheduled)
     return taken
 
 
 class AdaptiveBatcher:
     """Merges concurrent `predict_proba` calls for one model into shared, fairly filled forward passes."""
 
-    def __init__(self, cache: ModelCache, *, max_batch: int, max_latency_ms: float, chunk: int | None = None) -> None:
+    def __init__(self, cache: ModelCache, *, max_batch: int, max_latency_ms: float, max_tokens: int,
+                 forward_texts: int) -> None:
         self.cache, self.max_batch, self.max_latency = cache, max_batch, max_latency_ms / 1000
-        self.chunk = chunk or max(1, max_batch // 4)
+        self.max_tokens, self.forward_texts = max_tokens, forward_texts
         self._lanes: dict[Path, _Lane] = {}
         self._forward_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forward")
 
@@ -141,22 +178,28 @@ class AdaptiveBatcher:
         model = self.cache.loaded(folder)
         if model is None:
             model = await asyncio.to_thread(self.cache.get, folder)  # raises for a bad folder
+        texts = list(texts)
+        if sum(map(len, texts)) > TOKENISE_INLINE_CHARS:
+            lengths = await asyncio.to_thread(_token_lengths, model, texts)
+        else:
+            lengths = _token_lengths(model, texts)
         loop = asyncio.get_running_loop()
-        request = _Request(list(texts), loop.create_future())
+        request = _Request(texts, lengths, loop.create_future())
         lane = self._lanes.get(folder)
         if lane is None:
             lane = self._lanes[folder] = _Lane(model)
         lane.waiting.append(request)
         lane.n_waiting += len(texts)
+        lane.tokens_waiting += int(lengths.sum())
         lane.arrived.set()
         if lane.pump is None:
             lane.pump = loop.create_task(self._pump(folder, lane))
         return list(lane.model.classes), await request.future
 
     async def _gather(self, lane: _Lane) -> None:
-        """Wait up to `max_latency` for `max_batch` texts to be waiting."""
+        """Wait up to `max_latency` for `max_batch` texts or `max_tokens` tokens to be waiting."""
         deadline = asyncio.get_running_loop().time() + self.max_latency
-        while lane.n_waiting < self.max_batch:
+        while lane.n_waiting < self.max_batch and lane.tokens_waiting < self.max_tokens:
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
                 return
@@ -171,8 +214,9 @@ class AdaptiveBatcher:
         try:
             while lane.waiting:
                 await self._gather(lane)
-                taken = take_round_robin(lane.waiting, max_batch=self.max_batch, chunk=self.chunk)
+                taken = take_pass(lane.waiting, max_texts=self.max_batch, max_tokens=self.max_tokens)
                 lane.n_waiting = sum(r.unscheduled for r in lane.waiting)
+                lane.tokens_waiting = sum(r.unscheduled_tokens for r in lane.waiting)
                 if taken:
                     await self._answer(lane.model, taken)
         finally:
@@ -209,9 +253,7 @@ class AdaptiveBatcher:
         return await asyncio.get_running_loop().run_in_executor(self._forward_thread, fn, *args)
 
     def _forward(self, model: TextClassifier, texts: list[str]) -> np.ndarray:
-        # Sub-batches of `chunk` texts, grouped by length: a short text is padded to its neighbours'
-        # length, not to the longest text of the pass (a large request's clipped texts).
-        return model.predict_proba(texts, batch_size=self.chunk)
+        return model.predict_proba(texts, batch_size=self.forward_texts)
 
     def close(self) -> None:
         """Stop the forward thread once the pass under way (if any) ends; queued passes are dropped."""

@@ -28,9 +28,10 @@ class ServiceState:
         config.home.mkdir(parents=True, exist_ok=True)
         db = Database(config.database_url)
         db.create_all()
-        cache = ModelCache(config.loaded_models, resolve_device(config.device))
-        batcher = AdaptiveBatcher(cache, max_batch=config.predict_max_batch,
-                                  max_latency_ms=config.predict_max_latency_ms)
+        device = resolve_device(config.device)
+        cache = ModelCache(config.loaded_models, device)
+        batcher = AdaptiveBatcher(cache, max_batch=config.predict_max_batch, max_latency_ms=config.predict_max_latency_ms,
+                                  max_tokens=config.predict_max_tokens, forward_texts=config.forward_texts(device.type))
         worker = JobWorker(db, config).start() if config.run_worker else None
         settle_heap()
         quota = JobQuota(config.jobs_per_principal, config.job_window_seconds)

@@ -216,12 +216,14 @@ class FeatureAblation(SiteIntervention):
             return self(x)
         flat = x.view(-1, x.shape[-1])
         u = torch.addmm(self.enc_bias, flat, self.enc_weight)  # [tokens, n padded]
+        # Masked fills, not products with a boolean mask: each op is a kernel launch on a GPU, and a
+        # boolean factor adds a conversion.
         if self.gated:
-            tau = torch.mv(flat, self.gate_weight).add_(self.gate_bias)
+            tau = torch.addmv(self.gate_bias, flat, self.gate_weight)
             tau.add_(torch.linalg.vector_norm(flat, dim=1), alpha=self._gate_norm)
-            u.mul_((u > 0) & (u - tau[:, None] > self.gate_cut))
+            u.masked_fill_((u - tau[:, None]) <= self.gate_cut, 0.0).relu_()  # fires: past the gate, and > 0
         elif self.cut is None:
-            u.mul_(u > self.enc_threshold)
+            u.masked_fill_(u <= self.enc_threshold, 0.0)
         else:
             torch.nn.functional.threshold_(u, self.cut, 0.0)
         flat.addmm_(u, self.dec_weight, alpha=-1)

@@ -47,7 +47,10 @@ class ConceptErasure(SiteIntervention):
         self.register_buffer("proj_left", proj_left.detach().float().clone())  # [d, r]
         self.register_buffer("proj_right", proj_right.detach().float().clone())  # [r, d]
         self.register_buffer("bias", bias.detach().float().clone())  # [d]
-        self.register_buffer("shift", self.bias @ self.proj_right.T, persistent=False)  # [r]
+        # The computing form of `rewrite_`: contiguous transposes and the shift, two products per pass.
+        self.register_buffer("right_t", self.proj_right.T.contiguous(), persistent=False)  # [d, r]
+        self.register_buffer("left_t", self.proj_left.T.contiguous(), persistent=False)  # [r, d]
+        self.register_buffer("neg_shift", -(self.bias @ self.proj_right.T), persistent=False)  # [r]
 
     def saved_tensors(self) -> dict[str, torch.Tensor]:
         return {name: getattr(self, name) for name in self.TENSORS}
@@ -72,8 +75,8 @@ class ConceptErasure(SiteIntervention):
         if not torch.is_inference_mode_enabled() or x.dtype != self.proj_left.dtype or not x.is_contiguous():
             return self(x)
         flat = x.view(-1, x.shape[-1])
-        coords = flat @ self.proj_right.T - self.shift  # [tokens, r]
-        flat.addmm_(coords, self.proj_left.T, alpha=-1)
+        coords = torch.addmm(self.neg_shift, flat, self.right_t)  # [tokens, r]
+        flat.addmm_(coords, self.left_t, alpha=-1)
         return x
 
     def extra_repr(self) -> str:

@@ -51,6 +51,19 @@ class Handles:
             handle.remove()
 
 
+def chained(fns: list[HiddenFn]) -> HiddenFn:
+    """One function applying `fns` in order: several rewrites of a site under one hook."""
+    if len(fns) == 1:
+        return fns[0]
+
+    def run(hidden: torch.Tensor) -> torch.Tensor:
+        for fn in fns:
+            hidden = fn(hidden)
+        return hidden
+
+    return run
+
+
 def replace_output(model: nn.Module, site: Site, fn: HiddenFn, *, first: bool = False) -> Handles:
     """Attach a hook replacing `site`'s hidden output `h` with `fn(h)` until the handle is removed.
 
@@ -61,6 +74,8 @@ def replace_output(model: nn.Module, site: Site, fn: HiddenFn, *, first: bool = 
 
     def rewrite(output: Any) -> Any:
         hidden = hidden_of(output)
+        if hidden.dtype == torch.float32:  # skips two no-op dispatches per pass: on a GPU, ops cost time
+            return with_hidden(output, fn(hidden))
         return with_hidden(output, fn(hidden.float()).to(hidden.dtype))
 
     if site.call is None:

@@ -67,9 +67,10 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return [make_model_folder(root / "a", "bert", seed=1), make_model_folder(root / "b", "bert", seed=2)]
 
 
-def batcher(spy: Spy, *, max_batch: int = 32, max_latency_ms: float = 5.0, size: int = 4) -> AdaptiveBatcher:
-    return AdaptiveBatcher(ModelCache(size, torch.device("cpu"), loader=spy),
-                           max_batch=max_batch, max_latency_ms=max_latency_ms)
+def batcher(spy: Spy, *, max_batch: int = 32, max_latency_ms: float = 5.0, size: int = 4,
+            max_tokens: int = 4096) -> AdaptiveBatcher:
+    return AdaptiveBatcher(ModelCache(size, torch.device("cpu"), loader=spy), max_batch=max_batch,
+                           max_latency_ms=max_latency_ms, max_tokens=max_tokens, forward_texts=max(1, max_batch // 4))
 
 
 def test_requests_that_arrive_together_share_one_forward_pass(folders: list[Path]) -> None:
@@ -176,10 +177,10 @@ async def _until(condition, what: str) -> None:
 
 
 def test_a_large_request_yields_to_small_ones(folders: list[Path]) -> None:
-    """A large request is served a chunk per turn: small requests that arrive while it runs ride in the
-    very next forward pass, no pass exceeds max_batch, and every answer is still the model's own."""
+    """Small requests that arrive while a large one runs ride in the very next forward pass (the large
+    request keeps one text in it), no pass exceeds max_batch, and every answer is still the model's own."""
     spy = Spy()
-    predictor = batcher(spy, max_batch=4, max_latency_ms=0)  # chunk: max_batch // 4 = 1 text per turn
+    predictor = batcher(spy, max_batch=4, max_latency_ms=0)
     large = [f"{t} number {i}" for i, t in enumerate(TEXTS * 2)]
     small = ["she is a nurse", "he operates", "a surgeon"]
 
@@ -207,24 +208,46 @@ def test_a_large_request_yields_to_small_ones(folders: list[Path]) -> None:
     predictor.close()
 
 
-def test_round_robin_takes_a_chunk_per_request_per_turn(folders: list[Path]) -> None:
-    from editing_service.api.predictor import _Request, take_round_robin
+def _passes(requests: dict[str, list[int]], *, max_texts: int, max_tokens: int) -> list[list[tuple[str, int, int]]]:
+    """take_pass until nothing waits, on requests given as name -> token count of each text (in arrival order)."""
+    from editing_service.api.predictor import _Request, take_pass
 
     async def main() -> list[list[tuple[str, int, int]]]:
         loop = asyncio.get_running_loop()
-        big, a, b = (_Request(texts, loop.create_future()) for texts in (["x"] * 10, ["a"], ["b"] * 3))
-        names = {id(big): "big", id(a): "a", id(b): "b"}
-        waiting = deque([big, a, b])
+        made = {name: _Request([name] * len(lengths), np.array(lengths), loop.create_future())
+                for name, lengths in requests.items()}
+        names = {id(r): name for name, r in made.items()}
+        waiting = deque(made.values())
         passes = []
         while waiting:
             passes.append([(names[id(r)], start, stop) for r, start, stop in
-                           take_round_robin(waiting, max_batch=6, chunk=2)])
+                           take_pass(waiting, max_texts=max_texts, max_tokens=max_tokens)])
         return passes
 
-    assert asyncio.run(main()) == [
-        [("big", 0, 2), ("a", 0, 1), ("b", 0, 2), ("big", 2, 3)],
-        [("b", 2, 3), ("big", 3, 5), ("big", 5, 7), ("big", 7, 8)],
-        [("big", 8, 10)],
+    return asyncio.run(main())
+
+
+def test_a_pass_serves_the_oldest_request_then_the_smallest_within_its_token_budget() -> None:
+    # The oldest (big) gets one text (10 tokens); then the fewest texts left first: a (3), b's three
+    # (4 each): 25 tokens; big's next text would make 35 > 30. Then big alone, 3 texts (30 tokens) a pass.
+    assert _passes({"big": [10] * 10, "a": [3], "b": [4, 4, 4]}, max_texts=6, max_tokens=30) == [
+        [("big", 0, 1), ("a", 0, 1), ("b", 0, 3)],
+        [("big", 1, 4)],
+        [("big", 4, 7)],
+        [("big", 7, 10)],
+    ]
+
+
+def test_a_pass_respects_its_text_count_and_always_takes_one_text() -> None:
+    assert _passes({"big": [1] * 5, "a": [1], "b": [1, 1]}, max_texts=3, max_tokens=100) == [
+        [("big", 0, 1), ("a", 0, 1), ("b", 0, 1)],
+        [("big", 1, 3), ("b", 1, 2)],  # big's one text, b's last, then big fills the pass
+        [("big", 3, 5)],
+    ]
+    assert _passes({"huge": [50, 50], "a": [3]}, max_texts=8, max_tokens=30) == [
+        [("huge", 0, 1)],  # over the budget on its own: a pass still takes it
+        [("huge", 1, 2)],
+        [("a", 0, 1)],
     ]
 
 

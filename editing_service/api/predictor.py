@@ -21,8 +21,10 @@ a quarter of a second each time one runs.
 from __future__ import annotations
 
 import asyncio
+import copy
 import gc
 import threading
+import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +34,7 @@ from typing import TypeVar
 
 import numpy as np
 import torch
+from transformers import PreTrainedTokenizerBase
 
 from editing_service.edit import load_model
 from editing_service.model import TextClassifier
@@ -42,9 +45,25 @@ T = TypeVar("T")
 TOKENISE_INLINE_CHARS = 20_000
 
 
-def _token_lengths(model: TextClassifier, texts: list[str]) -> np.ndarray:
-    """Tokens per text as the model's forward pass will see them (clipped, truncated)."""
-    return token_lengths(model.tokenizer, clip_texts(texts, model.max_length), model.max_length)
+class TokenCounter:
+    """Tokens per text as a model's forward pass will see them (clipped, truncated), counted with a copy
+    of the model's tokenizer: the forward thread tokenises with the model's own (with padding), and a
+    fast tokenizer called from two threads with different settings can fail ("Already borrowed").
+    The copy is only ever called with one set of settings."""
+
+    def __init__(self) -> None:
+        self._tokenizers: weakref.WeakKeyDictionary[TextClassifier, PreTrainedTokenizerBase] = (
+            weakref.WeakKeyDictionary())
+        self._lock = threading.Lock()
+
+    def tokenizer(self, model: TextClassifier) -> PreTrainedTokenizerBase:
+        with self._lock:
+            if model not in self._tokenizers:
+                self._tokenizers[model] = copy.deepcopy(model.tokenizer)
+            return self._tokenizers[model]
+
+    def __call__(self, model: TextClassifier, texts: list[str]) -> np.ndarray:
+        return token_lengths(self.tokenizer(model), clip_texts(texts, model.max_length), model.max_length)
 
 
 def settle_heap() -> None:
@@ -170,6 +189,7 @@ class AdaptiveBatcher:
                  forward_texts: int) -> None:
         self.cache, self.max_batch, self.max_latency = cache, max_batch, max_latency_ms / 1000
         self.max_tokens, self.forward_texts = max_tokens, forward_texts
+        self.count_tokens = TokenCounter()
         self._lanes: dict[Path, _Lane] = {}
         self._forward_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forward")
 
@@ -180,9 +200,9 @@ class AdaptiveBatcher:
             model = await asyncio.to_thread(self.cache.get, folder)  # raises for a bad folder
         texts = list(texts)
         if sum(map(len, texts)) > TOKENISE_INLINE_CHARS:
-            lengths = await asyncio.to_thread(_token_lengths, model, texts)
+            lengths = await asyncio.to_thread(self.count_tokens, model, texts)
         else:
-            lengths = _token_lengths(model, texts)
+            lengths = self.count_tokens(model, texts)
         loop = asyncio.get_running_loop()
         request = _Request(texts, lengths, loop.create_future())
         lane = self._lanes.get(folder)

@@ -208,6 +208,20 @@ def test_a_large_request_yields_to_small_ones(folders: list[Path]) -> None:
     predictor.close()
 
 
+def test_tokens_are_counted_as_the_forward_pass_sees_them_with_a_tokenizer_of_their_own(folders: list[Path]) -> None:
+    from editing_service.api.predictor import TokenCounter
+
+    model = Spy()(folders[0], device=torch.device("cpu"))
+    counter = TokenCounter()
+    long_text = " ".join(TEXTS * 200)  # truncated at max_length
+    lengths = counter(model, [TEXTS[0], long_text])
+    encoded = model.tokenizer([TEXTS[0], long_text], truncation=True, max_length=model.max_length)
+    assert lengths.tolist() == [len(ids) for ids in encoded["input_ids"]]
+    assert lengths[1] == model.max_length
+    # Not the model's tokenizer, which the forward thread calls (with padding) at the same time; one copy per model.
+    assert counter.tokenizer(model) is not model.tokenizer and counter.tokenizer(model) is counter.tokenizer(model)
+
+
 def _passes(requests: dict[str, list[int]], *, max_texts: int, max_tokens: int) -> list[list[tuple[str, int, int]]]:
     """take_pass until nothing waits, on requests given as name -> token count of each text (in arrival order)."""
     from editing_service.api.predictor import _Request, take_pass

@@ -249,8 +249,10 @@ class AdaptiveBatcher:
 
     async def _answer(self, model: TextClassifier, taken: list[Slice]) -> None:
         texts = [t for request, start, stop in taken for t in request.texts[start:stop]]
+        lengths = np.concatenate([request.lengths[start:stop] for request, start, stop in taken])
         try:
-            proba = await asyncio.get_running_loop().run_in_executor(self._forward_thread, self._forward, model, texts)
+            proba = await asyncio.get_running_loop().run_in_executor(
+                self._forward_thread, self._forward, model, texts, lengths)
         except Exception as err:
             for request, _, _ in taken:
                 request.scheduled = len(request.texts)  # nothing more of it is run
@@ -272,8 +274,8 @@ class AdaptiveBatcher:
         through hooks never overlaps another pass of the same model."""
         return await asyncio.get_running_loop().run_in_executor(self._forward_thread, fn, *args)
 
-    def _forward(self, model: TextClassifier, texts: list[str]) -> np.ndarray:
-        return model.predict_proba(texts, batch_size=self.forward_texts)
+    def _forward(self, model: TextClassifier, texts: list[str], lengths: np.ndarray) -> np.ndarray:
+        return model.predict_proba(texts, batch_size=self.forward_texts, lengths=lengths)
 
     def close(self) -> None:
         """Stop the forward thread once the pass under way (if any) ends; queued passes are dropped."""

@@ -237,14 +237,15 @@ class TextClassifier(nn.Module):
         return logits
 
     @torch.inference_mode()
-    def predict_proba(self, texts: list[str], *, batch_size: int = 32) -> np.ndarray:
+    def predict_proba(self, texts: list[str], *, batch_size: int = 32, lengths: np.ndarray | None = None) -> np.ndarray:
         """Class probabilities [n, C] in the order of `self.classes` (texts clipped before tokenising,
-        see `clip_texts`)."""
+        see `clip_texts`); `lengths`, the texts' token counts if already known, saves counting them again."""
         if not self.is_fitted:
             raise ValueError(NOT_FITTED)
         out = np.zeros((len(texts), len(self.classes)), dtype=np.float32)
         for rows, batch in length_sorted_batches(
-            self.tokenizer, clip_texts(texts, self.max_length), batch_size=batch_size, max_length=self.max_length
+            self.tokenizer, clip_texts(texts, self.max_length), batch_size=batch_size, max_length=self.max_length,
+            lengths=lengths,
         ):
             batch = batch.to(self.device)
             logits = self(batch["input_ids"], batch["attention_mask"])

@@ -42,13 +42,13 @@ class Spy:
         model.set_head(torch.nn.Linear(32, 2))
         predict_proba = model.predict_proba
 
-        def spied(texts: list[str], *, batch_size: int = 32) -> np.ndarray:
+        def spied(texts: list[str], *, batch_size: int = 32, lengths: np.ndarray | None = None) -> np.ndarray:
             self.passes.append((list(texts), threading.current_thread().name))
             if self.hold_first_pass is not None and len(self.passes) == 1:
                 assert self.hold_first_pass.wait(60), "the test never released the first pass"
             if self.fail_forward:
                 raise RuntimeError("the device fell over")
-            return predict_proba(texts, batch_size=batch_size)
+            return predict_proba(texts, batch_size=batch_size, lengths=lengths)
 
         model.predict_proba = spied  # type: ignore[method-assign]
         return model

@@ -57,3 +57,27 @@ def test_seeds_refuse_a_flags_file(tiny: dict[str, Path], tmp_path: Path, capsys
         main([*_args(tiny, tmp_path / "run"), "--seeds", "2", "--flags", str(flags)])
     assert exit_info.value.code == 2
     assert SEEDS_NEED_AUTO.format(n=2) in capsys.readouterr().err
+
+
+def test_the_repeats_share_their_reads_of_the_unedited_classifier(
+        tiny: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import editing_service.edit.rows.context as context
+
+    unedited: list[tuple[str, ...]] = []
+    forward = context.head_features
+
+    def counting(classifier, texts, **kwargs):  # noqa: ANN001, ANN202
+        if len(classifier.interventions) == 0:
+            unedited.append(tuple(texts))
+        return forward(classifier, texts, **kwargs)
+
+    monkeypatch.setattr(context, "head_features", counting)
+    args = [*_args(tiny, tmp_path / "run"), "--seeds", "2"]
+    args[args.index("--rows") + 1:args.index("--rows") + 1] = ["token_deletion"]
+    assert main(args) == 0
+    # the original's and word deletion's reads, each once for both seeds: the evaluation split and the
+    # word-deleted training and evaluation texts
+    assert len(unedited) == len(set(unedited)) == 3
+    report = Report.read(tmp_path / "run" / "report.json")
+    repeat = Report.read(tmp_path / "run" / "seeds" / "seed-1" / "report.json")
+    assert repeat.row("original").metric("accuracy") == report.row("original").metric("accuracy")

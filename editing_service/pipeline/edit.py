@@ -111,7 +111,8 @@ def _edit_sites(classifier, settings: RunSettings) -> list[str]:  # noqa: ANN001
 
 
 def row_context(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
-                edit_settings: dict[str, Any] | None = None) -> RowContext:
+                edit_settings: dict[str, Any] | None = None,
+                unedited_reads: dict[str, np.ndarray] | None = None) -> RowContext:
     """Everything the rows of the discovered run in `out` read, with `flags` applied (and `edit_settings`
     overriding the run's edit settings).
 
@@ -155,22 +156,24 @@ def row_context(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet
         validate_cache=ActivationCache.open(artifacts.cache("validate")), spec=spec,
         train=load_role(spec, "train"), validate=validate, evaluate=load_role(spec, "evaluate"),
         attribute=attribute, settings=settings, fixed_C=C, fixed_C_source=C_source, original_head_origin=origin,
-        progress=progress,
+        progress=progress, unedited_reads={} if unedited_reads is None else unedited_reads,
     )
 
 
 def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
-             edit_out: str | Path | None = None, edit_settings: dict[str, Any] | None = None) -> Report:
+             edit_out: str | Path | None = None, edit_settings: dict[str, Any] | None = None,
+             unedited_reads: dict[str, np.ndarray] | None = None) -> Report:
     """Apply `flags` to the discovered run in `out`; returns the report (also written to disk).
 
     The edited model, flags and report go to `edit_out` (default: `out` itself), so one discovery
     can serve several edits; `edit_settings` override the run's edit settings (rows, budget, served
-    form, erasure) for this edit.
+    form, erasure) for this edit. `unedited_reads` lets edits of the same classifier share their reads of
+    the unedited model (`RowContext.read`).
     """
     started = time.perf_counter()
     artifacts = ArtifactDir(Path(out))
     results = ArtifactDir(Path(edit_out)) if edit_out is not None else artifacts
-    ctx = row_context(out, flags, progress=progress, edit_settings=edit_settings)
+    ctx = row_context(out, flags, progress=progress, edit_settings=edit_settings, unedited_reads=unedited_reads)
     results.root.mkdir(parents=True, exist_ok=True)
     settings, spec, classifier, evaluate = ctx.settings, ctx.spec, ctx.classifier, ctx.evaluate
     flagged, all_flagged = ctx.flagged, ctx.all_flagged

@@ -14,6 +14,8 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
+
 from editing_service.artifacts import ArtifactDir
 from editing_service.features import Suggestion, load_lexicon
 from editing_service.features.flags import FlagSet, FlagSource, flags_from_suggestions, read_flags_file
@@ -63,7 +65,8 @@ def run_all(settings: RunSettings, out: str | Path, *, flags: str = "auto",
     run_discover(settings, out, progress=progress)
     lexicon = load_lexicon(settings.suggestions.lexicon).name
     flag_set = resolve_flags(flags, out, lexicon=lexicon)
-    report = run_edit(out, flag_set, progress=progress)
+    unedited_reads: dict[str, np.ndarray] = {}  # the classifier is the same in every repeat
+    report = run_edit(out, flag_set, progress=progress, unedited_reads=unedited_reads)
     if settings.seeds > 1:
         reports, runs = [report], ["."]
         for offset in range(1, settings.seeds):
@@ -71,7 +74,7 @@ def run_all(settings: RunSettings, out: str | Path, *, flags: str = "auto",
             _share_caches(Path(out), seed_out)
             run_discover(settings.with_seed_offset(offset), seed_out, progress=progress, reuse_caches=True)
             reports.append(run_edit(seed_out, resolve_flags(flags, seed_out, lexicon=lexicon),
-                                    progress=progress))
+                                    progress=progress, unedited_reads=unedited_reads))
             runs.append(str(seed_out.relative_to(out)))
         report.seeds = summarise_seeds(reports, [settings.sae.seed + i for i in range(settings.seeds)], runs)
     report.run_seconds = round(time.perf_counter() - started, 1)

@@ -7,6 +7,7 @@ Interventions are put in place only inside `edited(...)`, which takes them off a
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ class RowContext:
     original_head_origin: str  # how the original head came about, in words
     progress: Callable[[str, float], None] = _quiet
     served: dict[str, ServedSAE] = field(default_factory=dict)
+    unedited_reads: dict[str, np.ndarray] = field(default_factory=dict)  # see `read`; may be shared across seeds
 
     def __post_init__(self) -> None:
         assert self.classifier.head is not None
@@ -84,7 +86,19 @@ class RowContext:
             self.classifier.set_interventions([])
 
     def read(self, texts: list[str], edits: list[SiteIntervention], step: str) -> np.ndarray:
-        """The head features of `texts` [n, d] with `edits` in place."""
+        """The head features of `texts` [n, d] with `edits` in place.
+
+        Reads of the unedited classifier depend on the texts alone, so they are kept in `unedited_reads`
+        (keyed by the texts), which the repeats of a `--seeds` run share: their SAEs differ, their classifier
+        does not."""
+        if not edits:
+            key = hashlib.sha256("\x00".join(texts).encode()).hexdigest()
+            if key not in self.unedited_reads:
+                self.unedited_reads[key] = self._forward(texts, [], step)
+            return self.unedited_reads[key].copy()
+        return self._forward(texts, edits, step)
+
+    def _forward(self, texts: list[str], edits: list[SiteIntervention], step: str) -> np.ndarray:
         with self.edited(edits):
             return head_features(self.classifier, texts, batch_size=self.batch_size,
                                  on_progress=lambda f: self.progress(step, f))

@@ -143,6 +143,9 @@ class SuggestionSettings(_Settings):
     lexicon_threshold: float = Field(0.3, ge=0, le=1)
     min_active_tokens: int = Field(10, ge=1, le=1_000_000)
     attribute_threshold: float = Field(0.2, ge=0, le=0.5)
+    max_firing_rate: float = Field(
+        1.0, gt=0, le=1, description="a feature nonzero on more than this share of the validate tokens is never "
+        "suggested (a dense feature: ablating it removes part of nearly every token)")
 
 
 class EditSettings(_Settings):

@@ -62,8 +62,8 @@ def collect_activations(
 ) -> ActivationCache:
     """Run the classifier once over `texts` and write the cache to `out_dir` (replaced if present).
 
-    Records every site's output at non-pad tokens (with `tokens_per_text`, a seeded random sample of at
-    most that many tokens of each text, in position order) and the features the head reads.
+    Records every site's output at the tokens of `classifier.token_mask` (with `tokens_per_text`, a seeded
+    random sample of at most that many tokens of each text, in position order) and the features the head reads.
     """
     if not texts:
         raise ValueError(NO_TEXTS)
@@ -77,7 +77,8 @@ def collect_activations(
     if tokens_per_text is not None and tokens_per_text < 1:
         raise ValueError(BAD_TOKENS_PER_TEXT.format(value=tokens_per_text))
     lengths = token_lengths(classifier.tokenizer, texts, classifier.max_length)
-    stored = lengths if tokens_per_text is None else np.minimum(lengths, tokens_per_text)
+    counts = classifier.token_counts(lengths)
+    stored = counts if tokens_per_text is None else np.minimum(counts, tokens_per_text)
     n_tokens = int(stored.sum())
     # Rows are laid out in the batch order (sorted by length), each example contiguous.
     order = np.argsort(lengths, kind="stable")
@@ -98,7 +99,7 @@ def collect_activations(
         classifier.tokenizer, texts, batch_size=batch_size, max_length=classifier.max_length, lengths=lengths
     ):
         batch = batch.to(classifier.device)
-        mask = batch["attention_mask"].bool()
+        mask = classifier.token_mask(batch["attention_mask"])
         if tokens_per_text is not None:
             mask = sample_tokens(mask, rows, tokens_per_text, seed)
         with capture(classifier.backbone, sites) as store:

@@ -88,7 +88,7 @@ class SharedForward:
     @property
     def n_tokens(self) -> int:
         """Tokens of one epoch (at every site)."""
-        return int(self.lengths.sum())
+        return int(self.classifier.token_counts(self.lengths).sum())
 
     def feed(self, site: Site) -> SiteFeed:
         """The `BatchSource` of one of the sites."""
@@ -126,7 +126,7 @@ class SharedForward:
         with capture(self.classifier.backbone, self.sites) as store:
             self.classifier.head_features(batch["input_ids"], batch["attention_mask"])
         self.passes += 1
-        tokens = batch["attention_mask"].bool()
+        tokens = self.classifier.token_mask(batch["attention_mask"])
         return {site.name: store[site.name][tokens].float().cpu() for site in self.sites}
 
 

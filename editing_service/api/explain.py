@@ -2,7 +2,8 @@
 
 The edited model holds each ablated feature's encoder row (its `FeatureAblation` interventions); the
 original model's site outputs, read with `capture`, go through them, so the values are the features'
-activations in the original model, token by token, exactly as the edit sees them at its first site.
+activations in the original model, token by token, exactly as the edit sees them at its first site. The
+family's sink positions, which the edit leaves alone, read 0.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ def ablated_feature_activations(
     with capture(original.backbone, [m.site for m in ablations]) as store:
         original.backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
     tokens = original.tokenizer.convert_ids_to_tokens(batch["input_ids"][0].tolist())
+    edited_tokens = original.token_mask(batch["attention_mask"])[0].cpu().numpy()
     out: dict[tuple[str, int], np.ndarray] = {}
     for ablation in ablations:
         hidden = store[ablation.site.name][0].to(ablation.W_enc.device, torch.float32)  # [T, d]
-        values = ablation.activations(hidden).cpu().numpy()  # [T, n]
+        values = ablation.activations(hidden).cpu().numpy() * edited_tokens[:, None]  # [T, n]
         for column, feature in enumerate(ablation.features):
             out[(ablation.site.name, feature)] = values[:, column]
     return tokens, out

@@ -19,7 +19,7 @@ from torch import nn
 
 from editing_service.activations import ActivationCache
 from editing_service.circuit.graph import Ablation
-from editing_service.model.hooks import intervene
+from editing_service.model.hooks import intervene, past_leading
 from editing_service.model.sites import Site
 from editing_service.sae.splice import Dictionary
 
@@ -90,8 +90,10 @@ def _sparse_decode(f: torch.Tensor, w_dec: torch.Tensor) -> torch.Tensor:
 @contextmanager
 def ablate_outside(
     model: nn.Module, saes: Mapping[Site, Dictionary], keep: Mapping[str, SiteKeep], values: AblationValues,
+    *, leading: int = 0,
 ) -> Iterator[None]:
-    """Run `model` with every node not in `keep` ablated (sites missing from `keep` are left alone).
+    """Run `model` with every node not in `keep` ablated (sites missing from `keep` are left alone) at
+    every position but the first `leading` (the family's sink positions, which have no nodes).
 
     The ablated features' share of the output, sum over dropped i of value_i W_dec[i], is one vector per
     site; the live features' share is a sparse product; a site that keeps no node is that constant and
@@ -116,7 +118,7 @@ def ablate_outside(
 
         return fn
 
-    fns = {site: make_fn(site, sae, keep[site.name]) for site, sae in saes.items()
+    fns = {site: past_leading(leading, make_fn(site, sae, keep[site.name])) for site, sae in saes.items()
            if site.name in keep and not (keep[site.name].error and bool(keep[site.name].features.all()))}
     with intervene(model, fns):
         yield

@@ -59,7 +59,8 @@ def attribution_patching(
             f, e = nodes[name].features, nodes[name].error
             gf = grads[2 * j] if grads[2 * j] is not None else torch.zeros_like(f)
             ge = grads[2 * j + 1] if grads[2 * j + 1] is not None else torch.zeros_like(e)
-            acc[name].add((-f * gf).detach(), (-e * ge).sum(-1).detach(), batch["attention_mask"])
+            acc[name].add((-f * gf).detach(), (-e * ge).sum(-1).detach(),
+                          classifier.token_mask(batch["attention_mask"]))
         done += len(rows)
         if on_progress is not None:
             on_progress(done / len(texts))

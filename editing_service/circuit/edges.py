@@ -145,10 +145,10 @@ def compute_edges(
     for rows, batch in length_sorted_batches(classifier.tokenizer, texts, batch_size=batch_size,
                                              max_length=classifier.max_length):
         batch = batch.to(device)
-        mask = batch["attention_mask"]
+        tokens = classifier.token_mask(batch["attention_mask"])  # the positions whose nodes count
         y = torch.as_tensor(labels[rows], device=device)
         with torch.enable_grad(), cut_sites(classifier.backbone, list(saes)) as cut:
-            values = metric(classifier(batch["input_ids"], mask), y)
+            values = metric(classifier(batch["input_ids"], batch["attention_mask"]), y)
             outs = [cut[name].out for name in names]
             direct = torch.autograd.grad(values.sum(), outs, allow_unused=True)
             total = {name: g if g is not None else torch.zeros_like(o)
@@ -158,10 +158,10 @@ def compute_edges(
                     node, sae = cut[name], by_name[name]
                     node.f = sae.encode(node.x)
                     node.e = node.x - sae.decode(node.f)
-                    effects = node_effects(sae, total[name][None], node.f, node.e, wanted[name], mask)
+                    effects = node_effects(sae, total[name][None], node.f, node.e, wanted[name], tokens)
                     sums.add(name, METRIC_ID, 1, torch.zeros(1, dtype=torch.long, device=device), effects.sum(1))
             for j in range(len(names) - 1, 0, -1):
-                _edges_into(cut, by_name, names[:j], names[j], total, wanted[names[j]], wanted, mask, chunk, sums)
+                _edges_into(cut, by_name, names[:j], names[j], total, wanted[names[j]], wanted, tokens, chunk, sums)
         sums.n += len(rows)
         done += len(rows)
         if on_progress is not None:

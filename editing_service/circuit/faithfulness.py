@@ -75,7 +75,8 @@ class NodeSetEvaluator:
         if known in self._known:
             return self._known[known]
         out = torch.empty((self.n, len(self.classifier.classes)), device=self.classifier.device)
-        with ablate_outside(self.classifier.backbone, self.saes, keep or {}, self.values):
+        with ablate_outside(self.classifier.backbone, self.saes, keep or {}, self.values,
+                            leading=self.classifier.rule.sink_positions):
             for rows, batch in self.batches:
                 out[rows] = self.classifier(batch["input_ids"], batch["attention_mask"]).float()
         self.forward_passes += 1

@@ -76,7 +76,7 @@ def integrated_gradients(
         y = torch.as_tensor(labels[rows], device=device)
         for site, sae in saes.items():
             feature_effects, error_effects = _site_ig(classifier, site, sae, batch, y, steps)
-            acc[site.name].add(feature_effects, error_effects, batch["attention_mask"])
+            acc[site.name].add(feature_effects, error_effects, classifier.token_mask(batch["attention_mask"]))
             done += len(rows)
             if on_progress is not None:
                 on_progress(done / total)

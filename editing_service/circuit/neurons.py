@@ -55,7 +55,7 @@ def neuron_attribution(
         with torch.enable_grad(), intervene(classifier.backbone, {s: keep(s) for s in sites}):
             values = metric(classifier(batch["input_ids"], batch["attention_mask"]), y)
             grads = torch.autograd.grad(values.sum(), [seen[s.name] for s in sites], allow_unused=True)
-        mask = batch["attention_mask"].to(torch.float64)[..., None]
+        mask = classifier.token_mask(batch["attention_mask"]).to(torch.float64)[..., None]
         for site, grad in zip(sites, grads, strict=True):
             x = seen[site.name].detach().double()
             effect = -x * (grad.double() if grad is not None else torch.zeros_like(x))

@@ -140,7 +140,7 @@ def _fit_one_site(classifier: TextClassifier, site: Site, texts: list[str], z_ex
     for batch_rows, batch in length_sorted_batches(classifier.tokenizer, texts, batch_size=batch_size,
                                                    max_length=classifier.max_length):
         batch = batch.to(classifier.device)
-        mask = batch["attention_mask"].bool()
+        mask = classifier.token_mask(batch["attention_mask"])
         with capture(classifier.backbone, [site]) as store:
             classifier.run_backbone(batch["input_ids"], batch["attention_mask"])
         z_batch = z_examples[torch.as_tensor(batch_rows)].to(classifier.device)

@@ -61,6 +61,11 @@ class FeatureActivations:
         span = slice(int(self.indptr[j]), int(self.indptr[j + 1]))
         return self.rows[span], self.values[span]
 
+    def firing_rate(self, feature: int) -> float:
+        """Share of the cache's tokens on which the feature is nonzero."""
+        j = self.column(feature)
+        return float(self.indptr[j + 1] - self.indptr[j]) / max(self.n_tokens, 1)
+
     def dense(self, feature: int) -> np.ndarray:
         """[n_tokens] float32 activations of one feature."""
         rows, values = self.token_activations(feature)

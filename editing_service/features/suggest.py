@@ -7,6 +7,10 @@ Two rules, both configurable:
 - protected attribute: the example-level activation separates the groups within every class:
   min over classes of |AUROC - 0.5| >= `threshold` (default 0.2). The split must have at least two
   groups in every class (ValueError otherwise, e.g. on a biased training split).
+
+Neither rule suggests a dense feature: one nonzero on more than `max_firing_rate` of the split's tokens.
+Ablating it removes part of nearly every token's representation, and a dense feature's small, consistent
+shift between groups passes the protected-attribute rule easily (decoder residual streams have many).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ SuggestionKind = Literal["lexicon", "protected_attribute"]
 
 BAD_LEXICON_THRESHOLD = "The lexicon threshold is a share of activation mass in (0, 1], got {value}."
 BAD_AUROC_THRESHOLD = "The protected-attribute threshold is a distance |AUROC - 0.5| in [0, 0.5], got {value}."
+BAD_FIRING_RATE = "The firing-rate cap is a share of tokens in (0, 1], got {value}."
 NO_TOKENS = "Pass a tokenizer or a TokenVocab to match tokens against a lexicon."
 SPLIT_MISMATCH = "Split {split!r} has {n_split} examples but the activations of site {site!r} have {n_acts}."
 
@@ -169,17 +174,26 @@ def suggest_flags(
     attributes: Sequence[str] | None = None,
     attribute_threshold: float = 0.2,
     example_activation: Reduce = "max",
+    max_firing_rate: float = 1.0,
     activations: Mapping[str, FeatureActivations] | None = None,
     batch_rows: int = 8192,
 ) -> list[Suggestion]:
-    """Both rules on `candidates`, measured on `split` (whose activations are in `cache`).
+    """Both rules on the `candidates` that fire on at most `max_firing_rate` of the tokens, measured on
+    `split` (whose activations are in `cache`).
 
     `lexicon=None` skips the lexicon rule; `attributes=[]` skips the protected-attribute rule (None: every
     attribute the split has). Activations are encoded once per site unless `activations` are given.
     """
+    if not 0 < max_firing_rate <= 1:
+        raise ValueError(BAD_FIRING_RATE.format(value=max_firing_rate))
     pairs = _pairs(candidates)
     if activations is None:
         activations = collect_feature_activations(saes=saes, cache=cache, features=pairs, batch_rows=batch_rows)
+    sparse = [(site, f) for site, f in pairs if activations[site].firing_rate(f) <= max_firing_rate]
+    if len(sparse) < len(pairs):
+        logger.info("%d of %d candidates fire on more than %.0f%% of the tokens: not suggested",
+                    len(pairs) - len(sparse), len(pairs), 100 * max_firing_rate)
+    pairs = sparse
     out: list[Suggestion] = []
     if lexicon is not None:
         if vocab is None:

@@ -23,7 +23,15 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from editing_service.model.batching import clip_texts, length_sorted_batches
 from editing_service.model.families import rule_for
 from editing_service.model.head import fit_linear_head
-from editing_service.model.hooks import Handles, HiddenFn, capture, capture_input, chained, replace_output
+from editing_service.model.hooks import (
+    Handles,
+    HiddenFn,
+    capture,
+    capture_input,
+    chained,
+    past_leading,
+    replace_output,
+)
 from editing_service.model.sites import Site, SiteKind, find_sites, resolve_sites
 
 ClassifierKind = Literal["probe", "sequence_classification"]
@@ -197,8 +205,28 @@ class TextClassifier(nn.Module):
         for m in self.interventions:
             by_site.setdefault(m.site, []).append(m.rewrite_)
         self._intervention_hooks = [
-            replace_output(self.backbone, site, chained(fns), first=True) for site, fns in by_site.items()
+            replace_output(self.backbone, site, past_leading(self.rule.sink_positions, chained(fns)), first=True)
+            for site, fns in by_site.items()
         ]
+
+    def token_mask(self, attention_mask: torch.Tensor) -> torch.Tensor:
+        """[B, T] bool: the tokens that SAEs are trained on and read from, and that the edit rewrites: every
+        real token past the family's sink positions (`FamilyRule.sink_positions`)."""
+        mask = attention_mask.bool()
+        if self.rule.sink_positions:
+            mask = mask & (mask.cumsum(-1) > self.rule.sink_positions)
+        return mask
+
+    def token_counts(self, lengths: np.ndarray) -> np.ndarray:
+        """How many tokens of `token_mask` texts of these token lengths have."""
+        return np.maximum(np.asarray(lengths) - self.rule.sink_positions, 0)
+
+    def _pooled_tokens(self, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The tokens a probe averages: those of `token_mask`, or every real token of a text that has none."""
+        if not self.rule.sink_positions:
+            return attention_mask
+        tokens = self.token_mask(attention_mask)
+        return torch.where(tokens.any(-1, keepdim=True), tokens, attention_mask.bool())
 
     # ---- computation -----------------------------------------------------------------------
     def run_backbone(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Any:
@@ -215,7 +243,7 @@ class TextClassifier(nn.Module):
             assert site is not None
             with capture(self.backbone, [site], detach=False) as store:
                 self.run_backbone(input_ids, attention_mask)
-            features = mean_pool(store[site.name], attention_mask)
+            features = mean_pool(store[site.name], self._pooled_tokens(attention_mask))
             head = self.probe_head
             return features, (head(features) if head is not None else None)
         head = self.head

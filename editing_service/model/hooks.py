@@ -64,6 +64,20 @@ def chained(fns: list[HiddenFn]) -> HiddenFn:
     return run
 
 
+def past_leading(n: int, fn: HiddenFn) -> HiddenFn:
+    """`fn` applied to every position of a [B, T, d] hidden state but the first `n` (kept as they are);
+    the tokenizer pads on the right, so those are every text's first tokens."""
+    if n == 0:
+        return fn
+
+    def run(hidden: torch.Tensor) -> torch.Tensor:
+        if hidden.dim() != 3:
+            return fn(hidden)
+        return torch.cat([hidden[:, :n], fn(hidden[:, n:])], dim=1)
+
+    return run
+
+
 def replace_output(model: nn.Module, site: Site, fn: HiddenFn, *, first: bool = False) -> Handles:
     """Attach a hook replacing `site`'s hidden output `h` with `fn(h)` until the handle is removed.
 

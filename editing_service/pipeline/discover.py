@@ -154,7 +154,7 @@ def run_discover(settings: RunSettings, out: str | Path, *, progress: ProgressFn
         lexicon=settings.suggestions.lexicon, lexicon_threshold=settings.suggestions.lexicon_threshold,
         min_active_tokens=settings.suggestions.min_active_tokens,
         attributes=[attribute] if attribute else [], attribute_threshold=settings.suggestions.attribute_threshold,
-        activations=activations,
+        max_firing_rate=settings.suggestions.max_firing_rate, activations=activations,
     )
     attach_suggestions(cards, suggestions)
     progress("cards", 1.0)

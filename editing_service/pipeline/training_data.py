@@ -93,9 +93,9 @@ def training_activations(
 ) -> TrainingActivations:
     """Choose the mode, cache the training split accordingly (one forward pass) and log the choice."""
     split = load_role(spec, "train")
-    lengths = token_lengths(classifier.tokenizer, split.texts, classifier.max_length)
+    counts = classifier.token_counts(token_lengths(classifier.tokenizer, split.texts, classifier.max_length))
     per_text = settings.cache_tokens_per_text
-    n_tokens = int((lengths if per_text is None else np.minimum(lengths, per_text)).sum())
+    n_tokens = int((counts if per_text is None else np.minimum(counts, per_text)).sum())
     width = int(classifier.backbone.config.hidden_size)
     mode, reason = choose_mode(settings, estimated_cache_bytes(n_tokens, [width] * len(sites), settings.cache_dtype))
     if mode == "stream":

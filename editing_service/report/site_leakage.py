@@ -99,16 +99,17 @@ def pooled_site_views(
         mask = batch["attention_mask"]
         with capture(classifier.backbone, sites) as store:
             head_in, _ = classifier.head_features(batch["input_ids"], mask)
+        tokens = classifier.token_mask(mask)
         views = {HEAD_INPUT: {"activation": head_in}}
         for site in sites:
             sae = saes[site.name]
             x = store[site.name].float()
             codes = sae.encode(x.to(sae.W_enc.dtype))
             recon = sae.decode(codes).to(x.dtype)
-            keep = mask.unsqueeze(-1).bool()
+            keep = tokens.unsqueeze(-1)
             views[site.name] = {
-                "activation": mean_pool(x, mask), "error": mean_pool(x - recon, mask),
-                "reconstruction": mean_pool(recon, mask),
+                "activation": mean_pool(x, tokens), "error": mean_pool(x - recon, tokens),
+                "reconstruction": mean_pool(recon, tokens),
                 "codes": torch.where(keep, codes.float(), torch.zeros((), device=x.device)).amax(1),
             }
         for name, tensors in views.items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from feature_factories import SITE, IdentitySAE, hand_cache, make_split
 
-from editing_service.features import collect_feature_activations, suggest_by_protected_attribute
+from editing_service.features import collect_feature_activations, suggest_by_protected_attribute, suggest_flags
 
 GENDER, CLASS_ONLY, ONE_CLASS = 0, 1, 2
 # (class, gender, activations of the three features at the example's one token)
@@ -55,3 +55,23 @@ def test_split_with_a_single_group_in_a_class_is_refused_with_a_clear_message() 
 def test_unknown_attribute_is_refused() -> None:
     with pytest.raises(ValueError, match="Split 'validate' has no protected attribute 'race'; it has: \\['gender'\\]"):
         _run(attributes=["race"])
+
+
+def _suggest_all(**kwargs: object):
+    cache = hand_cache([[("he", acts)] for _, _, acts in ROWS])
+    split = make_split(["he"] * len(ROWS), [c for c, _, _ in ROWS], {"gender": [g for _, g, _ in ROWS]},
+                       name="validate")
+    return suggest_flags(saes={SITE: IdentitySAE(3)}, cache=cache, split=split, candidates=CANDIDATES,
+                         lexicon=None, attribute_threshold=0.1, **kwargs)
+
+
+def test_features_firing_on_more_tokens_than_the_cap_are_not_suggested() -> None:
+    acts = collect_feature_activations(saes={SITE: IdentitySAE(3)}, cache=hand_cache(
+        [[("he", acts)] for _, _, acts in ROWS]), features=CANDIDATES)[SITE]
+    assert (acts.firing_rate(GENDER), acts.firing_rate(ONE_CLASS)) == (6 / 8, 5 / 8)
+    assert {s.feature for s in _suggest_all()} == {GENDER, ONE_CLASS}
+    assert {s.feature for s in _suggest_all(max_firing_rate=0.75)} == {GENDER, ONE_CLASS}
+    assert {s.feature for s in _suggest_all(max_firing_rate=0.7)} == {ONE_CLASS}
+    assert _suggest_all(max_firing_rate=0.6) == []
+    with pytest.raises(ValueError, match=r"firing-rate cap is a share of tokens in \(0, 1\], got 0"):
+        _suggest_all(max_firing_rate=0)

@@ -11,7 +11,9 @@ import pytest
 import torch
 from factories import DECODERS, WORDS, make_model_folder, make_tokenizer
 
+from editing_service.activations import collect_activations
 from editing_service.model import capture, intervene, load_classifier
+from editing_service.model.classifier import SiteIntervention
 from editing_service.model.families import registered
 from editing_service.model.load import (
     ARCHITECTURE_MISMATCH,
@@ -21,6 +23,7 @@ from editing_service.model.load import (
     UNKNOWN_MODEL_TYPE,
     VOCAB_MISMATCH,
 )
+from editing_service.model.sites import Site
 
 CLASSES = ["nurse", "surgeon"]
 # Different lengths, so that every batch is padded.
@@ -212,3 +215,49 @@ def test_copied_folder_with_tokenizer_files_loads(tmp_path: Path) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(folder, copy)
     assert load_classifier(copy, classes=CLASSES).kind == "probe"
+
+
+class _Zero(SiteIntervention):
+    """Sets a site's output to zero."""
+
+    def __init__(self, site: Site) -> None:
+        super().__init__()
+        self.site = site
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(hidden)
+
+
+def test_a_decoders_first_token_is_left_alone_by_the_saes_and_the_edit(tmp_path: Path) -> None:
+    # A decoder's first token is its attention sink (activations some 100x the others' in a real model's
+    # middle layers): the SAEs' tokens and the edit leave it out; an encoder's tokens are all its real ones.
+    decoder = load_classifier(make_model_folder(tmp_path, "llama"), classes=CLASSES)
+    encoder = load_classifier(make_model_folder(tmp_path, "bert"), classes=CLASSES)
+    batch = decoder.tokenizer(TEXTS, padding=True, return_tensors="pt")
+    mask = batch["attention_mask"]
+    expected = mask.bool().clone()
+    expected[:, 0] = False
+    assert torch.equal(decoder.token_mask(mask), expected)
+    assert torch.equal(encoder.token_mask(mask), mask.bool())
+    left = torch.flip(mask, [1])  # left padding: the sink is each text's first real token
+    first_real = left.argmax(1)
+    expected_left = left.bool().clone()
+    expected_left[torch.arange(len(TEXTS)), first_real] = False
+    assert torch.equal(decoder.token_mask(left), expected_left)
+    assert decoder.token_counts(mask.sum(1).numpy()).tolist() == (mask.sum(1) - 1).tolist()
+
+    site = decoder.resolve_sites(["blocks.0.out"])[0]
+    with torch.no_grad(), capture(decoder.backbone, [site]) as clean:
+        decoder.backbone(**batch)
+    decoder.set_interventions([_Zero(site)])
+    with torch.no_grad(), capture(decoder.backbone, [site]) as edited:
+        decoder.backbone(**batch)
+    decoder.set_interventions([])
+    assert torch.equal(edited[site.name][:, 0], clean[site.name][:, 0])
+    assert not edited[site.name][:, 1:].any()
+
+    cache = collect_activations(decoder, TEXTS, sites=[site], out_dir=tmp_path / "cache", progress=False)
+    assert cache.n_tokens == int(mask.sum()) - len(TEXTS) and (cache.position >= 1).all()
+    rows = clean[site.name][torch.as_tensor(cache.example_index, dtype=torch.long),
+                            torch.as_tensor(cache.position, dtype=torch.long)]
+    assert torch.allclose(torch.tensor(cache.read(site.name)), rows, atol=1e-5)

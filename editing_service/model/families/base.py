@@ -37,6 +37,11 @@ class FamilyRule:
     attn_paths: ClassVar[tuple[str, ...]] = ("attention.output.dense", "self_attn", "attn", "attention")
     mlp_paths: ClassVar[tuple[str, ...]] = ("output.dense", "mlp", "ffn")
     head_paths: ClassVar[tuple[str, ...]] = ("classifier.out_proj", "classifier", "score", "classifier.dense")
+    # Leading tokens of every text that the SAEs never see and the edit never rewrites (`TextClassifier.
+    # token_mask`). A decoder's first token is its attention sink, whose activations are some 100x the other
+    # tokens' in the middle layers ("massive activations", Sun et al. 2024): left in, it holds nearly all the
+    # variance an SAE is trained to explain and fires every feature hugely.
+    sink_positions: ClassVar[int] = 0
 
     def blocks(self, model: nn.Module) -> list[BlockRef]:
         """The model's layers in the order data flows through them."""

@@ -1,7 +1,8 @@
 """Decoder-only classifiers (GPT-2, GPT-NeoX/Pythia, Llama, Qwen2, Qwen3, Mistral, Phi, OPT).
 
 Their `*ForSequenceClassification` head (`score`, no bias) scores every token and the model keeps the
-rightmost non-pad token (`FamilyRule.read_position`). OPT has no MLP site: its MLP runs on the
+rightmost non-pad token (`FamilyRule.read_position`). The first token is the attention sink, left to itself
+by the SAEs and the edit (`FamilyRule.sink_positions`). OPT has no MLP site: its MLP runs on the
 flattened [B * T, d] hidden states inside the block, with no module of its own.
 """
 
@@ -17,6 +18,7 @@ class DecoderRule(FamilyRule):
     attn_paths = ("self_attn", "attn", "attention")
     mlp_paths = ("mlp",)
     head_paths = ("score",)
+    sink_positions = 1
 
 
 register(DecoderRule())

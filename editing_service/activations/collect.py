@@ -6,14 +6,15 @@ import json
 import logging
 import shutil
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from editing_service.activations.cache import (
-    _NUMPY_STORAGE,
     ActivationCache,
     CacheDtype,
     site_path,
@@ -89,47 +90,47 @@ def collect_activations(
     token_id = np.empty(n_tokens, dtype=np.int32)
 
     d_model = int(classifier.backbone.config.hidden_size)
-    matrices: dict[str, np.memmap] = {}
+    # Rows arrive in file order, so each site's file is written front to back with plain writes: a memory map
+    # of it would keep every written page resident until the end (21 GiB at 20,000 texts of a 12 x 768 model).
+    files: dict[str, BinaryIO] = {}
+    widths: dict[str, int] = {}
     head_features: np.ndarray | None = None
 
     cursor = 0
     bar = tqdm(total=len(texts), desc="activations", unit="text",
                disable=not progress or not logger.isEnabledFor(logging.INFO))
-    for rows, batch in length_sorted_batches(
-        classifier.tokenizer, texts, batch_size=batch_size, max_length=classifier.max_length, lengths=lengths
-    ):
-        batch = batch.to(classifier.device)
-        mask = classifier.token_mask(batch["attention_mask"])
-        if tokens_per_text is not None:
-            mask = sample_tokens(mask, rows, tokens_per_text, seed)
-        with capture(classifier.backbone, sites) as store:
-            features, _ = classifier.head_features(batch["input_ids"], batch["attention_mask"])
-        if head_features is None:
-            head_features = np.zeros((len(texts), features.shape[-1]), dtype=np.float32)
-        head_features[rows] = features.float().cpu().numpy()
+    with ExitStack() as stack:
+        for rows, batch in length_sorted_batches(
+            classifier.tokenizer, texts, batch_size=batch_size, max_length=classifier.max_length, lengths=lengths
+        ):
+            batch = batch.to(classifier.device)
+            mask = classifier.token_mask(batch["attention_mask"])
+            if tokens_per_text is not None:
+                mask = sample_tokens(mask, rows, tokens_per_text, seed)
+            with capture(classifier.backbone, sites) as store:
+                features, _ = classifier.head_features(batch["input_ids"], batch["attention_mask"])
+            if head_features is None:
+                head_features = np.zeros((len(texts), features.shape[-1]), dtype=np.float32)
+            head_features[rows] = features.float().cpu().numpy()
 
-        n = int(mask.sum())
-        ex_local, pos = mask.nonzero(as_tuple=True)  # row-major: each example's tokens in order
-        example_index[cursor : cursor + n] = rows[ex_local.cpu().numpy()]
-        position[cursor : cursor + n] = pos.cpu().numpy()
-        token_id[cursor : cursor + n] = batch["input_ids"][mask].cpu().numpy()
-        for site in sites:
-            hidden = store[site.name][mask]  # [n, d]
-            if site.name not in matrices:
-                matrices[site.name] = np.memmap(
-                    site_path(out, site.name), mode="w+", dtype=_NUMPY_STORAGE[dtype],
-                    shape=(n_tokens, hidden.shape[-1]),
-                )
-            matrices[site.name][cursor : cursor + n] = to_storage(hidden, dtype)
-        cursor += n
-        bar.update(len(rows))
-        if on_progress is not None:
-            on_progress(bar.n / len(texts))
+            n = int(mask.sum())
+            ex_local, pos = mask.nonzero(as_tuple=True)  # row-major: each example's tokens in order
+            example_index[cursor : cursor + n] = rows[ex_local.cpu().numpy()]
+            position[cursor : cursor + n] = pos.cpu().numpy()
+            token_id[cursor : cursor + n] = batch["input_ids"][mask].cpu().numpy()
+            for site in sites:
+                hidden = store[site.name][mask]  # [n, d]
+                if site.name not in files:
+                    files[site.name] = stack.enter_context(site_path(out, site.name).open("wb"))
+                    widths[site.name] = int(hidden.shape[-1])
+                files[site.name].write(to_storage(hidden, dtype).tobytes())
+            cursor += n
+            bar.update(len(rows))
+            if on_progress is not None:
+                on_progress(bar.n / len(texts))
     bar.close()
     assert cursor == n_tokens, (cursor, n_tokens)
 
-    for matrix in matrices.values():
-        matrix.flush()
     np.savez(
         out / "tokens.npz", example_index=example_index, position=position, token_id=token_id,
         example_start=example_start, example_length=stored.astype(np.int32),
@@ -139,7 +140,7 @@ def collect_activations(
     if labels is not None:
         np.save(out / "labels.npy", np.asarray(labels, dtype=np.int64))
     meta = {
-        "sites": {name: int(m.shape[1]) for name, m in matrices.items()},
+        "sites": widths,
         "dtype": dtype,
         "n_examples": len(texts),
         "n_tokens": n_tokens,

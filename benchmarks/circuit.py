@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from editing_service.data import load_role, load_spec
     from editing_service.edit import head_features, load_model
+    from editing_service.model.memory import forward_batch_size
     from editing_service.pipeline.circuit import run_circuit, run_graph_settings
     from editing_service.settings import RunSettings
 
@@ -117,9 +118,10 @@ pairs of each site pair. Pairs with no path that crosses no other site are zero 
     settings = RunSettings.model_validate_json((args.run / "run.json").read_text())
     train = load_role(load_spec(settings.spec), "train")
     classifier = load_model(args.run / "models" / "original")
-    head_features(classifier, train.texts[:32], batch_size=settings.model.batch_size)  # warm-up
+    batch_size = forward_batch_size(settings.model.batch_size, classifier, 0)  # "auto" resolved as the pipeline does
+    head_features(classifier, train.texts[:32], batch_size=batch_size)  # warm-up
     wall, cpu = time.perf_counter(), time.process_time()
-    head_features(classifier, train.texts, batch_size=settings.model.batch_size)
+    head_features(classifier, train.texts, batch_size=batch_size)
     forward = (time.perf_counter() - wall, time.process_time() - cpu)
     print(f"forward pass over {len(train)} training texts: {forward[0]:.1f} s wall, {forward[1]:.1f} s CPU", flush=True)
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 from feature_factories import SITE, IdentitySAE, hand_cache, make_split
 
-from editing_service.features import collect_feature_activations, suggest_by_protected_attribute, suggest_flags
+from editing_service.features import (
+    collect_feature_activations,
+    suggest_by_protected_attribute,
+    suggest_flags,
+)
 
 GENDER, CLASS_ONLY, ONE_CLASS = 0, 1, 2
 # (class, gender, activations of the three features at the example's one token)

@@ -61,7 +61,9 @@ def _add_sae_args(parser: argparse.ArgumentParser) -> None:
                         help="tokens per site in the stream's shuffle buffer (default: 131072)")
     parser.add_argument("--stream-sample-tokens", type=int, default=None,
                         help="training tokens kept on disk in stream mode (default: 16384, at least one per text)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seed of SAE training and of everything after it (attribution's examples, the head's "
+                        "retraining), so --seed 2 repeats the third run of --seeds 3 (default: 0)")
 
 
 def _add_edit_args(parser: argparse.ArgumentParser) -> None:
@@ -226,10 +228,10 @@ def _run_settings(args: argparse.Namespace) -> object:
     return RunSettings(
         spec=args.spec, model=_model_settings(args), sites=args.sites, sae=_sae_settings(args),
         **_cache_settings(args),
-        attribution=_given(method=args.attribution, n_examples=args.attribution_examples),
+        attribution=_given(method=args.attribution, n_examples=args.attribution_examples, seed=args.seed),
         circuit=_given(top_k=args.circuit_top_k), suggestions={"lexicon": args.lexicon},
         graph={"build": not args.no_circuit_graph},
-        edit={"mode": getattr(args, "ablation", "zero"), **_edit_overrides(args)},
+        edit={"mode": getattr(args, "ablation", "zero"), **_edit_overrides(args), **_given(seed=args.seed)},
         seeds=getattr(args, "seeds", 1),
     )
 

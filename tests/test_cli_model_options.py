@@ -32,3 +32,11 @@ def test_stream_and_batch_size_options_reach_the_settings() -> None:
     assert settings.model.batch_size == 8
     defaults = _run_settings(build_parser().parse_args(["run", "--spec", "s", "--out", "o"]))
     assert defaults.model.batch_size == "auto" and defaults.cache_mode == "auto"
+
+
+def test_a_seed_is_the_seed_of_the_same_repeat_of_a_seeds_run() -> None:
+    base = _run_settings(build_parser().parse_args(["run", "--spec", "s", "--out", "o", "--seeds", "3"]))
+    seeded = _run_settings(build_parser().parse_args(["run", "--spec", "s", "--out", "o", "--seed", "2"]))
+    third = base.with_seed_offset(2)
+    assert (seeded.sae.seed, seeded.attribution.seed, seeded.edit.seed) == (2, 2, 2)
+    assert (seeded.sae, seeded.attribution, seeded.edit) == (third.sae, third.attribution, third.edit)

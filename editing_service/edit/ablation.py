@@ -9,11 +9,10 @@ through learned thresholds, see `editing_service.sae.topk_to_jumprelu`, or throu
 see `editing_service.sae.fit_topk_gate`; one more dot product and a norm per token).
 
 `forward` computes this literally, out of place (autograd-safe). `rewrite_`, what a classifier's forward
-pass uses, costs one thin encoder product, one elementwise cut and one decode product written into the
-site's output in place (under inference mode): b_dec folded into the encoder bias, the thresholds folded
-into the encoder and decoder scales, and the encoder's columns padded to a multiple of 16, which the CPU
-matrix kernels run much faster than odd widths. For 50 features at each of MiniLM's 6 layers that is
-2% of the forward pass's multiply-adds; on 2 CPU cores, 0.6-0.8 ms of a 17-20 ms batch-1 forward pass.
+pass uses, runs the folded `ComputingForm` in place under inference mode: one thin encoder product, one
+cut and one decoder product. The classifier fuses an ablation with the LEACE eraser that follows it at
+its site (`fused_with`, giving an `ErasedAblation`), so the eraser costs no op of its own. For 50
+features at each of MiniLM's 6 layers that is 2% of the forward pass's multiply-adds.
 """
 
 from __future__ import annotations
@@ -22,7 +21,10 @@ from typing import Literal
 
 import numpy as np
 import torch
+from torch import nn
 
+from editing_service.edit.computing_form import ComputingForm
+from editing_service.edit.erasure import ConceptErasure
 from editing_service.model.classifier import SiteIntervention
 from editing_service.model.sites import Site
 from editing_service.sae import SAE, JumpReLUSAE, ReLUSAE, TopKSAE
@@ -38,7 +40,6 @@ TOPK_NEEDS_THRESHOLDS = (
     "so each flagged feature can be served through its own threshold."
 )
 MEAN_NEEDS_MEANS = "Mean ablation at site {site} needs the flagged features' mean activations."
-_PAD = 16  # encoder columns are padded to a multiple of this
 
 
 def check_features(site: str, features: list[int], d_sae: int) -> None:
@@ -97,42 +98,7 @@ class FeatureAblation(SiteIntervention):
         for name, tensor in zip(self.GATE_TENSORS, gate, strict=True):
             if tensor is not None:
                 self.register_buffer(name, tensor.detach().float().reshape(-1).to(device, copy=True))
-        self._set_computing_form()
-
-    def _set_computing_form(self) -> None:
-        """What `rewrite_` computes: u = x W + c, f = s * threshold(u, t) with one scalar cut t.
-
-        That is two products and one elementwise op per pass. u = z / theta cut at t = 1 when every
-        theta > 0 (JumpReLU), u = z cut at t = 0 when every theta = 0 (ReLU); mixed thresholds are
-        compared per feature (`cut` None). A negative threshold acts as 0, as in `JumpReLUSAE.encode`.
-        z = (x - b_dec) W_enc + b_enc = x W_enc + (b_enc - b_dec W_enc). The columns are padded with
-        features that never fire; the scale s goes into the decoder rows; mean ablation adds mean W_dec.
-        """
-        theta = self.threshold.clamp(min=0)
-        self.cut: float | None
-        if self.gated:  # the gate decides; u = z, cut at 0
-            scale, self.cut = torch.ones_like(theta), 0.0
-        elif bool((theta > 0).all()):
-            scale, self.cut = theta, 1.0
-        elif bool((theta == 0).all()):
-            scale, self.cut = torch.ones_like(theta), 0.0
-        else:
-            scale, self.cut = torch.ones_like(theta), None
-        d_in, n = self.W_enc.shape
-        pad = -n % _PAD
-        bias = self.b_enc - self.b_dec @ self.W_enc
-        computing_form = {
-            "enc_weight": torch.cat([self.W_enc / scale, self.W_enc.new_zeros(d_in, pad)], 1),
-            "enc_bias": torch.cat([bias / scale, bias.new_zeros(pad)]),
-            "enc_threshold": torch.cat([theta, theta.new_full((pad,), torch.inf)]),
-            "dec_weight": torch.cat([self.W_dec * scale[:, None], self.W_dec.new_zeros(pad, d_in)]),
-            "mean_decoded": self.mean @ self.W_dec,
-        }
-        self._gate_norm = float(self.gate_norm[0]) if self.gated else 0.0
-        if self.gated:
-            computing_form["gate_cut"] = torch.cat([self.gate_offset, self.gate_offset.new_full((pad,), torch.inf)])
-        for name, tensor in computing_form.items():
-            self.register_buffer(name, tensor, persistent=False)
+        self.computing = ComputingForm(self)
 
     @classmethod
     def from_sae(
@@ -212,24 +178,43 @@ class FeatureAblation(SiteIntervention):
 
         Equal to `forward(x)` up to float rounding: the products run in the computing form.
         """
-        if not torch.is_inference_mode_enabled() or x.dtype != self.enc_weight.dtype or not x.is_contiguous():
-            return self(x)
-        flat = x.view(-1, x.shape[-1])
-        u = torch.addmm(self.enc_bias, flat, self.enc_weight)  # [tokens, n padded]
-        # Masked fills, not products with a boolean mask: each op is a kernel launch on a GPU, and a
-        # boolean factor adds a conversion.
-        if self.gated:
-            tau = torch.addmv(self.gate_bias, flat, self.gate_weight)
-            tau.add_(torch.linalg.vector_norm(flat, dim=1), alpha=self._gate_norm)
-            u.masked_fill_((u - tau[:, None]) <= self.gate_cut, 0.0).relu_()  # fires: past the gate, and > 0
-        elif self.cut is None:
-            u.masked_fill_(u <= self.enc_threshold, 0.0)
-        else:
-            torch.nn.functional.threshold_(u, self.cut, 0.0)
-        flat.addmm_(u, self.dec_weight, alpha=-1)
-        if self.mode == "mean":
-            flat.add_(self.mean_decoded)
-        return x
+        return rewrite_with(self.computing, self, x)
+
+    def fused_with(self, following: SiteIntervention) -> SiteIntervention | None:
+        """This ablation and the eraser that follows it at this site as one intervention (one encoder
+        product, one cut and one decoder product per pass); None for anything else."""
+        if isinstance(following, ConceptErasure) and following.site == self.site:
+            return ErasedAblation(self, following)
+        return None
 
     def extra_repr(self) -> str:
         return f"site={self.site.name}, features={self.features}, mode={self.mode}, gated={self.gated}"
+
+
+def rewrite_with(form: ComputingForm, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """`form.rewrite_(x)` where it applies (inference mode, `x` contiguous and of the form's dtype), else
+    `module(x)`, out of place."""
+    if not torch.is_inference_mode_enabled() or x.dtype != form.dtype or not x.is_contiguous():
+        return module(x)
+    return form.rewrite_(x)
+
+
+class ErasedAblation(SiteIntervention):
+    """A site's feature ablation followed by its LEACE eraser, served as one computing form.
+
+    Not saved as such: a saved edit keeps the two, and the classifier fuses them when it hooks them. The
+    two are referred to, not registered (they are registered with the classifier), so that this module
+    holds only the folded, unsaved buffers."""
+
+    def __init__(self, ablation: FeatureAblation, erasure: ConceptErasure) -> None:
+        super().__init__()
+        self.site = ablation.site
+        self.parts = (ablation, erasure)
+        self.computing = ComputingForm(ablation, erasure)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ablation, erasure = self.parts
+        return erasure(ablation(x))
+
+    def rewrite_(self, x: torch.Tensor) -> torch.Tensor:
+        return rewrite_with(self.computing, self, x)

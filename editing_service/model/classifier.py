@@ -25,7 +25,6 @@ from editing_service.model.families import rule_for
 from editing_service.model.head import fit_linear_head
 from editing_service.model.hooks import (
     Handles,
-    HiddenFn,
     capture,
     capture_input,
     chained,
@@ -96,6 +95,22 @@ class SiteIntervention(nn.Module):
         """What the classifier's forward pass uses; may overwrite `hidden` in place (default: `forward`)."""
         return self(hidden)
 
+    def fused_with(self, following: SiteIntervention) -> SiteIntervention | None:
+        """One intervention doing this one then `following` (at the same site) at less cost, or None."""
+        return None
+
+
+def fused(interventions: list[SiteIntervention]) -> list[SiteIntervention]:
+    """`interventions` of one site, in order, with each neighbouring pair that can be fused fused."""
+    out: list[SiteIntervention] = []
+    for m in interventions:
+        merged = out[-1].fused_with(m) if out else None
+        if merged is None:
+            out.append(m)
+        else:
+            out[-1] = merged
+    return out
+
 
 class TextClassifier(nn.Module):
     """A transformer classifier with an identifiable linear head and hookable sites.
@@ -125,6 +140,7 @@ class TextClassifier(nn.Module):
         self.probe_layer = probe_layer
         self._head_path: str | None = None
         self.interventions = nn.ModuleList()
+        self._fused_interventions = nn.ModuleList()
         self._intervention_hooks: list[Handles] = []
         self.rule = rule_for(backbone)
         if kind == "probe":
@@ -200,13 +216,19 @@ class TextClassifier(nn.Module):
         for handle in self._intervention_hooks:
             handle.remove()
         self.interventions = nn.ModuleList(interventions).to(self.device)
-        # One hook per site (a hook call costs time on every pass), running that site's edits in order.
-        by_site: dict[Site, list[HiddenFn]] = {}
+        # One hook per site (a hook call costs time on every pass), running that site's edits in order,
+        # fused where they can be (an ablation and the eraser after it run as one). The fused modules are
+        # kept as submodules so they follow the classifier across devices; they hold no saved tensors.
+        by_site: dict[Site, list[SiteIntervention]] = {}
         for m in self.interventions:
-            by_site.setdefault(m.site, []).append(m.rewrite_)
+            by_site.setdefault(m.site, []).append(m)
+        served = {site: fused(ms) for site, ms in by_site.items()}
+        self._fused_interventions = nn.ModuleList(
+            m for ms in served.values() for m in ms if not any(m is o for o in self.interventions))
         self._intervention_hooks = [
-            replace_output(self.backbone, site, past_leading(self.rule.sink_positions, chained(fns)), first=True)
-            for site, fns in by_site.items()
+            replace_output(self.backbone, site, past_leading(self.rule.sink_positions,
+                                                            chained([m.rewrite_ for m in ms])), first=True)
+            for site, ms in served.items()
         ]
 
     def token_mask(self, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -1,9 +1,10 @@
 """Streamed activations: SAE training data drawn from forward passes, with no cache of them on disk.
 
 As SAELens's ActivationsStore: a buffer of up to `capacity` token activations of one site is filled by
-forward passes over the training texts (their order reshuffled every epoch), shuffled, and batches are
-drawn from its first half; the second half stays and is mixed with the next refill. Tokens are thus
-decorrelated across texts without ever holding more than `capacity` rows per site. One forward pass
+forward passes over the training texts (their order reshuffled every epoch), and batches are drawn from a
+random half of it; the other half stays and is mixed with the rows the next refill writes in place of the
+served ones. Tokens are thus decorrelated across texts without ever holding more than `capacity` rows per
+site. One forward pass
 serves every site (`SharedForward`), each site reading through its own buffer (`SiteFeed`, the source
 `SAETrainer.fit(..., stream=...)` reads: `editing_service.sae.data.BatchSource`).
 """
@@ -29,37 +30,42 @@ WINDOW_BATCHES = 16  # forward batches whose texts are length-sorted together
 
 
 class ActivationBuffer:
-    """A shuffled buffer over an endless iterator of activation blocks [n_i, d]."""
+    """A shuffled buffer over an endless iterator of activation blocks [n_i, d], held in one tensor of
+    `capacity` rows that refills overwrite in place: the memory of a site's stream is one buffer, a block
+    and a batch (a refill that concatenated and permuted the buffer held about four buffers at once)."""
 
     def __init__(self, blocks: Iterator[torch.Tensor], capacity: int, seed: int = 0) -> None:
         self.blocks = blocks
         self.capacity = capacity
         self.generator = torch.Generator().manual_seed(seed)
         self.refills = 0  # how many times the buffer was topped up and reshuffled (for tests and logs)
+        self.store: torch.Tensor | None = None  # [capacity, d], allocated by the first block
 
-    def _fill(self, kept: torch.Tensor | None) -> torch.Tensor:
-        parts = [] if kept is None else [kept]
-        n = 0 if kept is None else kept.shape[0]
-        while n < self.capacity:
+    def _fill(self, rows: torch.Tensor) -> None:
+        """Write the next blocks' rows into `rows` of the store (the rest of the last block is dropped)."""
+        written = 0
+        while written < len(rows):
             block = next(self.blocks)
-            parts.append(block)
-            n += block.shape[0]
-        buffer = torch.cat(parts)[: self.capacity]
+            if self.store is None:
+                self.store = block.new_empty(self.capacity, block.shape[1])
+            take = min(block.shape[0], len(rows) - written)
+            self.store.index_copy_(0, rows[written : written + take], block[:take])
+            written += take
         self.refills += 1
-        return buffer[torch.randperm(buffer.shape[0], generator=self.generator)]
 
     def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
-        """Endless shuffled batches [batch_size, d]: each refill serves the buffer's first half."""
+        """Endless shuffled batches [batch_size, d]: after each refill, batches are drawn without repetition
+        from a random half of the buffer; those rows are refilled, the other half stays to mix with them."""
         if self.capacity < 2 * batch_size:
             raise ValueError(BAD_CAPACITY.format(need=2 * batch_size, capacity=self.capacity))
-        kept: torch.Tensor | None = None
+        free = torch.arange(self.capacity)
+        served = (self.capacity // 2) // batch_size * batch_size
         while True:
-            buffer = self._fill(kept)
-            half = buffer.shape[0] // 2
-            n_full = half // batch_size
-            for b in range(n_full):
-                yield buffer[b * batch_size : (b + 1) * batch_size]
-            kept = buffer[n_full * batch_size :]
+            self._fill(free)
+            order = torch.randperm(self.capacity, generator=self.generator)
+            for b in range(0, served, batch_size):
+                yield self.store[order[b : b + batch_size]]
+            free = order[:served]
 
 
 @dataclass

@@ -43,6 +43,24 @@ def test_the_buffer_serves_each_row_at_most_once_shuffled_and_refills() -> None:
     assert (later < 100).any() and (later >= 100).any()
 
 
+def test_refills_write_into_the_one_buffer_in_place() -> None:
+    """A refill overwrites the served rows of one preallocated tensor: no concatenated or permuted copy of the
+    buffer (a refill used to hold about four buffers of a site at once)."""
+    buffer = ActivationBuffer(numbered_blocks(), capacity=100, seed=0)
+    stream = buffer.batches(batch_size=10)
+    served = [next(stream)[:, 0].long()]
+    store = buffer.store
+    pointer = store.data_ptr()
+    served += [next(stream)[:, 0].long() for _ in range(19)]
+    assert buffer.refills == 4 and buffer.store is store and store.data_ptr() == pointer
+    rows = torch.cat(served)
+    assert len(set(rows.tolist())) == len(rows)
+    # The store holds the 250 rows read in 4 fills but the 150 that refills overwrote: those served before
+    # the last fill (the last fill's 50 served rows are overwritten by the next one).
+    held = set(store[:, 0].long().tolist())
+    assert held == set(range(250)) - set(torch.cat(served[:15]).tolist())
+
+
 def test_the_buffer_is_seeded_and_refuses_fewer_than_two_batches() -> None:
     first = [next(ActivationBuffer(numbered_blocks(), capacity=64, seed=3).batches(8)) for _ in range(2)]
     torch.testing.assert_close(first[0], first[1])

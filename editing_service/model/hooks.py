@@ -73,7 +73,8 @@ def past_leading(n: int, fn: HiddenFn) -> HiddenFn:
     def run(hidden: torch.Tensor) -> torch.Tensor:
         if hidden.dim() != 3:
             return fn(hidden)
-        return torch.cat([hidden[:, :n], fn(hidden[:, n:])], dim=1)
+        # A contiguous copy, so that an in-place rewrite (the served edit's computing form) can run on it.
+        return torch.cat([hidden[:, :n], fn(hidden[:, n:].contiguous())], dim=1)
 
     return run
 

@@ -12,6 +12,7 @@ from torch import nn
 
 from editing_service.edit import FeatureAblation
 from editing_service.edit.ablation import ErasedAblation
+from editing_service.edit.computing_form import ComputingForm
 from editing_service.edit.erasure import ConceptErasure
 from editing_service.model import capture, load_classifier
 from editing_service.model.sites import Site
@@ -103,3 +104,25 @@ def test_the_classifier_hooks_the_fused_form_and_its_output_is_the_literal_chain
     torch.testing.assert_close(edited[site.name], eraser(ablation(raw[site.name])), atol=1e-5, rtol=1e-5)
     classifier.set_interventions([])
     assert not list(classifier._fused_interventions)
+
+
+def test_a_decoder_runs_the_folded_form_past_its_sink_token(tmp_path, monkeypatch) -> None:
+    # Regression: past the decoder's first token the hook handed the edit a strided view, so the served
+    # edit always fell back to the literal, out-of-place form.
+    classifier = load_classifier(make_model_folder(tmp_path, "llama"), classes=["nurse", "surgeon"])
+    classifier.set_head(nn.Linear(32, 2))
+    site = classifier.resolve_sites(["blocks.0.out"])[0]
+    ablation, eraser = _ablation("gate+", "zero", site), _eraser(site)
+    batch = classifier.tokenizer(["she is a nurse", "he is a surgeon at the clinic"], padding=True,
+                                 return_tensors="pt")
+    with torch.inference_mode(), capture(classifier.backbone, [site]) as raw:
+        classifier(batch["input_ids"], batch["attention_mask"])
+    calls = []
+    folded = ComputingForm.rewrite_
+    monkeypatch.setattr(ComputingForm, "rewrite_", lambda self, x: calls.append(x.shape) or folded(self, x))
+    classifier.set_interventions([ablation, eraser])
+    with torch.inference_mode(), capture(classifier.backbone, [site]) as edited:
+        classifier(batch["input_ids"], batch["attention_mask"])
+    assert calls, "the served edit did not run its computing form"
+    torch.testing.assert_close(edited[site.name][:, 0], raw[site.name][:, 0], rtol=0, atol=0)
+    torch.testing.assert_close(edited[site.name][:, 1:], eraser(ablation(raw[site.name][:, 1:])), atol=1e-5, rtol=1e-5)

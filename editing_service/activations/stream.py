@@ -4,9 +4,8 @@ As SAELens's ActivationsStore: a buffer of up to `capacity` token activations of
 forward passes over the training texts (their order reshuffled every epoch), and batches are drawn from a
 random half of it; the other half stays and is mixed with the rows the next refill writes in place of the
 served ones. Tokens are thus decorrelated across texts without ever holding more than `capacity` rows per
-site. One forward pass
-serves every site (`SharedForward`), each site reading through its own buffer (`SiteFeed`, the source
-`SAETrainer.fit(..., stream=...)` reads: `editing_service.sae.data.BatchSource`).
+site. One forward pass serves every site (`SharedForward`), each site reading through its own buffer
+(`SiteFeed`, the source `SAETrainer.fit(..., stream=...)` reads: `editing_service.sae.data.BatchSource`).
 """
 
 from __future__ import annotations

@@ -27,16 +27,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-_PAD = 16  # every block of columns is padded to a multiple of this
+_PAD = 16  # the product's width is padded to a multiple of this
 
 
 def _padded(width: int) -> int:
     return width + (-width % _PAD)
 
 
-def _pad_columns(t: torch.Tensor, width: int, value: float = 0.0) -> torch.Tensor:
-    """`t` [..., w] padded with `value` to [..., width]."""
-    return torch.cat([t, t.new_full((*t.shape[:-1], width - t.shape[-1]), value)], -1)
+def _pad_columns(t: torch.Tensor, width: int) -> torch.Tensor:
+    """`t` [..., w] padded with zeros to [..., width]."""
+    return torch.cat([t, t.new_zeros(*t.shape[:-1], width - t.shape[-1])], -1)
 
 
 class ComputingForm(nn.Module):

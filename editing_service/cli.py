@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from editing_service import __version__
 
 if TYPE_CHECKING:
+    from editing_service.pipeline.progress_log import LoggedProgress
     from editing_service.report.schema import Report
 
 logger = logging.getLogger("editing_service.cli")
@@ -263,10 +264,17 @@ def _score(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
+def _progress() -> LoggedProgress:
+    """Each pipeline step's start, quarters and end, logged at INFO (hidden by --quiet)."""
+    from editing_service.pipeline.progress_log import LoggedProgress
+
+    return LoggedProgress()
+
+
 def _cmd_run(args: argparse.Namespace) -> None:
     from editing_service.pipeline import run_all
 
-    report = run_all(_run_settings(args), args.out, flags=args.flags)
+    report = run_all(_run_settings(args), args.out, flags=args.flags, progress=_progress())
     _print_report(report)
     print(f"report.json, report.html, features.json and models/ written to {args.out}")
 
@@ -274,7 +282,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
 def _cmd_discover(args: argparse.Namespace) -> None:
     from editing_service.pipeline import run_discover
 
-    document = run_discover(_run_settings(args), args.out)
+    document = run_discover(_run_settings(args), args.out, progress=_progress())
     print(f"{len(document['circuit'])} circuit features, {len(document['suggestions'])} suggestions; "
           f"features.json written to {args.out}")
 
@@ -316,7 +324,7 @@ def _cmd_edit(args: argparse.Namespace) -> None:
     from editing_service.pipeline import resolve_flags, run_edit
 
     report = run_edit(args.out, resolve_flags(args.flags, args.out), edit_out=args.edit_out,
-                      edit_settings=_edit_overrides(args))
+                      edit_settings=_edit_overrides(args), progress=_progress())
     _print_report(report)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -232,3 +233,14 @@ def test_run_on_the_embedding_site_with_every_suggestion_kind(tiny: dict[str, Pa
     report = json.loads((out / "report.json").read_text())
     kinds = {s["kind"] for s in features["suggestions"]}
     assert set(report["flag_policy"]["sources"]) == kinds
+
+
+def test_an_edit_with_a_budget_curve_logs_each_points_passes(discovered: Path, tmp_path: Path,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="editing_service.progress")
+    assert main(["edit", "--out", str(discovered), "--flags", "auto", "--edit-out", str(tmp_path / "budget"),
+                 "--rows", "oracle", "--budget", "1"]) == 0
+    logged = [r.getMessage() for r in caplog.records if r.name == "editing_service.progress"]
+    for step in ("budget:1:eval", "budget:1:retrain"):
+        assert f"{step}: started" in logged
+        assert any(m.startswith(f"{step}: done in ") for m in logged)

@@ -37,6 +37,13 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default=None,
                         help="weights' dtype (default auto: the checkpoint's on a GPU, float32 on the CPU)")
+    parser.add_argument("--device-map", choices=["none", "auto"], default=None,
+                        help="auto: offload the weights that do not fit the device to CPU memory, then disk, and "
+                        "still compute on the device (default none)")
+    parser.add_argument("--device-memory-gb", type=float, default=None,
+                        help="--device-map auto: GiB of weights kept on the device (default: what is free)")
+    parser.add_argument("--cpu-memory-gb", type=float, default=None,
+                        help="--device-map auto on a GPU: GiB of weights in CPU memory before disk (default: free)")
 
 
 def _add_sae_args(parser: argparse.ArgumentParser) -> None:
@@ -178,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _model_settings(args: argparse.Namespace) -> dict[str, object]:
     return {"path": args.model, "probe_layer": args.probe_layer, "max_length": args.max_length,
-            "device": args.device, **_given(batch_size=args.batch_size, dtype=args.dtype)}
+            "device": args.device, **_given(batch_size=args.batch_size, dtype=args.dtype, device_map=args.device_map,
+                                            device_memory_gb=args.device_memory_gb, cpu_memory_gb=args.cpu_memory_gb)}
 
 
 def _sae_settings(args: argparse.Namespace) -> dict[str, object]:

@@ -18,6 +18,11 @@
     EDITING_SERVICE_WORKER          true/1 to run jobs in this process (default), false/0 for an API-only
                                     replica
     EDITING_SERVICE_DEVICE          auto | cpu | cuda, for jobs and predictions; default auto
+    EDITING_SERVICE_DEVICE_MAP      none | auto: auto keeps the weights that fit on the device and offloads
+                                    the rest to CPU memory and then disk (models larger than the device);
+                                    default none
+    EDITING_SERVICE_DEVICE_MEMORY_GB, EDITING_SERVICE_CPU_MEMORY_GB  with DEVICE_MAP auto: GiB of weights
+                                    kept on the device, and in CPU memory behind a GPU; default: what is free
     EDITING_SERVICE_JOB_STALE_S     seconds (more than 0) without a heartbeat before a running job counts
                                     as lost (then it is requeued, or failed once it has been tried
                                     EDITING_SERVICE_JOB_MAX_ATTEMPTS times; default 2); default 120
@@ -52,6 +57,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from editing_service.roles import Principal, Role
 
 PREFIX = "EDITING_SERVICE_"
+MEMORY_WITHOUT_MAP = (
+    "EDITING_SERVICE_DEVICE_MEMORY_GB and EDITING_SERVICE_CPU_MEMORY_GB are the budgets of "
+    "EDITING_SERVICE_DEVICE_MAP=auto; set it, or unset them."
+)
 NO_TOKENS = (
     "EDITING_SERVICE_API_TOKENS is not set: give at least one `name:role=token` entry (comma-separated); "
     "every route except the health checks needs a bearer token."
@@ -116,6 +125,12 @@ class ServiceConfig(BaseSettings):
     max_request_mb: float = Field(32.0, gt=0, le=64 * 1024, validation_alias=_var("MAX_REQUEST_MB"))
     run_worker: bool = Field(True, validation_alias=_var("WORKER"))
     device: Literal["auto", "cpu", "cuda"] = Field("auto", validation_alias=_var("DEVICE"))
+    device_map: Literal["none", "auto"] = Field(
+        "none", validation_alias=_var("DEVICE_MAP"),
+        description="auto: models that do not fit the device keep what fits there and offload the rest to CPU "
+                    "memory and disk, for jobs and predictions (ModelSettings.device_map)")
+    device_memory_gb: float | None = Field(None, gt=0, le=100_000, validation_alias=_var("DEVICE_MEMORY_GB"))
+    cpu_memory_gb: float | None = Field(None, gt=0, le=100_000, validation_alias=_var("CPU_MEMORY_GB"))
     job_stale_seconds: float = Field(120.0, gt=0, le=7 * 24 * 3600, validation_alias=_var("JOB_STALE_S"))
     job_max_attempts: int = Field(2, ge=1, le=100, validation_alias=_var("JOB_MAX_ATTEMPTS"))
     jobs_per_principal: int = Field(30, ge=1, le=1_000_000, validation_alias=_var("JOBS_PER_PRINCIPAL"))
@@ -139,6 +154,11 @@ class ServiceConfig(BaseSettings):
     failed_artifacts_retention_hours: float = Field(
         72.0, ge=0, le=10 * 365 * 24, validation_alias=_var("FAILED_ARTIFACTS_RETENTION_H"))
 
+    def model_placement(self) -> dict[str, Any]:
+        """Where every model of this service runs (the `ModelSettings` fields jobs and predictions take from it)."""
+        return {"device": self.device, "device_map": self.device_map, "device_memory_gb": self.device_memory_gb,
+                "cpu_memory_gb": self.cpu_memory_gb}
+
     def forward_texts(self, device_type: str) -> int:
         """`predict_forward_texts`, or its default on a device of type `device_type` ("cpu", "cuda")."""
         if self.predict_forward_texts is not None:
@@ -154,6 +174,12 @@ class ServiceConfig(BaseSettings):
     @classmethod
     def _split_roots(cls, value: Any) -> Any:
         return [p for p in value.split(os.pathsep) if p] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _placement(self) -> ServiceConfig:
+        if self.device_map == "none" and (self.device_memory_gb is not None or self.cpu_memory_gb is not None):
+            raise ValueError(MEMORY_WITHOUT_MAP)
+        return self
 
     @model_validator(mode="after")
     def _resolve(self) -> ServiceConfig:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from editing_service.activations import CacheDtype
 from editing_service.circuit.graph import Ablation
 from editing_service.edit.rows import check_row_names, default_row_names
 from editing_service.edit.served import ServedForm
 from editing_service.model.dtype import ModelDtype
+from editing_service.model.placement import DeviceMap
 from editing_service.report.budget import DEFAULT_BUDGETS
 from editing_service.sae import get_sae_class
 
@@ -61,6 +62,27 @@ class ModelSettings(_Settings):
         "(editing_service.model.memory)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: ModelDtype = Field("auto", description="weights' dtype; auto: the checkpoint's on a GPU, float32 on the CPU")
+    device_map: Literal["none", "auto"] = Field(
+        "none", description="auto: keep on the device the weights that fit (device_memory_gb), offload the rest to "
+        "CPU memory (cpu_memory_gb, behind a GPU) and then to disk, and compute on the device (for a model that "
+        "does not fit it); none: every weight on the device")
+    device_memory_gb: float | None = Field(None, gt=0, le=100_000, description="device_map auto: GiB of weights kept "
+                                           "on the device; None: what is free")
+    cpu_memory_gb: float | None = Field(None, gt=0, le=100_000, description="device_map auto on a GPU: GiB of "
+                                        "weights kept in CPU memory before disk; None: what is free")
+
+    @model_validator(mode="after")
+    def _budgets_need_a_map(self) -> ModelSettings:
+        given = [name for name in ("device_memory_gb", "cpu_memory_gb") if getattr(self, name) is not None]
+        if given and self.device_map == "none":
+            raise ValueError(f"{' and '.join(given)} set the budget of device_map auto; device_map is none")
+        return self
+
+    def placement(self) -> DeviceMap | None:
+        """The budget `load_classifier` offloads by, or None to hold every weight on the device."""
+        if self.device_map == "none":
+            return None
+        return DeviceMap(device_gb=self.device_memory_gb, cpu_gb=self.cpu_memory_gb)
 
 
 class CacheSettings(_Settings):

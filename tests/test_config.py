@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -15,6 +16,7 @@ from editing_service.config import (
     ServiceConfig,
     parse_tokens,
 )
+from editing_service.jobs.runner import project_settings
 from editing_service.roles import Principal, Role
 
 
@@ -112,3 +114,13 @@ def test_bad_values_name_the_variable(name: str, value: str, problem: str) -> No
     with pytest.raises(ConfigError) as raised:
         ServiceConfig.from_env({"EDITING_SERVICE_API_TOKENS": "a=1", name: value})
     assert str(raised.value).startswith(f"{name}={value!r}: ") and problem in str(raised.value)
+
+
+def test_a_memory_budget_needs_the_device_map_and_jobs_take_the_services_placement(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="EDITING_SERVICE_DEVICE_MAP=auto; set it, or unset them"):
+        ServiceConfig.from_env({"EDITING_SERVICE_API_TOKENS": "a=1", "EDITING_SERVICE_DEVICE_MEMORY_GB": "2"})
+    config = ServiceConfig.from_env({"EDITING_SERVICE_API_TOKENS": "a=1", "EDITING_SERVICE_DEVICE": "cpu",
+                                     "EDITING_SERVICE_DEVICE_MAP": "auto", "EDITING_SERVICE_DEVICE_MEMORY_GB": "2"})
+    project = SimpleNamespace(settings={"model": {"device_map": "none"}}, model_ref=str(tmp_path), spec_ref="x.yaml")
+    model = project_settings(project, config).model
+    assert (model.device, model.device_map, model.device_memory_gb) == ("cpu", "auto", 2.0)

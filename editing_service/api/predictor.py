@@ -39,6 +39,7 @@ from transformers import PreTrainedTokenizerBase
 from editing_service.edit import load_model
 from editing_service.model import TextClassifier
 from editing_service.model.batching import clip_texts, token_lengths
+from editing_service.model.placement import DeviceMap
 
 T = TypeVar("T")
 # A request whose texts hold more characters than this is tokenised (for its token counts) off the event loop.
@@ -81,8 +82,9 @@ def settle_heap() -> None:
 class ModelCache:
     """Up to `size` loaded models by folder, least recently used dropped first."""
 
-    def __init__(self, size: int, device: torch.device, loader: Callable[..., TextClassifier] = load_model) -> None:
-        self.size, self.device, self.loader = size, device, loader
+    def __init__(self, size: int, device: torch.device, loader: Callable[..., TextClassifier] = load_model,
+                 device_map: DeviceMap | None = None) -> None:
+        self.size, self.device, self.loader, self.device_map = size, device, loader, device_map
         self._models: OrderedDict[Path, TextClassifier] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -100,7 +102,7 @@ class ModelCache:
             if folder in self._models:
                 self._models.move_to_end(folder)
                 return self._models[folder]
-        model = self.loader(folder, device=self.device)
+        model = self.loader(folder, device=self.device, device_map=self.device_map)
         with self._lock:
             self._models[folder] = model
             while len(self._models) > self.size:

@@ -10,6 +10,7 @@ from editing_service.api.predictor import AdaptiveBatcher, ModelCache, settle_he
 from editing_service.config import ServiceConfig
 from editing_service.jobs import JobWorker
 from editing_service.pipeline import resolve_device
+from editing_service.settings import ModelSettings
 from editing_service.store import Database, JobQuota
 
 NOT_STARTED = "The service is still starting."
@@ -29,7 +30,8 @@ class ServiceState:
         db = Database(config.database_url)
         db.create_all()
         device = resolve_device(config.device)
-        cache = ModelCache(config.loaded_models, device)
+        cache = ModelCache(config.loaded_models, device,
+                           device_map=ModelSettings.model_validate(config.model_placement()).placement())
         batcher = AdaptiveBatcher(cache, max_batch=config.predict_max_batch, max_latency_ms=config.predict_max_latency_ms,
                                   max_tokens=config.predict_max_tokens, forward_texts=config.forward_texts(device.type))
         worker = JobWorker(db, config).start() if config.run_worker else None

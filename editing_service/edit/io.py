@@ -27,6 +27,7 @@ from editing_service.edit.erasure import ConceptErasure
 from editing_service.model.classifier import TextClassifier
 from editing_service.model.dtype import dtype_name
 from editing_service.model.load import embedded_default_path, load_classifier, weights_sha256
+from editing_service.model.placement import DeviceMap
 
 FORMAT = "editing-service/classifier"
 FORMAT_VERSION = 1
@@ -122,8 +123,10 @@ def _base_folder(folder: Path, base: dict[str, Any]) -> Path:
     return location
 
 
-def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> TextClassifier:
-    """Load a classifier saved with `save_model`, with its head and edits, on `device`."""
+def load_model(path: str | Path, *, device: str | torch.device = "cpu",
+               device_map: DeviceMap | None = None) -> TextClassifier:
+    """Load a classifier saved with `save_model`, with its head and edits, on `device` (its base model's weights
+    beyond `device_map`'s budget offloaded to CPU memory and disk)."""
     folder = Path(path)
     config = read_model_config(folder)
     base = config["base_model"]
@@ -135,6 +138,7 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> TextC
         None if base["embedded_default"] else location, classes=config["classes"],
         probe_layer=config["probe_layer"] if config["probe_layer"] is not None else -1,
         max_length=config["max_length"], device=device, dtype=config.get("dtype", "float32"),
+        device_map=device_map,
     )
     head_tensors = load_file(folder / "head.safetensors")
     weight = head_tensors["weight"]
@@ -156,4 +160,4 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> TextC
                        if f"{entry['key']}.{name}" in tensors}
             edits.append(cls.from_saved(sites[entry["site"]], buffers, entry))
         classifier.set_interventions(edits)
-    return classifier.to(device)
+    return classifier if classifier.offloaded_to is not None else classifier.to(device)

@@ -45,9 +45,9 @@ class JobCancelled(Exception):
 
 def project_settings(project: Any, config: ServiceConfig, overrides: dict[str, Any] | None = None) -> RunSettings:
     """The run settings of a project: its stored overrides (or a discovery's), its spec and model, the
-    service's device."""
+    service's device and placement."""
     overrides = dict(project.settings if overrides is None else overrides)
-    model = {**overrides.pop("model", {}), "path": project.model_ref, "device": config.device}
+    model = {**overrides.pop("model", {}), "path": project.model_ref, **config.model_placement()}
     return RunSettings.model_validate({**overrides, "spec": project.spec_ref, "model": model})
 
 

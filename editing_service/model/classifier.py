@@ -129,8 +129,11 @@ class TextClassifier(nn.Module):
         head: nn.Linear | None = None,
         probe_layer: int | None = None,
         max_length: int = 256,
+        offloaded_to: torch.device | None = None,
     ) -> None:
         super().__init__()
+        # set when the backbone is spread over device, CPU and disk and computes on this device
+        self.offloaded_to = offloaded_to
         self.backbone = backbone.eval()
         self.tokenizer = tokenizer
         self.classes = list(classes)
@@ -168,6 +171,9 @@ class TextClassifier(nn.Module):
 
     @property
     def device(self) -> torch.device:
+        """Where the classifier computes: its weights' device, or the execution device of an offloaded backbone."""
+        if self.offloaded_to is not None:
+            return self.offloaded_to
         return next(self.backbone.parameters()).device
 
     @property

@@ -31,6 +31,7 @@ from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from editing_service.model.classifier import ModelSource, TextClassifier, find_head
 from editing_service.model.dtype import resolve_dtype
+from editing_service.model.placement import DeviceMap, offload_map, placement_summary
 from editing_service.model.sites import find_blocks
 
 logger = logging.getLogger(__name__)
@@ -166,13 +167,15 @@ def load_classifier(
     max_length: int = 256,
     device: str | torch.device = "cpu",
     dtype: str = "auto",
+    device_map: DeviceMap | None = None,
 ) -> TextClassifier:
     """Load a model folder as a `TextClassifier` for `classes`.
 
     A folder whose config names a `*ForSequenceClassification` architecture loads with its own head
     (its id2label, when it names labels, must name `classes`, in any order); any other folder loads as
     a base model with an unfitted linear probe on block `probe_layer` (negative counts from the end).
-    `dtype` (see `editing_service.model.dtype`) is the weights' dtype.
+    `dtype` (see `editing_service.model.dtype`) is the weights' dtype. With `device_map`, the weights beyond
+    its budget are offloaded to CPU memory and disk, and the model still computes on `device`.
     """
     embedded = path is None
     folder = embedded_default_path() if embedded else Path(path).expanduser().resolve()
@@ -194,24 +197,29 @@ def load_classifier(
     max_length = min(max_length, int(getattr(config, "max_position_embeddings", max_length) or max_length))
 
     sequence_classifier = _is_sequence_classifier(folder)
+    model_class = AutoModelForSequenceClassification if sequence_classifier else AutoModel
+    if device_map is not None:
+        common["device_map"] = offload_map(
+            model_class, config, device=torch.device(device), dtype=common["dtype"], placement=device_map,
+            keep=lambda empty: (find_head(empty)[0],) if sequence_classifier else ())
+    model = model_class.from_pretrained(folder, **common)
     if sequence_classifier:
-        model = AutoModelForSequenceClassification.from_pretrained(folder, **common)
         _align_padding(model, tokenizer)
         _match_labels(model, list(classes))
-    else:
-        model = AutoModel.from_pretrained(folder, **common)
     _warn_on_other_architecture(folder, model, sequence_classifier)
+    offloaded_to = None if device_map is None else torch.device(device)
     if sequence_classifier:
         classifier = TextClassifier(
             backbone=model, tokenizer=tokenizer, classes=classes, kind="sequence_classification",
-            source=source, max_length=max_length,
+            source=source, max_length=max_length, offloaded_to=offloaded_to,
         )
     else:
         n_layers = len(find_blocks(model))
         layer = probe_layer % n_layers if -n_layers <= probe_layer < n_layers else probe_layer
         classifier = TextClassifier(
             backbone=model, tokenizer=tokenizer, classes=classes, kind="probe", source=source,
-            probe_layer=layer, max_length=max_length,
+            probe_layer=layer, max_length=max_length, offloaded_to=offloaded_to,
         )
-    logger.info("Loaded %s classifier from %s", classifier.kind, folder)
-    return classifier.to(device)
+    logger.info("Loaded %s classifier from %s%s", classifier.kind, folder,
+                "" if device_map is None else f", placed {placement_summary(model)}")
+    return classifier if device_map is not None else classifier.to(device)

@@ -194,7 +194,8 @@ def run_circuit(out: str | Path, *, graph: GraphSettings | None = None, progress
     if graph is not None:
         settings = settings.model_copy(update={"graph": graph})
     spec = load_spec(settings.spec)
-    classifier = load_model(artifacts.original_model, device=resolve_device(settings.model.device))
+    classifier = load_model(artifacts.original_model, device=resolve_device(settings.model.device),
+                            device_map=settings.model.placement())
     scores = {name: NodeScores.from_dict(d) for name, d in json.loads(artifacts.attribution.read_text()).items()}
     sites = classifier.resolve_sites(list(scores))
     saes = {site: load_sae(artifacts.sae(site.name)).to(classifier.device) for site in sites}

@@ -37,7 +37,7 @@ def load_inputs(spec_ref: str, model: ModelSettings) -> tuple[DatasetSpec, TextC
     spec = load_spec(spec_ref)
     classifier = load_classifier(
         model.path, classes=list(spec.labels), probe_layer=model.probe_layer, max_length=model.max_length,
-        device=resolve_device(model.device), dtype=model.dtype,
+        device=resolve_device(model.device), dtype=model.dtype, device_map=model.placement(),
     )
     return spec, classifier
 

@@ -126,7 +126,8 @@ def row_context(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet
         settings = settings.model_copy(
             update={"edit": EditSettings.model_validate({**settings.edit.model_dump(), **edit_settings})})
     spec = load_spec(settings.spec)
-    classifier = load_model(artifacts.original_model, device=resolve_device(settings.model.device))
+    classifier = load_model(artifacts.original_model, device=resolve_device(settings.model.device),
+                            device_map=settings.model.placement())
     saes = {p.name: load_sae(p).to(classifier.device) for p in sorted(artifacts.saes.iterdir()) if p.is_dir()}
     all_flagged = flags.spurious()
     for site, indices in all_flagged.items():

@@ -19,6 +19,7 @@ from editing_service.api.predictor import AdaptiveBatcher, ModelCache
 from editing_service.model import TextClassifier
 from editing_service.model.batching import MAX_CHARS_PER_TOKEN
 from editing_service.model.load import load_classifier
+from editing_service.model.placement import DeviceMap
 
 TEXTS = ["he is a surgeon", "she is a nurse at the clinic", "his team works in trauma surgery", "her patients",
          "a registered nurse", "dr smith specializes in heart surgery"]
@@ -33,12 +34,13 @@ class Spy:
         self.fail_forward = False
         self.hold_first_pass: threading.Event | None = None
 
-    def __call__(self, folder: Path, *, device: torch.device) -> TextClassifier:
+    def __call__(self, folder: Path, *, device: torch.device, device_map: DeviceMap | None = None) -> TextClassifier:
         if not folder.exists():
             raise FileNotFoundError(f"no model at {folder}")
         self.loads.append(folder)
         torch.manual_seed(len(self.loads))
-        model = load_classifier(folder, classes=["nurse", "surgeon"], probe_layer=-1, device=device)
+        model = load_classifier(folder, classes=["nurse", "surgeon"], probe_layer=-1, device=device,
+                                device_map=device_map)
         model.set_head(torch.nn.Linear(32, 2))
         predict_proba = model.predict_proba
 
@@ -128,6 +130,14 @@ def test_the_cache_keeps_the_most_recently_used_models(folders: list[Path]) -> N
     assert cache.loaded(folders[0]) is first and cache.get(folders[0]) is first
     cache.get(folders[1])
     assert cache.loaded(folders[0]) is None and spy.loads == folders
+
+
+def test_the_cache_loads_with_the_services_placement(folders: list[Path]) -> None:
+    whole = ModelCache(1, torch.device("cpu"), loader=Spy()).get(folders[0])
+    offloaded = ModelCache(1, torch.device("cpu"), loader=Spy(), device_map=DeviceMap(device_gb=1e-9)).get(folders[0])
+    assert offloaded.offloaded_to == torch.device("cpu")
+    assert any(p.device.type == "meta" for p in offloaded.backbone.parameters())
+    np.testing.assert_allclose(offloaded.predict_proba(TEXTS), whole.predict_proba(TEXTS), atol=1e-6)
 
 
 def test_a_load_freezes_the_heap_and_an_evicted_model_is_still_freed(folders: list[Path]) -> None:

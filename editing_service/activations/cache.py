@@ -23,7 +23,7 @@ import torch
 
 CacheDtype = Literal["float32", "float16", "bfloat16"]
 _NUMPY_STORAGE = {"float32": np.float32, "float16": np.float16, "bfloat16": np.uint16}
-_TORCH_DTYPE = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 NOT_A_CACHE = "{path} is not a complete activation cache (meta.json missing)."
 UNKNOWN_CACHE_SITE = "The activation cache has no site {name!r}; it has {known}."
@@ -36,7 +36,7 @@ def bytes_per_value(dtype: CacheDtype) -> int:
 
 def to_storage(hidden: torch.Tensor, dtype: CacheDtype) -> np.ndarray:
     """A float tensor as the numpy array written to the cache."""
-    tensor = hidden.detach().to("cpu", _TORCH_DTYPE[dtype])
+    tensor = hidden.detach().to("cpu", TORCH_DTYPES[dtype])
     if dtype == "bfloat16":
         return tensor.view(torch.int16).numpy().view(np.uint16)
     return tensor.numpy()

@@ -6,6 +6,8 @@ random half of it; the other half stays and is mixed with the rows the next refi
 served ones. Tokens are thus decorrelated across texts without ever holding more than `capacity` rows per
 site. One forward pass serves every site (`SharedForward`), each site reading through its own buffer
 (`SiteFeed`, the source `SAETrainer.fit(..., stream=...)` reads: `editing_service.sae.data.BatchSource`).
+Blocks and buffers hold activations in the cache's storage type (`cache_dtype`, float16 by default: half the
+memory, and as exact as the disk cache); batches come out in float32.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 from transformers import BatchEncoding
 
+from editing_service.activations.cache import TORCH_DTYPES, CacheDtype
 from editing_service.model.batching import length_sorted_batches, token_lengths
 from editing_service.model.classifier import TextClassifier
 from editing_service.model.hooks import capture
@@ -33,9 +36,11 @@ class ActivationBuffer:
     `capacity` rows that refills overwrite in place: the memory of a site's stream is one buffer, a block
     and a batch (a refill that concatenated and permuted the buffer held about four buffers at once)."""
 
-    def __init__(self, blocks: Iterator[torch.Tensor], capacity: int, seed: int = 0) -> None:
+    def __init__(self, blocks: Iterator[torch.Tensor], capacity: int, seed: int = 0,
+                 dtype: torch.dtype = torch.float32) -> None:
         self.blocks = blocks
         self.capacity = capacity
+        self.dtype = dtype  # the store's; batches come out in float32
         self.generator = torch.Generator().manual_seed(seed)
         self.refills = 0  # how many times the buffer was topped up and reshuffled (for tests and logs)
         self.store: torch.Tensor | None = None  # [capacity, d], allocated by the first block
@@ -46,9 +51,9 @@ class ActivationBuffer:
         while written < len(rows):
             block = next(self.blocks)
             if self.store is None:
-                self.store = block.new_empty(self.capacity, block.shape[1])
+                self.store = block.new_empty(self.capacity, block.shape[1], dtype=self.dtype)
             take = min(block.shape[0], len(rows) - written)
-            self.store.index_copy_(0, rows[written : written + take], block[:take])
+            self.store.index_copy_(0, rows[written : written + take], block[:take].to(self.dtype))
             written += take
         self.refills += 1
 
@@ -63,7 +68,7 @@ class ActivationBuffer:
             self._fill(free)
             order = torch.randperm(self.capacity, generator=self.generator)
             for b in range(0, served, batch_size):
-                yield self.store[order[b : b + batch_size]]
+                yield self.store[order[b : b + batch_size]].float()
             free = order[:served]
 
 
@@ -80,6 +85,7 @@ class SharedForward:
     batch_size: int
     capacity: int
     seed: int = 0
+    dtype: CacheDtype = "float32"  # how blocks and buffers hold activations (the cache's storage types)
     passes: int = field(default=0, init=False)  # forward batches run (for tests and logs)
 
     def __post_init__(self) -> None:
@@ -132,7 +138,8 @@ class SharedForward:
             self.classifier.head_features(batch["input_ids"], batch["attention_mask"])
         self.passes += 1
         tokens = self.classifier.token_mask(batch["attention_mask"])
-        return {site.name: store[site.name][tokens].float().cpu() for site in self.sites}
+        held = TORCH_DTYPES[self.dtype]
+        return {site.name: store[site.name][tokens].to("cpu", held) for site in self.sites}
 
 
 @dataclass
@@ -155,4 +162,5 @@ class SiteFeed:
         """Shuffled batches through a buffer of `capacity` tokens, but never more than one epoch (a larger
         buffer would only hold repeats, each fill costing extra forward passes) nor fewer than two batches."""
         capacity = max(min(self.shared.capacity, self.n_tokens), 2 * batch_size)
-        return ActivationBuffer(self.blocks(), capacity, self.shared.seed).batches(batch_size)
+        return ActivationBuffer(self.blocks(), capacity, self.shared.seed,
+                                TORCH_DTYPES[self.shared.dtype]).batches(batch_size)

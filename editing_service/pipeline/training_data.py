@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 
 from editing_service.activations import ActivationCache
-from editing_service.activations.cache import bytes_per_value
+from editing_service.activations.cache import CacheDtype, bytes_per_value
 from editing_service.activations.stream import SharedForward, SiteFeed
 from editing_service.artifacts import ArtifactDir
 from editing_service.data import DatasetSpec, TextSplit, load_role
@@ -63,6 +63,7 @@ class TrainingActivations:
     batch_size: int
     buffer_tokens: int
     seed: int
+    dtype: CacheDtype  # the stream's blocks and buffers hold activations as the cache stores them
 
     def streams(self, sites: list[Site]) -> dict[str, SiteFeed] | None:
         """In stream mode, each site's share of one forward-pass stream over the training texts (the SAEs
@@ -71,7 +72,7 @@ class TrainingActivations:
         if self.mode == "disk":
             return None
         shared = SharedForward(self.classifier, self.split.texts, sites, batch_size=self.batch_size,
-                               capacity=self.buffer_tokens, seed=self.seed)
+                               capacity=self.buffer_tokens, seed=self.seed, dtype=self.dtype)
         return {site.name: shared.feed(site) for site in sites}
 
     def describe(self) -> dict[str, object]:
@@ -106,4 +107,5 @@ def training_activations(
     logger.info("SAE training data: %s (%s); %d training tokens cached on disk%s", mode, reason, cache.n_tokens,
                 " (the token sample)" if mode == "stream" else "")
     return TrainingActivations(split=split, cache=cache, mode=mode, reason=reason, classifier=classifier,
-                               batch_size=batch_size, buffer_tokens=settings.stream_buffer_tokens, seed=seed)
+                               batch_size=batch_size, buffer_tokens=settings.stream_buffer_tokens, seed=seed,
+                               dtype=settings.cache_dtype)

@@ -61,6 +61,16 @@ def test_refills_write_into_the_one_buffer_in_place() -> None:
     assert held == set(range(250)) - set(torch.cat(served[:15]).tolist())
 
 
+def test_a_float16_buffer_holds_half_the_bytes_and_serves_the_rounded_rows_in_float32() -> None:
+    thirds = (block / 3 for block in numbered_blocks())  # values float16 cannot hold exactly
+    buffer = ActivationBuffer(thirds, capacity=100, seed=0, dtype=torch.float16)
+    batch = next(buffer.batches(batch_size=10))
+    assert buffer.store is not None and buffer.store.dtype == torch.float16 and batch.dtype == torch.float32
+    rows = torch.round(batch[:, 0].double() * 3).long()  # each value is row / 3, rounded to float16
+    torch.testing.assert_close(batch[:, 0], (rows.float() / 3).half().float(), atol=0, rtol=0)
+    assert not torch.equal(batch[:, 0], rows.float() / 3)
+
+
 def test_the_buffer_is_seeded_and_refuses_fewer_than_two_batches() -> None:
     first = [next(ActivationBuffer(numbered_blocks(), capacity=64, seed=3).batches(8)) for _ in range(2)]
     torch.testing.assert_close(first[0], first[1])
@@ -83,6 +93,11 @@ def test_one_epoch_of_the_forward_stream_is_the_cached_tokens_at_every_site(tmp_
         assert epoch.shape == cached.shape
         np.testing.assert_allclose(key(epoch), key(cached), atol=1e-5)
     assert stream.passes == 3, "the second site read the first site's passes"
+    half = SharedForward(clf, TEXTS, sites, batch_size=3, capacity=1024, seed=0, dtype="float16")
+    block = next(half.feed(sites[0]).blocks())
+    assert block.dtype == torch.float16  # the blocks waiting in a site's queue take the cache's storage type
+    full = SharedForward(clf, TEXTS, sites, batch_size=3, capacity=1024, seed=0)
+    torch.testing.assert_close(block, next(full.feed(sites[0]).blocks()).half(), rtol=0, atol=0)
 
 
 def train_from_stream(clf, sites, train_site) -> tuple[torch.nn.Module, int]:

@@ -19,15 +19,21 @@ class LoggedProgress:
         self.log, self.clock = log, clock
         self.step: str | None = None
         self.started = 0.0
-        self.passed = 0
+        self.marks_passed = 0
+        self.done = False
 
     def __call__(self, step: str, fraction: float) -> None:
         if step != self.step:
-            self.step, self.started, self.passed = step, self.clock(), 0
+            self.step, self.started, self.marks_passed, self.done = step, self.clock(), 0, False
             self.log.info("%s: started", step)
-        while self.passed < len(self.marks) and fraction >= self.marks[self.passed] and fraction < 1.0:
-            self.log.info("%s: %d%%", step, round(100 * self.marks[self.passed]))
-            self.passed += 1
-        if fraction >= 1.0 and self.passed <= len(self.marks):
-            self.passed = len(self.marks) + 1
+        if self.done:
+            return
+        if fraction >= 1.0:
+            self.done = True
             self.log.info("%s: done in %.0f s", step, self.clock() - self.started)
+            return
+        for mark in self.marks[self.marks_passed:]:
+            if fraction < mark:
+                break
+            self.log.info("%s: %d%%", step, round(100 * mark))
+            self.marks_passed += 1

@@ -50,12 +50,12 @@ def _add_sae_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sites", nargs="+", default=None,
                         help="site names, e.g. embeddings.out blocks.0.out (default: every block output)")
     parser.add_argument("--architecture", default=None,
-                        help="SAE architecture (default: topk); an unknown name is refused with the registered ones")
+                        help="SAE architecture (default: batchtopk); an unknown name is refused with the registered ones")
     parser.add_argument("--d-sae", type=int, default=None, help="features per SAE (default: 2048)")
     parser.add_argument("--k", type=int, default=None,
                         help="active features per token, topk; their mean, batchtopk (default: 32)")
-    parser.add_argument("--epochs", type=float, default=None, help="passes over the cached training tokens (default: 1)")
-    parser.add_argument("--sae-batch-size", type=int, default=None, help="tokens per SAE training step (default: 4096)")
+    parser.add_argument("--epochs", type=float, default=None, help="passes over the cached training tokens (default: 2)")
+    parser.add_argument("--sae-batch-size", type=int, default=None, help="tokens per SAE training step (default: 1024)")
     parser.add_argument("--cache-dtype", choices=["float32", "float16", "bfloat16"], default=None,
                         help="storage of cached activations (default: float16)")
     parser.add_argument("--cache-tokens-per-text", type=int, default=None,

@@ -30,13 +30,16 @@ class _Settings(BaseModel):
 class SAESettings(_Settings):
     """How the SAEs of every site are trained."""
 
-    architecture: str = Field("topk", description="a registered SAE architecture (editing_service.sae.registry)")
+    architecture: str = Field(
+        "batchtopk", description="a registered SAE architecture (editing_service.sae.registry); batchtopk (default) "
+        "is served as the JumpReLU SAE it calibrates, so an edit of it is served exactly",
+    )
     d_sae: int = Field(2048, ge=1, le=65536)
     k: int = Field(32, ge=1, le=4096, description="active features per token (topk; the mean for batchtopk)")
     l1_coefficient: float = Field(5.0, ge=0, description="sparsity penalty (relu)")
     l0_coefficient: float = Field(1.0, ge=0, description="sparsity penalty (jumprelu)")
-    n_epochs: float = Field(1.0, gt=0, le=100, description="passes over the cached training tokens")
-    batch_size: int = Field(4096, ge=1, le=65536)
+    n_epochs: float = Field(2.0, gt=0, le=100, description="passes over the cached training tokens")
+    batch_size: int = Field(1024, ge=1, le=65536)
     lr: float | None = Field(None, gt=0, description="None: scaled with d_sae (Gao et al. 2024)")
     seed: int = Field(0, ge=0, le=2**32 - 1)
 

@@ -198,25 +198,47 @@ def test_edit_out_with_the_thresholds_and_no_erasure_leaves_the_discovery_report
                  "--served-form", "jumprelu", "--no-erase-at-edited-sites"]) == 0
     assert (discovered / "report.json").read_text() == before
     report = json.loads((out / "report.json").read_text())
-    assert report["edit"]["served_form"] == "jumprelu" and report["edit"]["erased_at"] == []
+    # The default SAEs (BatchTopK) are served as they are, whatever --served-form says.
+    assert report["edit"]["served_form"] == "exact" and report["edit"]["erased_at"] == []
     assert {f["source"] for f in report["flags"]} == {"lexicon"}
 
 
-def test_the_default_edit_serves_the_gate_and_erases_at_the_edited_sites(discovered: Path) -> None:
-    """A spec with a protected attribute gets the gate and the erasers without asking."""
+def test_the_default_edit_is_served_exactly_and_erases_at_the_edited_sites(discovered: Path) -> None:
+    """A spec with a protected attribute gets the erasers without asking; the default BatchTopK SAEs are
+    served as the JumpReLU SAEs they are, so the served firings are the SAE's own."""
     import editing_service
 
     out = discovered
     report = json.loads((out / "report.json").read_text())
+    assert report["sae"]["architecture"] == "batchtopk"
     flagged_sites = sorted({f["site"] for f in report["flags"]})
-    assert report["edit"]["served_form"] == "gate" and report["edit"]["erased_at"] == flagged_sites
+    assert report["edit"]["served_form"] == "exact" and report["edit"]["erased_at"] == flagged_sites
     assert sorted(report["edit"]["served_agreement"]) == flagged_sites
     for stats in report["edit"]["served_agreement"].values():
-        assert 0 <= stats["precision"] <= 1 and 0 <= stats["recall"] <= 1 and stats["n_tokens"] > 0
+        assert stats["precision"] == 1.0 and stats["recall"] == 1.0 and stats["n_tokens"] > 0
     edited = editing_service.load_model(out / "models" / "edited")
     kinds = [type(m).__name__ for m in edited.interventions]
     assert kinds == ["FeatureAblation"] * len(flagged_sites) + ["ConceptErasure"] * len(flagged_sites)
+    assert not any(m.gated for m in edited.interventions if type(m).__name__ == "FeatureAblation")
+
+
+def test_a_topk_run_serves_the_gate_by_default_and_thresholds_on_request(tiny: dict[str, Path]) -> None:
+    import editing_service
+
+    out = tiny["root"] / "run_topk"
+    assert main(["-q", "run", "--spec", str(tiny["spec"]), "--out", str(out), "--model", str(tiny["model"]),
+                 "--architecture", "topk", "--d-sae", "64", "--k", "4", "--epochs", "5",
+                 "--attribution-examples", "16", "--no-circuit-graph", "--rows", "oracle"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["edit"]["served_form"] == "gate"
+    edited = editing_service.load_model(out / "models" / "edited")
     assert all(m.gated for m in edited.interventions if type(m).__name__ == "FeatureAblation")
+    thresholds = tiny["root"] / "edit_topk_thresholds"
+    assert main(["-q", "edit", "--out", str(out), "--flags", "auto", "--edit-out", str(thresholds),
+                 "--served-form", "jumprelu", "--rows", "oracle"]) == 0
+    assert json.loads((thresholds / "report.json").read_text())["edit"]["served_form"] == "jumprelu"
+    edited = editing_service.load_model(thresholds / "models" / "edited")
+    assert not any(m.gated for m in edited.interventions if type(m).__name__ == "FeatureAblation")
 
 
 def test_run_on_the_embedding_site_with_every_suggestion_kind(tiny: dict[str, Path]) -> None:

@@ -31,6 +31,12 @@ def served_sae(sae: SAE, cache: ActivationCache, site: str, form: ServedForm) ->
     return topk_to_jumprelu(sae, cache.site(site), n_sample=8192), None
 
 
+def served_form_name(saes: dict[str, SAE], sites: list[str], form: ServedForm) -> str:
+    """What the report names the served form of an edit at `sites`: `form` when one of their SAEs is TopK,
+    else "exact" (ReLU and JumpReLU SAEs, BatchTopK's included, are served as they are)."""
+    return form if any(isinstance(saes[site], TopKSAE) for site in sites) else "exact"
+
+
 def alive_features(sae: SAE, cache: ActivationCache, site: str, n_rows: int = 16384) -> np.ndarray:
     """[d_sae] bool: features that fire on a seeded sample of the cached tokens."""
     rows = np.random.default_rng(0).choice(cache.n_tokens, size=min(n_rows, cache.n_tokens), replace=False)

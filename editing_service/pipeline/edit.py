@@ -22,6 +22,7 @@ from editing_service.circuit import NodeScores
 from editing_service.data import DatasetSpec, TextSplit, load_role, load_spec, stereotype_labels
 from editing_service.edit import FeatureAblation, check_features, load_model, save_model
 from editing_service.edit.budget import budget_points
+from editing_service.edit.served import served_form_name
 from editing_service.edit.rows import RowContext, RowSkipped, rows_to_run
 from editing_service.features.flags import FlagSet
 from editing_service.model.classifier import head_logits
@@ -220,7 +221,7 @@ def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
                      f"{', '.join(edit_sites)}."] if extra else [],
     )
     report.edit = {
-        "served_form": settings.edit.served_form,
+        "served_form": served_form_name(ctx.saes, edit_sites, settings.edit.served_form),
         "served_agreement": served_agreement(ctx.saes, ctx.shift_ablations, ctx.validate_cache),
         "erased_at": [e.site.name for e in ctx.shift_erasers],
         **({"erasure": {"method": "LEACE (concept-erasure)", "attribute": ctx.attribute,

@@ -22,8 +22,8 @@ from editing_service.circuit import NodeScores
 from editing_service.data import DatasetSpec, TextSplit, load_role, load_spec, stereotype_labels
 from editing_service.edit import FeatureAblation, check_features, load_model, save_model
 from editing_service.edit.budget import budget_points
-from editing_service.edit.served import served_form_name
 from editing_service.edit.rows import RowContext, RowSkipped, rows_to_run
+from editing_service.edit.served import served_form_name
 from editing_service.features.flags import FlagSet
 from editing_service.model.classifier import head_logits
 from editing_service.pipeline.circuit import flagged_circuit

@@ -8,8 +8,9 @@ weights: the cost does not depend on them). `predict_proba` on validate bios, on
 variants in a seeded random order per batch, p50 latency and the median of per-batch ratios to the
 original:
 
-- fused: what the service runs (each site's ablation and eraser as one `ComputingForm`);
-- unfused: the ablation and the eraser as two computing forms (what ran before the fusion);
+- fused: what the service runs for TopK SAEs (each site's ablation, gate and eraser as one `ComputingForm`);
+- exact: the same edit of JumpReLU SAEs, no gate: what the service runs for the default BatchTopK SAEs;
+- unfused: the TopK ablation and the eraser as two computing forms (what ran before the fusion);
 - hooks only: the fused edit's hooks with the computing form replaced by the identity (the cost of calling it).
 """
 
@@ -33,13 +34,16 @@ from editing_service.sae import SAEConfig, TopKGate, get_sae_class
 FLAGS_PER_SITE = [49, 50, 45, 43, 55, 36]  # the serving benchmark's edit (BENCHMARKS.md, serving)
 
 
-def synthetic_edit(classifier) -> list:
+def synthetic_edit(classifier, *, gated: bool) -> list:
+    """TopK SAEs served through the gate (`gated`), or JumpReLU SAEs served as they are."""
     torch.manual_seed(0)
     sites = [s for s in classifier.sites() if s.name.startswith("blocks.")]
+    arch, k = ("topk", 32) if gated else ("jumprelu", None)
     edits, erasers = [], []
     for site, n in zip(sites, FLAGS_PER_SITE, strict=True):
-        sae = get_sae_class("topk")(SAEConfig(architecture="topk", d_in=384, d_sae=2048, k=32))
-        gate = TopKGate(weight=torch.randn(384) * 0.01, norm=0.1, bias=0.0, offset=torch.randn(2048) * 0.1)
+        sae = get_sae_class(arch)(SAEConfig(architecture=arch, d_in=384, d_sae=2048, k=k))
+        gate = TopKGate(weight=torch.randn(384) * 0.01, norm=0.1, bias=0.0,
+                        offset=torch.randn(2048) * 0.1) if gated else None
         features = sorted(random.Random(site.layer).sample(range(2048), n))
         edits.append(FeatureAblation.from_sae(site, sae, features, gate=gate))
         erasers.append(ConceptErasure(site, proj_left=torch.randn(384, 1) * 0.05,
@@ -48,7 +52,7 @@ def synthetic_edit(classifier) -> list:
 
 
 @contextmanager
-def variant(classifier, edit: list, name: str):
+def variant(classifier, edits: dict[str, list], name: str):
     """The classifier with the edit served as `name` for the duration."""
     fused_with, rewrite = FeatureAblation.fused_with, ComputingForm.rewrite_
     if name == "unfused":
@@ -56,7 +60,7 @@ def variant(classifier, edit: list, name: str):
     if name == "hooks only":
         ComputingForm.rewrite_ = lambda self, x: x
     try:
-        classifier.set_interventions([] if name == "original" else edit)
+        classifier.set_interventions([] if name == "original" else edits.get(name, edits["fused"]))
         yield
     finally:
         FeatureAblation.fused_with, ComputingForm.rewrite_ = fused_with, rewrite
@@ -73,9 +77,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     classifier = load_classifier(None, classes=["nurse", "surgeon"])
     classifier.set_head(torch.nn.Linear(384, 2))
-    edit = synthetic_edit(classifier)
+    edits = {"fused": synthetic_edit(classifier, gated=True), "exact": synthetic_edit(classifier, gated=False)}
     texts = load_role(load_spec("biasbios_surgeon_nurse"), "validate").texts
-    names = ["original", "fused", "unfused", "hooks only"]
+    names = ["original", "fused", "exact", "unfused", "hooks only"]
     print("| batch | variant | p50 ms | median ratio to original |\n|---|---|---|---|")
     for batch in args.batch:
         n_batches = max(30, args.texts // batch)
@@ -84,7 +88,7 @@ def main() -> None:
         order = random.Random(0)
         for i, texts_of_batch in enumerate(batches):
             for name in order.sample(names, len(names)):
-                with variant(classifier, edit, name):
+                with variant(classifier, edits, name):
                     start = time.perf_counter()
                     classifier.predict_proba(texts_of_batch)
                     if i >= 2:  # the first batches warm up

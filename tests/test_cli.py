@@ -266,3 +266,21 @@ def test_an_edit_with_a_budget_curve_logs_each_points_passes(discovered: Path, t
     for step in ("budget:1:eval", "budget:1:retrain"):
         assert f"{step}: started" in logged
         assert any(m.startswith(f"{step}: done in ") for m in logged)
+
+
+@pytest.mark.parametrize(("option", "field"), [("--architecture", "architecture"), ("--d-sae", "d_sae"),
+                                               ("--k", "k"), ("--epochs", "n_epochs"),
+                                               ("--sae-batch-size", "batch_size")])
+def test_the_sae_options_help_states_the_settings_default(option: str, field: str) -> None:
+    """The settings model is the one source of defaults; the help that names them must follow it."""
+    import argparse
+
+    from editing_service.cli import _add_sae_args
+    from editing_service.settings import SAESettings
+
+    parser = argparse.ArgumentParser()
+    _add_sae_args(parser)
+    action = next(a for a in parser._actions if option in a.option_strings)  # noqa: SLF001
+    default = SAESettings.model_fields[field].default
+    shown = f"{default:g}" if isinstance(default, float) else str(default)
+    assert f"(default: {shown})" in action.help

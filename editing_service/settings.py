@@ -146,7 +146,9 @@ class GraphSettings(_Settings):
     node_threshold: float = Field(0.0, ge=0, description="nodes need |score| >= this")
     edge_threshold: float = Field(0.0, ge=0, description="edges kept in circuit.json need |weight| >= this")
     n_examples: int = Field(128, ge=1, le=100_000, description="training examples for edges and faithfulness")
-    batch_size: int = Field(8, ge=1, le=1024, description="examples per batch of edge VJPs")
+    batch_size: int = Field(2, ge=1, le=1024, description="examples per batch of the graph's passes (edge VJPs, "
+                            "the faithfulness curve, pruning); examples do not interact, so small length-sorted "
+                            "batches waste least on padding and on the VJP rows that a batch's busiest example sets")
     vjp_chunk: int = Field(16, ge=1, le=1024, description="downstream nodes per batched VJP")
     ablation: Ablation = Field("mean", description="ablated nodes take their training-split mean, or zero")
     curve_sizes: list[Annotated[int, Field(ge=1)]] = Field([5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000],

@@ -41,7 +41,6 @@ from editing_service.circuit.view import flagged_subgraph, with_flags
 from editing_service.data import TextSplit, load_role, load_spec
 from editing_service.edit import load_model
 from editing_service.model import Site, TextClassifier
-from editing_service.model.memory import forward_batch_size
 from editing_service.pipeline.common import ProgressFn, group_attribute, quiet, resolve_device
 from editing_service.sae import SAE, load_sae
 from editing_service.settings import GraphSettings, RunSettings
@@ -114,8 +113,7 @@ def build_graph(inputs: GraphInputs, settings: RunSettings, *, progress: Progres
     edge_seconds = time.perf_counter() - started
 
     values = ablation_values(saes, g.ablation, inputs.train_cache)
-    batch = forward_batch_size(settings.model.batch_size, clf, len(saes))
-    evaluator = NodeSetEvaluator(clf, saes, texts, labels, values, batch_size=batch)
+    evaluator = NodeSetEvaluator(clf, saes, texts, labels, values, batch_size=g.batch_size)
     progress("circuit:faithfulness", 0.0)
     curve = faithfulness_curve(evaluator, [n for n, _ in ranked], sizes=g.curve_sizes, target=g.faithful_target)
     sets = []
@@ -129,7 +127,7 @@ def build_graph(inputs: GraphInputs, settings: RunSettings, *, progress: Progres
     if g.prune:
         prune_rows = sample_rows(inputs.train, g.prune_examples, settings.attribution.seed + 1)
         prune_eval = NodeSetEvaluator(clf, saes, [inputs.train.texts[i] for i in prune_rows],
-                                      inputs.train.labels[prune_rows], values, batch_size=batch)
+                                      inputs.train.labels[prune_rows], values, batch_size=g.batch_size)
         start = [n for n, _ in ranked if n in _drawn_ids(drawn, sites)][:g.prune_nodes]
         pruning = exact_pruning(prune_eval, start, score, tau=g.prune_tau,
                                 on_progress=lambda f: progress("circuit:pruning", f))
@@ -228,7 +226,7 @@ def flagged_circuit(
     rows = sample_rows(train, g.n_examples, settings.attribution.seed)
     evaluator = NodeSetEvaluator(classifier, by_site, [train.texts[i] for i in rows], train.labels[rows],
                                  ablation_values(by_site, g.ablation, train_cache),
-                                 batch_size=forward_batch_size(settings.model.batch_size, classifier, len(by_site)))
+                                 batch_size=g.batch_size)
     numbers = set_faithfulness(evaluator, "flagged", ids)
     subgraph = flagged_subgraph(with_flags(graph, {node: "spurious" for node in ids}))
     try:

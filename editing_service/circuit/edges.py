@@ -123,14 +123,15 @@ def compute_edges(
     labels: np.ndarray,
     circuit: Mapping[str, list[int]],
     *,
-    batch_size: int = 16,
-    chunk: int = 8,
+    batch_size: int,
+    chunk: int,
     metric: Metric = true_class_metric,
     on_progress: Callable[[float], None] | None = None,
 ) -> dict[tuple[str, str], float]:
     """{(source id, target id): mean edge weight} among the circuit's nodes (`circuit`: features per site,
     every site's error node included): every pair of sites joined by a path through no other site (every
-    adjacent pair at least), and every site into the metric."""
+    adjacent pair at least), and every site into the metric. `batch_size` examples per forward pass and
+    `chunk` VJP rows per call (the graph settings' defaults suit a CPU)."""
     if not saes:
         raise ValueError(NO_SITES)
     if not texts:

@@ -47,7 +47,7 @@ def test_edges_into_the_metric_from_the_last_site_are_the_node_scores(tiny_circu
     clf, saes, texts, labels, _cache = tiny_circuit
     last = {site: sae for site, sae in saes.items() if site.name == "blocks.1.out"}
     texts, labels = texts[::6], labels[::6]
-    edges = compute_edges(clf, last, texts, labels, {"blocks.1.out": [1, 5, 9]}, batch_size=8)
+    edges = compute_edges(clf, last, texts, labels, {"blocks.1.out": [1, 5, 9]}, batch_size=8, chunk=8)
     scores = attribution_patching(clf, last, texts, labels, batch_size=8)["blocks.1.out"]
     for i in (1, 5, 9):
         assert np.isclose(edges[(f"blocks.1.out/{i}", METRIC_ID)], scores.features[i], rtol=1e-4, atol=1e-6)

@@ -61,7 +61,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     settings = RunSettings.model_validate_json((args.run / "run.json").read_text())
     spec = load_spec(settings.spec)
-    attribute = spec.protected[0].name
+    attribute = spec.attribute().name
     artifacts = ArtifactDir(args.run)
     caches = {role: ActivationCache.open(artifacts.cache(role)) for role in ("train", "validate")}
     cells = {}

@@ -82,17 +82,24 @@ def _add_edit_args(parser: argparse.ArgumentParser) -> None:
                         "split) at every edited site (default: when the dataset has a protected attribute)")
 
 
-def _add_row_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--rows", nargs="*", default=None,
-                        help="optional report rows to run (default: random_ablation token_deletion leace oracle; "
-                             "also neuron_ablation shift_embedding)")
-    parser.add_argument("--budget", nargs="*", type=int, default=None,
-                        help="compute the budget curve at these sizes N, plus all flags (alone: 2 5 10 20 50 100; "
-                             "default: no curve, each N costs a forward pass over train and evaluation)")
+def _add_row_args(parser: argparse.ArgumentParser, *, inherited: bool = False) -> None:
+    """`--rows` and the budget curve; `inherited`: unset options keep what the discovered run stored."""
+    rows_default = ("the run's rows" if inherited
+                    else "random_ablation token_deletion leace oracle; also neuron_ablation shift_embedding")
+    parser.add_argument("--rows", nargs="*", default=None, help=f"optional report rows to run (default: {rows_default})")
+    curve = parser.add_mutually_exclusive_group()
+    curve.add_argument("--budget", nargs="*", type=int, default=None,
+                       help="compute the budget curve at these sizes N, plus all flags (alone: 2 5 10 20 50 100; "
+                            f"default: {'the run' + chr(39) + 's sizes' if inherited else 'no curve'}; each N costs a "
+                            "forward pass over train and evaluation)")
+    curve.add_argument("--no-budget", action="store_true", help="no budget curve"
+                       + (", whatever sizes the run stored" if inherited else ""))
 
 
-def _budget(sizes: list[int] | None) -> list[int] | None:
-    """`--budget` alone: the default sizes; with numbers: those; absent: the settings' default (none)."""
+def _budget(sizes: list[int] | None, off: bool = False) -> list[int] | None:
+    """`--no-budget`: none; `--budget` alone: the default sizes; with numbers: those; absent: None (not given)."""
+    if off:
+        return []
     if sizes is None or sizes:
         return sizes
     from editing_service.report.budget import DEFAULT_BUDGETS
@@ -103,7 +110,7 @@ def _budget(sizes: list[int] | None) -> list[int] | None:
 def _edit_overrides(args: argparse.Namespace) -> dict[str, object]:
     return _given(served_form=getattr(args, "served_form", None),
                   erase_at_edited_sites=getattr(args, "erase_at_edited_sites", None),
-                  baselines=args.rows, budget=_budget(args.budget))
+                  baselines=args.rows, budget=_budget(args.budget, args.no_budget))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -175,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="folder for the edited model, flags and report (default: --out), so one discovery serves "
                       "several edits")
     _add_edit_args(edit)
-    _add_row_args(edit)
+    _add_row_args(edit, inherited=True)
 
     serve = commands.add_parser("serve", help="serve the REST API (BentoML) on this machine")
     serve.add_argument("--host", default="127.0.0.1")

@@ -268,6 +268,32 @@ def test_an_edit_with_a_budget_curve_logs_each_points_passes(discovered: Path, t
         assert any(m.startswith(f"{step}: done in ") for m in logged)
 
 
+def test_an_edit_turns_off_the_budget_curve_its_run_stored(discovered: Path, tmp_path: Path) -> None:
+    """`edit` inherits the run's settings; `--no-budget` must still be able to drop a stored curve."""
+    stored = json.loads((discovered / "report.json").read_text())
+    assert stored["budget_curve"] is not None
+    out = tmp_path / "no_curve"
+    assert main(["-q", "edit", "--out", str(discovered), "--flags", "auto", "--edit-out", str(out),
+                 "--rows", "--no-budget"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["budget_curve"] is None
+    assert [row["name"] for row in report["rows"]] == ["original", "shift", "shift_retrained"]
+
+
+def test_the_budget_options_exclude_each_other(discovered: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-q", "edit", "--out", str(discovered), "--flags", "auto", "--budget", "2", "--no-budget"])
+    assert exit_info.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_the_edit_help_says_unset_row_options_come_from_the_run(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main(["edit", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "(default: the run's rows)" in help_text and "default: the run's sizes" in help_text
+
+
 @pytest.mark.parametrize(("option", "field"), [("--architecture", "architecture"), ("--d-sae", "d_sae"),
                                                ("--k", "k"), ("--epochs", "n_epochs"),
                                                ("--sae-batch-size", "batch_size")])

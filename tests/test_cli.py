@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -292,6 +293,48 @@ def test_the_edit_help_says_unset_row_options_come_from_the_run(capsys: pytest.C
         main(["edit", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     assert "(default: the run's rows)" in help_text and "default: the run's sizes" in help_text
+
+
+def _files(folder: Path) -> dict[Path, float]:
+    return {p: p.stat().st_mtime for p in folder.rglob("*")}
+
+
+@pytest.mark.parametrize("inside", ["saes", "saes/blocks.0.out", "models/edited", "activations", "seeds/seed-9"])
+def test_an_edit_folder_within_the_runs_own_folders_is_refused_before_any_work(
+    discovered: Path, capsys: pytest.CaptureFixture, inside: str
+) -> None:
+    """An edit written into saes/ used to be read back as an SAE, and every later edit of the run failed."""
+    before = _files(discovered)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-q", "edit", "--out", str(discovered), "--flags", "auto", "--edit-out", str(discovered / inside),
+              "--rows", "--no-budget"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"is within the {inside.split('/')[0]}/ folder of the discovered run" in err and "Traceback" not in err
+    assert _files(discovered) == before
+
+
+def test_an_edit_folder_that_is_another_discovered_run_is_refused(discovered: Path, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    other = tmp_path / "other_run"
+    other.mkdir()
+    shutil.copy(discovered / "run.json", other / "run.json")
+    (other / "report.json").write_text("{}")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-q", "edit", "--out", str(discovered), "--flags", "auto", "--edit-out", str(other), "--rows"])
+    assert exit_info.value.code == 2
+    assert "is the discovered run" in capsys.readouterr().err
+    assert sorted(p.name for p in other.iterdir()) == ["report.json", "run.json"]
+    assert (other / "report.json").read_text() == "{}"
+
+
+def test_editing_a_folder_that_is_not_a_discovered_run_names_it(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-q", "edit", "--out", str(tmp_path / "nowhere"), "--flags", "auto"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "nowhere has no discovery results (features.json missing): run `discover` first." in err
+    assert "Errno" not in err
 
 
 @pytest.mark.parametrize(("option", "field"), [("--architecture", "architecture"), ("--d-sae", "d_sae"),

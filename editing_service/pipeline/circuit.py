@@ -47,7 +47,6 @@ from editing_service.settings import GraphSettings, RunSettings
 
 logger = logging.getLogger(__name__)
 
-NOT_DISCOVERED = "{path} has no discovery results ({what} missing): run `discover` first."
 SUGGESTED_SET = "suggested (lexicon)"
 
 
@@ -174,9 +173,8 @@ def card_labels_and_suggestions(features_doc: Mapping) -> tuple[dict[str, str | 
 
 def run_graph_settings(out: str | Path, changes: Mapping[str, object]) -> GraphSettings:
     """The run's graph settings (run.json) with `changes`, validated."""
-    config = ArtifactDir(Path(out)).run_config
-    if not config.is_file():
-        raise FileNotFoundError(NOT_DISCOVERED.format(path=Path(out), what="run.json"))
+    artifacts = ArtifactDir(Path(out))
+    config = artifacts.require(artifacts.run_config)
     current = RunSettings.model_validate_json(config.read_text()).graph
     return GraphSettings.model_validate({**current.model_dump(), **changes})
 
@@ -184,10 +182,8 @@ def run_graph_settings(out: str | Path, changes: Mapping[str, object]) -> GraphS
 def run_circuit(out: str | Path, *, graph: GraphSettings | None = None, progress: ProgressFn = quiet) -> CircuitGraph:
     """Rebuild circuit.json of a discovered run in `out` (with `graph` settings, default the run's)."""
     artifacts = ArtifactDir(Path(out))
-    for path, what in ((artifacts.run_config, "run.json"), (artifacts.attribution, "attribution.json"),
-                       (artifacts.features, "features.json")):
-        if not path.is_file():
-            raise FileNotFoundError(NOT_DISCOVERED.format(path=artifacts.root, what=what))
+    for path in (artifacts.run_config, artifacts.attribution, artifacts.features):
+        artifacts.require(path)
     settings = RunSettings.model_validate_json(artifacts.run_config.read_text())
     if graph is not None:
         settings = settings.model_copy(update={"graph": graph})

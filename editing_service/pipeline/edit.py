@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from editing_service.activations import ActivationCache
-from editing_service.artifacts import ArtifactDir
+from editing_service.artifacts import ArtifactDir, check_edit_out
 from editing_service.circuit import NodeScores
 from editing_service.data import DatasetSpec, TextSplit, load_role, load_spec, stereotype_labels
 from editing_service.edit import FeatureAblation, check_features, load_model, save_model
@@ -50,7 +50,6 @@ NO_ATTRIBUTE_TO_ERASE = (
     "erase_at_edited_sites needs a protected attribute with groups in the validate split; dataset {name!r} "
     "has none."
 )
-NOT_DISCOVERED = "{path} has no discovery results (run.json missing): run `discover` first."
 UNKNOWN_FLAG_SITE = "Flagged feature {id} names site {site!r}, which has no SAE in this run; the sites are {known}."
 NOT_AT_EDIT_SITES = "No flagged feature is at the run's edit sites {sites}; flags at {others} alone edit nothing."
 
@@ -120,9 +119,7 @@ def row_context(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet
     SHIFT ablates the flags at the run's sites; flags at sites trained only for a row (embeddings.out
     for `shift_embedding`) are that row's."""
     artifacts = ArtifactDir(Path(out))
-    if not artifacts.run_config.is_file():
-        raise FileNotFoundError(NOT_DISCOVERED.format(path=artifacts.root))
-    settings = RunSettings.model_validate_json(artifacts.run_config.read_text())
+    settings = RunSettings.model_validate_json(artifacts.require(artifacts.run_config).read_text())
     if edit_settings:
         settings = settings.model_copy(
             update={"edit": EditSettings.model_validate({**settings.edit.model_dump(), **edit_settings})})
@@ -173,6 +170,8 @@ def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
     the unedited model (`RowContext.read`).
     """
     started = time.perf_counter()
+    if edit_out is not None:
+        check_edit_out(Path(out), Path(edit_out))
     artifacts = ArtifactDir(Path(out))
     results = ArtifactDir(Path(edit_out)) if edit_out is not None else artifacts
     ctx = row_context(out, flags, progress=progress, edit_settings=edit_settings, unedited_reads=unedited_reads)

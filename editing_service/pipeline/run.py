@@ -37,14 +37,14 @@ SEEDS_NEED_AUTO = (
     "--seeds {n} needs automatic flags (--flags auto, auto:lexicon, auto:protected or auto:all): a flags file "
     "names features of one set of SAEs, and each seed trains its own."
 )
-SEEDS_DIR = "seeds"
 
 
 def resolve_flags(value: str, out: str | Path, *, lexicon: str = "gendered") -> FlagSet:
     """`auto` (or `auto:all`) picks every suggestion of features.json, `auto:lexicon` and `auto:protected` those of
     one kind; anything else is a flags file."""
     if value in AUTO_KINDS:
-        document = json.loads(ArtifactDir(Path(out)).features.read_text())
+        artifacts = ArtifactDir(Path(out))
+        document = json.loads(artifacts.require(artifacts.features).read_text())
         suggestions = [Suggestion(**{k: v for k, v in s.items() if k != "id"}) for s in document["suggestions"]]
         return flags_from_suggestions(suggestions, kind=AUTO_KINDS[value], lexicon=lexicon)
     if value.startswith("auto"):
@@ -70,7 +70,7 @@ def run_all(settings: RunSettings, out: str | Path, *, flags: str = "auto",
     if settings.seeds > 1:
         reports, runs = [report], ["."]
         for offset in range(1, settings.seeds):
-            seed_out = Path(out) / SEEDS_DIR / f"seed-{offset}"
+            seed_out = ArtifactDir(Path(out)).seed_run(offset)
             _share_caches(Path(out), seed_out)
             run_discover(settings.with_seed_offset(offset), seed_out, progress=progress, reuse_caches=True)
             reports.append(run_edit(seed_out, resolve_flags(flags, seed_out, lexicon=lexicon),

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 NOT_DISCOVERED = "{path} has no discovery results ({what} missing): run `discover` first."
-EDIT_OUT_INSIDE = ("The edit folder {edit_out} is within the {folder}/ folder of the discovered run {run}; an edit "
-                   "there would be read back as part of that run. Choose a folder outside it.")
-EDIT_OUT_OTHER_RUN = ("The edit folder {edit_out} is the discovered run {run}, not the one being edited ({out}); the "
-                      "edit would overwrite its report, flags and edited model. Choose a folder of its own.")
+INSIDE_A_RUN = ("The output folder {folder} is within the {inner}/ folder of the discovered run {run}; what is "
+               "written there would be read back as part of that run. Choose a folder outside it.")
+ANOTHER_RUN = ("The edit folder {folder} is the discovered run {run}, not the one being edited ({edited}); the "
+               "edit would overwrite its report, flags and edited model. Choose a folder of its own.")
 
 
 @dataclass(frozen=True)
@@ -95,20 +95,23 @@ class ArtifactDir:
         return self.root / "run.json"
 
 
-def check_edit_out(out: Path, edit_out: Path) -> None:
-    """Refuse an edit folder that would clobber a discovered run: one inside a run's own folders, or another run.
+def check_output_folder(folder: Path, *, edited_run: Path | None = None) -> None:
+    """Refuse an output folder that would clobber a discovered run: one within a run's own folders (`saes/`
+    would read it back as an SAE), or, for an edit of `edited_run`, another run's folder.
 
-    The edit writes models/, flags.json and report.* into `edit_out`; that may be the edited run itself (the
-    default) or any folder of its own, but not, say, `saes/` (read back as an SAE) or another run's folder."""
-    out, edit_out = out.resolve(), edit_out.resolve()
-    if edit_out == out:
+    A run may be written again in place, and an edit may go to the edited run itself or any folder of its own."""
+    folder = folder.resolve()
+    edited = None if edited_run is None else edited_run.resolve()
+    if folder == edited:
         return
-    for folder in (edit_out, *edit_out.parents):
-        run = ArtifactDir(folder)
+    for ancestor in (folder, *folder.parents):
+        run = ArtifactDir(ancestor)
         if not run.is_discovered:
             continue
-        if folder == edit_out:
-            raise ValueError(EDIT_OUT_OTHER_RUN.format(edit_out=edit_out, run=folder, out=out))
-        inside = next((f for f in run.folders if edit_out == f or f in edit_out.parents), None)
-        if inside is not None:
-            raise ValueError(EDIT_OUT_INSIDE.format(edit_out=edit_out, folder=inside.name, run=folder))
+        if ancestor == folder:
+            if edited is not None:
+                raise ValueError(ANOTHER_RUN.format(folder=folder, run=ancestor, edited=edited))
+            continue
+        inner = next((f for f in run.folders if folder == f or f in folder.parents), None)
+        if inner is not None:
+            raise ValueError(INSIDE_A_RUN.format(folder=folder, inner=inner.name, run=ancestor))

@@ -11,11 +11,13 @@ import logging
 import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from editing_service import __version__
+from editing_service.artifacts import check_output_folder
 
 if TYPE_CHECKING:
     from editing_service.pipeline.progress_log import LoggedProgress
@@ -228,6 +230,7 @@ def _cmd_saes(args: argparse.Namespace) -> None:
         splice_check=not args.no_splice_check,
         **_cache_settings(args),
     )
+    check_output_folder(Path(args.out))
     report = run_saes(settings, args.out)
     _print_sae_report(report)
     print(f"SAEs and quality.json written to {args.out}/saes")
@@ -289,6 +292,7 @@ def _progress() -> LoggedProgress:
 def _cmd_run(args: argparse.Namespace) -> None:
     from editing_service.pipeline import run_all
 
+    check_output_folder(Path(args.out))
     report = run_all(_run_settings(args), args.out, flags=args.flags, progress=_progress())
     _print_report(report)
     print(f"report.json, report.html, features.json and models/ written to {args.out}")
@@ -297,6 +301,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
 def _cmd_discover(args: argparse.Namespace) -> None:
     from editing_service.pipeline import run_discover
 
+    check_output_folder(Path(args.out))
     document = run_discover(_run_settings(args), args.out, progress=_progress())
     print(f"{len(document['circuit'])} circuit features, {len(document['suggestions'])} suggestions; "
           f"features.json written to {args.out}")

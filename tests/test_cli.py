@@ -314,6 +314,19 @@ def test_an_edit_folder_within_the_runs_own_folders_is_refused_before_any_work(
     assert _files(discovered) == before
 
 
+@pytest.mark.parametrize("command", ["run", "discover", "saes"])
+def test_a_run_within_another_runs_saes_folder_is_refused_before_any_work(
+    discovered: Path, tiny: dict[str, Path], capsys: pytest.CaptureFixture, command: str
+) -> None:
+    before = _files(discovered)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-q", command, "--spec", str(tiny["spec"]), "--model", str(tiny["model"]),
+              "--out", str(discovered / "saes" / "nested")])
+    assert exit_info.value.code == 2
+    assert "is within the saes/ folder of the discovered run" in capsys.readouterr().err
+    assert _files(discovered) == before
+
+
 def test_an_edit_folder_that_is_another_discovered_run_is_refused(discovered: Path, tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture) -> None:
     other = tmp_path / "other_run"

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from editing_service.activations import ActivationCache
-from editing_service.artifacts import ArtifactDir, check_edit_out
+from editing_service.artifacts import ArtifactDir, check_output_folder
 from editing_service.circuit import NodeScores
 from editing_service.data import DatasetSpec, TextSplit, load_role, load_spec, stereotype_labels
 from editing_service.edit import FeatureAblation, check_features, load_model, save_model
@@ -171,7 +171,7 @@ def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
     """
     started = time.perf_counter()
     if edit_out is not None:
-        check_edit_out(Path(out), Path(edit_out))
+        check_output_folder(Path(edit_out), edited_run=Path(out))
     artifacts = ArtifactDir(Path(out))
     results = ArtifactDir(Path(edit_out)) if edit_out is not None else artifacts
     ctx = row_context(out, flags, progress=progress, edit_settings=edit_settings, unedited_reads=unedited_reads)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from editing_service.artifacts import ArtifactDir
 
-NO_FEATURES = "{path} has no features.json: run `discover` (or `run`) first."
+UNKNOWN_SITE = "The run has no site {site!r}; its sites are {sites}."
 
 
 def _card_lines(card: dict) -> list[str]:
@@ -31,10 +31,11 @@ def _card_lines(card: dict) -> list[str]:
 
 def format_cards(out: str | Path, *, limit: int = 20, site: str | None = None, suggested_only: bool = False) -> str:
     """The cards of a discovered run as text, strongest first."""
-    path = ArtifactDir(Path(out)).features
-    if not path.is_file():
-        raise FileNotFoundError(NO_FEATURES.format(path=out))
-    cards = json.loads(path.read_text())["cards"]
+    artifacts = ArtifactDir(Path(out))
+    document = json.loads(artifacts.require(artifacts.features).read_text())
+    cards = document["cards"]
+    if site is not None and site not in document["sites"]:
+        raise ValueError(UNKNOWN_SITE.format(site=site, sites=document["sites"]))
     if site is not None:
         cards = [c for c in cards if c["site"] == site]
     if suggested_only:

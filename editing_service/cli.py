@@ -84,6 +84,26 @@ def _add_edit_args(parser: argparse.ArgumentParser) -> None:
                         "split) at every edited site (default: when the dataset has a protected attribute)")
 
 
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def _output_file(value: str) -> Path:
+    """A file the command will write: refused before any work if its folder is missing or it is a folder."""
+    path = Path(value)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value} is a folder, not a file")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"the folder {path.parent} does not exist")
+    return path
+
+
 def _add_row_args(parser: argparse.ArgumentParser, *, inherited: bool = False) -> None:
     """`--rows` and the budget curve; `inherited`: unset options keep what the discovered run stored."""
     rows_default = ("the run's rows" if inherited
@@ -154,14 +174,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     features = commands.add_parser("features", help="print the feature cards of a discovered run")
     features.add_argument("--out", required=True, help="the folder of a discovered run")
-    features.add_argument("--limit", type=int, default=20)
+    features.add_argument("--limit", type=_positive_int, default=20, help="cards to print (default: 20)")
     features.add_argument("--site", default=None)
     features.add_argument("--suggested", action="store_true", help="only features with a suggestion")
 
     circuit = commands.add_parser("circuit", help="summarise and draw the circuit graph of a discovered run")
     circuit.add_argument("--out", required=True, help="the folder of a discovered run")
-    circuit.add_argument("--svg", default=None, help="write the drawing (Graphviz) to this SVG file")
-    circuit.add_argument("--json", default=None, help="write the selected graph (circuit.json schema) to this file")
+    circuit.add_argument("--svg", type=_output_file, default=None, help="write the drawing (Graphviz) to this SVG file")
+    circuit.add_argument("--json", type=_output_file, default=None,
+                         help="write the selected graph (circuit.json schema) to this file")
     circuit.add_argument("--node-threshold", type=float, default=None, help="keep nodes with |score| >= this")
     circuit.add_argument("--edge-threshold", type=float, default=None, help="keep edges with |weight| >= this")
     circuit.add_argument("--max-nodes", type=int, default=None, help="strongest nodes kept per site")

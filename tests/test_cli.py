@@ -104,6 +104,28 @@ def test_features_command_prints_cards(discovered: Path, capsys: pytest.CaptureF
     assert out.count("rank") == 3 and "score" in out
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["features", "--limit", "-1"], "argument --limit: must be at least 1, got -1"),
+        (["features", "--limit", "x"], "argument --limit: expected a whole number, got 'x'"),
+        (["features", "--site", "blocks.7.out"],
+         "The run has no site 'blocks.7.out'; its sites are ['blocks.0.out', 'blocks.1.out']."),
+        (["circuit", "--svg", "/no/such/folder/graph.svg"], "argument --svg: the folder /no/such/folder does not exist"),
+        (["circuit", "--json", "."], "argument --json: . is a folder, not a file"),
+    ],
+)
+def test_careless_review_options_are_one_line_errors(discovered: Path, capsys: pytest.CaptureFixture,
+                                                     args: list[str], message: str) -> None:
+    """These printed all cards but the last, nothing, or a traceback-worded error after the summary."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-q", args[0], "--out", str(discovered), *args[1:]])
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    last_line = captured.err.rstrip("\n").splitlines()[-1]
+    assert message in last_line and "Traceback" not in captured.err and captured.out == ""
+
+
 def test_edit_applies_a_persons_flags_file(discovered: Path, tmp_path: Path) -> None:
     features = json.loads((discovered / "features.json").read_text())
     first = features["circuit"][0]

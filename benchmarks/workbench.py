@@ -42,6 +42,7 @@ from playwright.sync_api import sync_playwright  # noqa: E402
 
 from editing_service.artifacts import ArtifactDir  # noqa: E402
 from editing_service.circuit.graph import CircuitGraph, CircuitNode, Thresholds, read_circuit  # noqa: E402
+from editing_service.features.document import FeaturesDocument  # noqa: E402
 from editing_service.jobs.runner import feature_rows  # noqa: E402
 from editing_service.store import Database, get_project, replace_features  # noqa: E402
 
@@ -88,15 +89,12 @@ def with_all_circuit_features(run: ArtifactDir) -> CircuitGraph:
     """The run's circuit.json with every feature of the discovered circuit as a node (features.json keeps
     `circuit.top_k` per site, circuit.json its `nodes_per_site` strongest): edges stay circuit.json's."""
     graph = read_circuit(run.root / "circuit.json")
-    document = json.loads(run.features.read_text())
-    labels = {c["id"]: c["label"] for c in document["cards"]}
-    kinds: dict[str, list[str]] = {}
-    for s in document["suggestions"]:
-        kinds.setdefault(s["id"], []).append(s["kind"])
+    document = FeaturesDocument.read(run.features)
+    labels, kinds = document.labels(), document.suggestion_kinds()
     have = {n.id for n in graph.nodes}
-    extra = [CircuitNode(id=n["id"], kind="feature", site=n["site"], feature=n["feature"], score=n["score"],
-                         rank=n["rank"], label=labels.get(n["id"]), suggestions=sorted(set(kinds.get(n["id"], []))))
-             for n in document["circuit"] if n["id"] not in have and n["site"] in graph.sites]
+    extra = [CircuitNode(id=n.id, kind="feature", site=n.site, feature=n.feature, score=n.score, rank=n.rank,
+                         label=labels.get(n.id), suggestions=kinds.get(n.id, []))
+             for n in document.circuit if n.id not in have and n.site in graph.sites]
     return graph.model_copy(update={"nodes": [*graph.nodes, *extra], "thresholds": Thresholds()})
 
 
@@ -115,7 +113,7 @@ def load_project(server: LocalServer, home: Path, run: ArtifactDir, all_features
         shutil.copy2(run.sae_quality, folder / "saes" / "quality.json")
     if all_features:
         (folder / "circuit.json").write_text(with_all_circuit_features(run).model_dump_json())
-    replace_features(db, project["id"], feature_rows(json.loads(run.features.read_text())))
+    replace_features(db, project["id"], feature_rows(FeaturesDocument.read(run.features)))
     db.dispose()
     return project["id"]
 
@@ -236,7 +234,7 @@ def main() -> None:
         try:
             project = load_project(server, home, run, args.all_circuit_features)
             before = os.getloadavg()[0]
-            carded = {f"{r['site']}/{r['feature']}" for r in feature_rows(json.loads(run.features.read_text()))}
+            carded = {f"{r['site']}/{r['feature']}" for r in feature_rows(FeaturesDocument.read(run.features))}
             result = measure(server.url, project, carded, repeats=args.repeats, cards=args.cards, screenshots=args.screenshots)
             result["load"] = (before, os.getloadavg()[0])
         finally:

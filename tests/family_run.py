@@ -71,8 +71,8 @@ def run_family(root: Path, spec: Path, arch: str, form: str, *, device: str = "c
     out = root / f"run-{arch}-{form}"
     document = run_discover(tiny_settings(spec, model, device=device, dtype=dtype), out)
     top = {}
-    for entry in document["circuit"]:  # strongest first
-        top.setdefault(entry["site"], entry["feature"])
+    for entry in document.circuit:  # strongest first
+        top.setdefault(entry.site, entry.feature)
     flags = FlagSet(flags=[Flag(site=site, feature=feature, reviewer="test") for site, feature in top.items()])
     report = run_edit(out, flags)
     evaluate = load_role(load_spec(str(spec)), "evaluate")

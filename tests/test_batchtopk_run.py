@@ -25,8 +25,8 @@ def test_a_batchtopk_run_serves_its_edit_exactly(tmp_path) -> None:
             cfg = json.loads((folder / "cfg.json").read_text())
             assert cfg["architecture"] == "jumprelu" and cfg["metadata"]["trained_as"] == "batchtopk"
     top = {}
-    for entry in document["circuit"]:
-        top.setdefault(entry["site"], entry["feature"])
+    for entry in document.circuit:
+        top.setdefault(entry.site, entry.feature)
     report = run_edit(out, FlagSet(flags=[Flag(site=s, feature=f, reviewer="test") for s, f in top.items()]))
     agreement = report.edit["served_agreement"]
     assert sorted(agreement) == sorted(top)

@@ -48,8 +48,8 @@ def test_a_stream_run_completes_without_a_full_train_cache_and_matches_disk_qual
         with caplog.at_level(logging.INFO, logger="editing_service.pipeline.training_data"):
             document = run_discover(RunSettings.model_validate({**base, **options}), out)
         top = {}
-        for entry in document["circuit"]:
-            top.setdefault(entry["site"], entry["feature"])
+        for entry in document.circuit:
+            top.setdefault(entry.site, entry.feature)
         report = run_edit(out, FlagSet(flags=[Flag(site=s, feature=f, reviewer="test") for s, f in top.items()]))
         assert {row.name for row in report.rows} >= {"original", "shift", "shift_retrained"}
         quality = json.loads((out / "saes" / "quality.json").read_text())

@@ -8,15 +8,14 @@ the discovery it was made on and records the report's figures.
 
 from __future__ import annotations
 
-import json
 import shutil
-from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from editing_service.artifacts import ArtifactDir
 from editing_service.config import ServiceConfig
+from editing_service.features.document import FeaturesDocument
 from editing_service.features.flags import Flag, FlagSet
 from editing_service.pipeline import run_discover, run_edit
 from editing_service.report.schema import HEADLINE_METRICS, Report
@@ -51,18 +50,17 @@ def project_settings(project: Any, config: ServiceConfig, overrides: dict[str, A
     return RunSettings.model_validate({**overrides, "spec": project.spec_ref, "model": model})
 
 
-def feature_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
+def feature_rows(document: FeaturesDocument) -> list[dict[str, Any]]:
     """The features table's rows from a features.json document: every circuit feature, its card if any."""
-    cards = {card["id"]: card for card in document.get("cards", [])}
-    kinds: dict[str, list[str]] = defaultdict(list)
-    for suggestion in document.get("suggestions", []):
-        kinds[suggestion["id"]].append(suggestion["kind"])
-    return [
-        {"site": c["site"], "feature": c["feature"], "score": c["score"], "rank": c["rank"],
-         "label": cards.get(c["id"], {}).get("label"), "suggestions": sorted(set(kinds.get(c["id"], []))),
-         "card": cards.get(c["id"])}
-        for c in document["circuit"]
-    ]
+    cards = {card.id: card for card in document.cards}
+    kinds = document.suggestion_kinds()
+    rows = []
+    for c in document.circuit:
+        card = cards.get(c.id)
+        rows.append({"site": c.site, "feature": c.feature, "score": c.score, "rank": c.rank,
+                     "label": None if card is None else card.label, "suggestions": kinds.get(c.id, []),
+                     "card": None if card is None else card.to_dict()})
+    return rows
 
 
 def report_summary(report: Report) -> dict[str, Any]:
@@ -89,7 +87,7 @@ def _discover(db: Database, config: ServiceConfig, job: JobRecord, progress: Pro
     folder = discovery.artifacts_dir
     shutil.rmtree(folder, ignore_errors=True)
     run_discover(project_settings(project, config, discovery.settings), folder, progress=progress)
-    document = json.loads(ArtifactDir(folder).features.read_text())
+    document = FeaturesDocument.read(ArtifactDir(folder).features)
     # A project discovered before discoveries were versioned keeps its SAEs in its own folder.
     unversioned = current_discovery(db, project.id) is None and count_features(db, project.id) > 0
     promoted = promote_discovery(

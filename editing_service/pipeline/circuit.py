@@ -40,6 +40,7 @@ from editing_service.circuit.pruning import exact_pruning
 from editing_service.circuit.view import flagged_subgraph, with_flags
 from editing_service.data import TextSplit, load_role, load_spec
 from editing_service.edit import load_model
+from editing_service.features.document import FeaturesDocument
 from editing_service.model import Site, TextClassifier
 from editing_service.pipeline.common import ProgressFn, group_attribute, quiet, resolve_device
 from editing_service.sae import SAE, load_sae
@@ -162,15 +163,6 @@ def _drawn_ids(drawn: Mapping[str, list[int]], sites: list[str]) -> set[str]:
     return {feature_id(s, i) for s in sites for i in drawn[s]} | {error_id(s) for s in sites}
 
 
-def card_labels_and_suggestions(features_doc: Mapping) -> tuple[dict[str, str | None], dict[str, list[str]]]:
-    """Node id -> card label, and node id -> suggestion kinds, from a features.json document."""
-    labels = {card["id"]: card.get("label") for card in features_doc.get("cards", []) if "id" in card}
-    kinds: dict[str, set[str]] = {}
-    for s in features_doc.get("suggestions", []):
-        kinds.setdefault(feature_id(s["site"], int(s["feature"])), set()).add(s["kind"])
-    return labels, {node: sorted(k) for node, k in kinds.items()}
-
-
 def run_graph_settings(out: str | Path, changes: Mapping[str, object]) -> GraphSettings:
     """The run's graph settings (run.json) with `changes`, validated."""
     artifacts = ArtifactDir(Path(out))
@@ -193,8 +185,8 @@ def run_circuit(out: str | Path, *, graph: GraphSettings | None = None, progress
     scores = {name: NodeScores.from_dict(d) for name, d in json.loads(artifacts.attribution.read_text()).items()}
     sites = classifier.resolve_sites(list(scores))
     saes = {site: load_sae(artifacts.sae(site.name)).to(classifier.device) for site in sites}
-    features_doc = json.loads(artifacts.features.read_text())
-    labels, suggestions = card_labels_and_suggestions(features_doc)
+    features = FeaturesDocument.read(artifacts.features)
+    labels, suggestions = features.labels(), features.suggestion_kinds()
     inputs = GraphInputs(
         classifier=classifier, saes=saes, scores=scores, train=load_role(spec, "train"),
         train_cache=ActivationCache.open(artifacts.cache("train")), validate=load_role(spec, "validate"),

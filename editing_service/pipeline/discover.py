@@ -12,7 +12,6 @@ import logging
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -35,9 +34,15 @@ from editing_service.features import (
     collect_feature_activations,
     suggest_flags,
 )
+from editing_service.features.document import (
+    AttributionRecord,
+    CircuitFeature,
+    FeaturesDocument,
+    SuggestionRecord,
+)
 from editing_service.model import Site, TextClassifier
 from editing_service.model.memory import forward_batch_size
-from editing_service.pipeline.circuit import GraphInputs, build_graph, card_labels_and_suggestions
+from editing_service.pipeline.circuit import GraphInputs, build_graph
 from editing_service.pipeline.common import (
     ProgressFn,
     cache_role,
@@ -101,7 +106,7 @@ def class_logit_effects(
 
 
 def run_discover(settings: RunSettings, out: str | Path, *, progress: ProgressFn = quiet,
-                 reuse_caches: bool = False) -> dict[str, Any]:
+                 reuse_caches: bool = False) -> FeaturesDocument:
     """Run discovery and return the features document (also written to features.json).
 
     With `reuse_caches`, activation caches already in `out` for the same subsets and sites are kept."""
@@ -158,22 +163,17 @@ def run_discover(settings: RunSettings, out: str | Path, *, progress: ProgressFn
     )
     attach_suggestions(cards, suggestions)
     progress("cards", 1.0)
-    document = {
-        "spec": spec.name,
-        "model": classifier.source.name_or_path,
-        "sites": [s.name for s in sites],
-        "cards_split": validate.name,
-        "attribution": {**settings.attribution.model_dump(), "train_subset": train.name,
-                        "error_scores": {name: s.error for name, s in scores.items()}},
-        "circuit": [{"id": c.id, "site": c.site, "feature": c.feature, "score": c.score, "rank": c.rank}
-                    for c in circuit],
-        "suggestions": [s.to_dict() for s in suggestions],
-        "cards": [card.to_dict() for card in cards],
-        "seconds": round(time.perf_counter() - started, 1),
-    }
-    artifacts.features.write_text(json.dumps(document))
+    document = FeaturesDocument(
+        spec=spec.name, model=classifier.source.name_or_path, sites=[s.name for s in sites], cards_split=validate.name,
+        attribution=AttributionRecord(**settings.attribution.model_dump(), train_subset=train.name,
+                                      error_scores={name: s.error for name, s in scores.items()}),
+        circuit=[CircuitFeature(id=c.id, site=c.site, feature=c.feature, score=c.score, rank=c.rank) for c in circuit],
+        suggestions=[SuggestionRecord.of(s) for s in suggestions], cards=cards,
+        seconds=round(time.perf_counter() - started, 1),
+    )
+    document.write(artifacts.features)
     if settings.graph.build:
-        labels, kinds = card_labels_and_suggestions(document)
+        labels, kinds = document.labels(), document.suggestion_kinds()
         graph = build_graph(GraphInputs(
             classifier=classifier, saes=saes, scores=scores, train=train, train_cache=train_cache,
             validate=validate, validate_cache=validate_cache, spec=spec.name, attribute=attribute, labels=labels,
@@ -183,5 +183,5 @@ def run_discover(settings: RunSettings, out: str | Path, *, progress: ProgressFn
     else:
         artifacts.circuit.unlink(missing_ok=True)  # a graph of an earlier discovery would describe other SAEs
     logger.info("Discovery: %d circuit features, %d suggestions (%.0f s)", len(circuit), len(suggestions),
-                document["seconds"])
+                document.seconds)
     return document

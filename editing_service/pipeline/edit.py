@@ -24,6 +24,7 @@ from editing_service.edit import FeatureAblation, check_features, load_model, sa
 from editing_service.edit.budget import budget_points
 from editing_service.edit.rows import RowContext, RowSkipped, rows_to_run
 from editing_service.edit.served import served_form_name
+from editing_service.features.document import FeaturesDocument
 from editing_service.features.flags import FlagSet
 from editing_service.model.classifier import head_logits
 from editing_service.pipeline.circuit import flagged_circuit
@@ -201,8 +202,8 @@ def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
     # The edited model: SHIFT with the retrained head.
     classifier.set_interventions(ctx.shift_edits)
     classifier.set_head(ctx.shift_head)
-    features_doc = json.loads(artifacts.features.read_text()) if artifacts.features.is_file() else {}
-    labels = {c["id"]: c.get("label") for c in features_doc.get("cards", [])}
+    features = FeaturesDocument.read(artifacts.features) if artifacts.features.is_file() else None
+    labels = {} if features is None else features.labels()
     flag_rows = [{"site": f.site, "feature": f.feature, "label": labels.get(f.id), "who": f.reviewer,
                   "why": f.rationale, "source": f.source} for f in flags.flags]
     extra = sorted(set(all_flagged) - set(flagged))
@@ -215,7 +216,7 @@ def run_edit(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet,
         retrain={"head": "logistic regression", "C": ctx.C, "C_source": ctx.C_source, "seed": settings.edit.seed,
                  "trained_on": ctx.train.name, "mode": settings.edit.mode, "baselines_use_the_same_C": True,
                  "edit_sites": edit_sites},
-        flag_policy=flags.policy, flag_selection_subset=features_doc.get("cards_split"),
+        flag_policy=flags.policy, flag_selection_subset=None if features is None else features.cards_split,
         limitations=[f"Flags at {', '.join(extra)} are used only by the rows that edit those sites; SHIFT edits "
                      f"{', '.join(edit_sites)}."] if extra else [],
     )

@@ -8,7 +8,6 @@ the mean and min-max of every row's headline metrics over the N runs.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
@@ -17,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from editing_service.artifacts import ArtifactDir
-from editing_service.features import Suggestion, load_lexicon
+from editing_service.features import load_lexicon
+from editing_service.features.document import FeaturesDocument
 from editing_service.features.flags import FlagSet, FlagSource, flags_from_suggestions, read_flags_file
 from editing_service.pipeline.common import ProgressFn, quiet
 from editing_service.pipeline.discover import run_discover
@@ -44,8 +44,8 @@ def resolve_flags(value: str, out: str | Path, *, lexicon: str = "gendered") -> 
     one kind; anything else is a flags file."""
     if value in AUTO_KINDS:
         artifacts = ArtifactDir(Path(out))
-        document = json.loads(artifacts.require(artifacts.features).read_text())
-        suggestions = [Suggestion(**{k: v for k, v in s.items() if k != "id"}) for s in document["suggestions"]]
+        document = FeaturesDocument.read(artifacts.require(artifacts.features))
+        suggestions = [s.suggestion() for s in document.suggestions]
         return flags_from_suggestions(suggestions, kind=AUTO_KINDS[value], lexicon=lexicon)
     if value.startswith("auto"):
         raise ValueError(BAD_FLAGS.format(value=value))

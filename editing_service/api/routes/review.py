@@ -17,6 +17,7 @@ from editing_service.api.access import needs
 from editing_service.api.params import ProjectId
 from editing_service.api.state import ServiceState, get_state
 from editing_service.artifacts import ArtifactDir
+from editing_service.features.document import FeaturesDocument
 from editing_service.features.flags import Flag, FlagSet
 from editing_service.roles import Permission
 from editing_service.store import (
@@ -45,14 +46,14 @@ def discovery(project_id: ProjectId, state: ServiceState = Depends(get_state)) -
     artifacts = ArtifactDir(current_artifacts_dir(state.db, project_id))
     if count_features(state.db, project_id) == 0 or not artifacts.features.is_file():
         raise Conflict(NOT_DISCOVERED.format(project=project_id))
-    document = json.loads(artifacts.features.read_text())
+    document = FeaturesDocument.read(artifacts.features)
     quality = json.loads(artifacts.sae_quality.read_text())["sites"] if artifacts.sae_quality.is_file() else {}
     return schemas.DiscoverySummary(
-        sites=document["sites"], cards_split=document["cards_split"], seconds=document.get("seconds"),
-        circuit_per_site=dict(Counter(node["site"] for node in document["circuit"])),
-        cards=len(document["cards"]),
-        suggestions=dict(Counter(s["kind"] for s in document["suggestions"])),
-        error_scores=document["attribution"].get("error_scores", {}),
+        sites=document.sites, cards_split=document.cards_split, seconds=document.seconds,
+        circuit_per_site=dict(Counter(node.site for node in document.circuit)),
+        cards=len(document.cards),
+        suggestions=dict(Counter(s.kind for s in document.suggestions)),
+        error_scores=document.attribution.error_scores,
         sae_quality=quality,
     )
 

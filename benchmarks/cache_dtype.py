@@ -88,7 +88,7 @@ def main() -> None:
     worst_fvu = worst_corr = 0.0
     for site in sites:
         x = held_out.read(site.name)
-        fvu = {d: sae_quality(saes[d][site], x)["fvu"] for d in caches}
+        fvu = {d: sae_quality(saes[d][site], x).fvu for d in caches}
         worst_fvu = max(worst_fvu, abs(fvu["float16"] - fvu["float32"]))
         lines.append(f"| FVU {site.name} | {fvu['float32']:.4f} | {fvu['float16']:.4f} | "
                      f"{fvu['float16'] - fvu['float32']:+.4f} |")

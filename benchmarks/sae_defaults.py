@@ -53,8 +53,8 @@ def main() -> None:
             cpu = time.process_time() - start
             quality = sae_quality(trainer.sae_, validate.site(site))
             row = {"candidate": candidate, "site": site, "cpu_s": round(cpu, 1),
-                   "fvu": round(float(quality["fvu"]), 4), "l0": round(float(quality["l0"]), 1),
-                   "dead": round(float(quality["dead_fraction"]), 3)}
+                   "fvu": round(float(quality.fvu), 4), "l0": round(quality.l0, 1),
+                   "dead": round(quality.dead_fraction, 3)}
             results.append(row)
             print(json.dumps(row), flush=True)
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -213,11 +213,11 @@ def run_worker(cmd: list[str], threads: int) -> dict:
     return result
 
 
-def score(save_dir: str, heldout: np.ndarray) -> dict:
+def score(save_dir: str, heldout: np.ndarray) -> dict[str, float | int | None]:
     """The one evaluator for both sides: our loader and `sae_quality` on the held-out tokens."""
     from editing_service.sae import load_sae, sae_quality
 
-    return sae_quality(load_sae(save_dir), heldout)
+    return sae_quality(load_sae(save_dir), heldout).model_dump()
 
 
 def run_all(args: argparse.Namespace, train: Path, heldout_path: Path, n_steps: int) -> dict[str, list[dict]]:

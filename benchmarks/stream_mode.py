@@ -78,10 +78,10 @@ def worker(mode: str, n: int, root: Path) -> dict:
     seconds = time.perf_counter() - started
     train = out / "activations" / "train"
     result = {
-        "mode": mode, "n_texts": n, "cached_tokens": report["training_data"]["cached_tokens"],
+        "mode": mode, "n_texts": n, "cached_tokens": report.training_data.cached_tokens,
         "train_cache_bytes": folder_bytes(train), "run_bytes": folder_bytes(out),
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "seconds": seconds,
-        "fvu": float(np.mean([site["validate"]["fvu"] for site in report["sites"].values()])),
+        "fvu": float(np.mean([site.validation.fvu for site in report.sites.values()])),
     }
     subprocess.run(["rm", "-rf", str(out)], check=True)
     return result

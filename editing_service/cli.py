@@ -21,6 +21,7 @@ from editing_service.artifacts import check_output_folder
 
 if TYPE_CHECKING:
     from editing_service.pipeline.progress_log import LoggedProgress
+    from editing_service.report.sae_quality import SAEQualityReport
     from editing_service.report.schema import Report
 
 logger = logging.getLogger("editing_service.cli")
@@ -230,16 +231,17 @@ def _cache_settings(args: argparse.Namespace) -> dict[str, object]:
                   stream_buffer_tokens=args.stream_buffer_tokens, stream_sample_tokens=args.stream_sample_tokens)
 
 
-def _print_sae_report(report: dict) -> None:
-    original = report["original"]
-    print(f"original (validate): group-balanced accuracy {original['group_balanced_accuracy']:.3f}")
+def _print_sae_report(report: SAEQualityReport) -> None:
+    if report.original is not None:
+        print(f"original (validate): group-balanced accuracy {report.original.group_balanced_accuracy:.3f}")
     print(f"{'site':<16}{'FVU':>8}{'L0':>8}{'dead':>8}{'gbal acc (no err)':>20}{'with err same':>15}")
-    for name, entry in report["sites"].items():
-        val = entry["validate"]
-        spliced = entry.get("spliced_without_error", {}).get("group_balanced_accuracy", float("nan"))
-        same = entry.get("spliced_with_error", {}).get("same_predictions", "-")
-        dead = entry["train"]["dead_fraction"]
-        print(f"{name:<16}{val['fvu']:>8.3f}{val['l0']:>8.1f}{dead:>8.3f}{spliced:>20.3f}{str(same):>15}")
+    for name, entry in report.sites.items():
+        val = entry.validation
+        without = entry.spliced_without_error
+        spliced = float("nan") if without is None else without.group_balanced_accuracy
+        same = "-" if entry.spliced_with_error is None else entry.spliced_with_error.same_predictions
+        dead = entry.train.dead_fraction
+        print(f"{name:<16}{val.fvu:>8.3f}{val.l0:>8.1f}{dead:>8.3f}{spliced:>20.3f}{str(same):>15}")
 
 
 def _cmd_saes(args: argparse.Namespace) -> None:

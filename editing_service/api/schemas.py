@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from editing_service.api.params import MAX_INDEX, SITE_PATTERN, JsonDocument, Text
+from editing_service.sae.quality import SAEQuality
 from editing_service.store.records import EVENT_ACTIONS
 
 JobKind = Literal["discover", "edit"]
@@ -265,7 +266,6 @@ class ErrorBody(BaseModel):
     detail: str
 
 
-SplitQuality = dict[str, float | int | None]  # fvu, l0, dead_fraction, ... of one SAE on one split's tokens
 
 
 class DiscoverySummary(BaseModel):
@@ -279,7 +279,7 @@ class DiscoverySummary(BaseModel):
     cards: int = Field(description="features with a card")
     suggestions: dict[str, int] = Field(description="suggested features per rule")
     error_scores: dict[str, float | None] = Field(description="node score of each site's SAE error term")
-    sae_quality: dict[str, dict[str, SplitQuality]] = Field(description="site -> split (train, validate) -> quality")
+    sae_quality: dict[str, dict[str, SAEQuality]] = Field(description="site -> split (train, validate) -> quality")
 
 
 class ExplainRequest(_Body):

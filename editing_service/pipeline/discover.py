@@ -54,6 +54,7 @@ from editing_service.pipeline.common import (
 )
 from editing_service.pipeline.saes import train_site_saes
 from editing_service.pipeline.training_data import training_activations
+from editing_service.report.sae_quality import SAEQualityReport, SiteQuality
 from editing_service.sae import SAE, sae_quality
 from editing_service.settings import AttributionSettings, RunSettings
 
@@ -130,11 +131,12 @@ def run_discover(settings: RunSettings, out: str | Path, *, progress: ProgressFn
     by_name = train_site_saes(data, sites, settings.sae, device=classifier.device, artifacts=artifacts,
                               model_name=classifier.source.name_or_path, progress=progress)
     saes = {site: by_name[site.name] for site in sites}
-    quality = {site.name: {"train": sae_quality(sae, token_sample(train_cache, site.name)),
-                           "validate": sae_quality(sae, token_sample(validate_cache, site.name))}
-               for site, sae in saes.items()}
-    artifacts.sae_quality.write_text(json.dumps({"sites": quality, "tokens_per_split": QUALITY_TOKENS,
-                                                "training_data": data.describe()}, indent=2))
+    SAEQualityReport(
+        sites={site.name: SiteQuality(train=sae_quality(sae, token_sample(train_cache, site.name)),
+                                      validate=sae_quality(sae, token_sample(validate_cache, site.name)))
+               for site, sae in saes.items()},
+        tokens_per_split=QUALITY_TOKENS, training_data=data.describe(),
+    ).write(artifacts.sae_quality)
 
     scores = node_scores(classifier, saes, train, settings.attribution, progress)
     artifacts.attribution.write_text(json.dumps({name: s.to_dict() for name, s in scores.items()}))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from editing_service.pipeline.common import (
     quiet,
 )
 from editing_service.pipeline.training_data import TrainingActivations, training_activations
-from editing_service.report.sae_quality import sae_quality_report
+from editing_service.report.sae_quality import SAEQualityReport, sae_quality_report
 from editing_service.sae import SAE, SAETrainer, fit_together, save_sae
 from editing_service.settings import SAERunSettings, SAESettings
 
@@ -59,7 +58,7 @@ def train_site_saes(
     return {site.name: trainers[site.name].sae_ for site in sites}
 
 
-def run_saes(settings: SAERunSettings, out: str | Path, *, progress: ProgressFn = quiet) -> dict[str, object]:
+def run_saes(settings: SAERunSettings, out: str | Path, *, progress: ProgressFn = quiet) -> SAEQualityReport:
     """The `saes` command: cache train and validate, fit the head, train SAEs, write the quality report."""
     started = time.perf_counter()
     artifacts = ArtifactDir(Path(out))
@@ -81,9 +80,8 @@ def run_saes(settings: SAERunSettings, out: str | Path, *, progress: ProgressFn 
         validate=validate, validate_cache=validate_cache, attribute=group_attribute(spec),
         batch_size=batch, splice_check=settings.splice_check, progress=progress,
     )
-    report["training_data"] = data.describe()
-    report["settings"] = settings.model_dump(mode="json")
-    report["seconds"] = round(time.perf_counter() - started, 1)
-    artifacts.sae_quality.write_text(json.dumps(report, indent=2))
+    report = report.model_copy(update={"training_data": data.describe(), "settings": settings.model_dump(mode="json"),
+                                       "seconds": round(time.perf_counter() - started, 1)})
+    report.write(artifacts.sae_quality)
     logger.info("SAE quality report written to %s", artifacts.sae_quality)
     return report

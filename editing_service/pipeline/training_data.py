@@ -26,6 +26,7 @@ from editing_service.data import DatasetSpec, TextSplit, load_role
 from editing_service.model import Site, TextClassifier
 from editing_service.model.batching import token_lengths
 from editing_service.pipeline.common import ProgressFn, cache_role, quiet
+from editing_service.report.sae_quality import TrainingData
 from editing_service.settings import CacheSettings
 
 logger = logging.getLogger(__name__)
@@ -75,9 +76,9 @@ class TrainingActivations:
                                capacity=self.buffer_tokens, seed=self.seed, dtype=self.dtype)
         return {site.name: shared.feed(site) for site in sites}
 
-    def describe(self) -> dict[str, object]:
-        return {"mode": self.mode, "reason": self.reason, "cached_tokens": self.cache.n_tokens,
-                "tokens_per_text": self.cache.meta.get("tokens_per_text")}
+    def describe(self) -> TrainingData:
+        return TrainingData(mode=self.mode, reason=self.reason, cached_tokens=self.cache.n_tokens,
+                            tokens_per_text=self.cache.meta.get("tokens_per_text"))
 
 
 def training_activations(

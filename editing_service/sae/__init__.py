@@ -9,13 +9,14 @@ from editing_service.sae.config import SAEConfig
 from editing_service.sae.convert import TopKGate, fit_topk_gate, topk_to_jumprelu
 from editing_service.sae.io import load_sae, sae_digest, save_sae
 from editing_service.sae.jumprelu import JumpReLUSAE
-from editing_service.sae.quality import sae_quality
+from editing_service.sae.quality import SAEQuality, sae_quality
 from editing_service.sae.registry import get_sae_class, known_architectures, register_sae
 from editing_service.sae.relu import ReLUSAE
 from editing_service.sae.topk import TopKSAE
 from editing_service.sae.trainer import SAETrainer, fit_together, train_saes
 
 __all__ = [
+    "SAEQuality",
     "SAE",
     "BatchTopKSAE",
     "JumpReLUSAE",

@@ -7,19 +7,28 @@ model lives, not here.)
 from __future__ import annotations
 
 import torch
+from pydantic import BaseModel, ConfigDict
 
 from editing_service.sae.base import SAE
 from editing_service.sae.data import ActivationArray, check_activations, read_rows
 from editing_service.sae.topk import TopKSAE
 
 
-@torch.no_grad()
-def sae_quality(sae: SAE, activations: ActivationArray, *, batch_size: int = 4096) -> dict[str, float | int]:
-    """Quality of `sae` on `activations` [n_tokens, d_in], read in order in batches.
+class SAEQuality(BaseModel):
+    """An SAE's reconstruction quality on one set of tokens."""
 
-    Returns fvu = sum ||x - x_hat||^2 / sum ||x - mean(x)||^2, l0 = mean active features per token,
-    dead_fraction = share of features that never fire here, mean_l2_error = mean ||x - x_hat||, n_tokens.
-    """
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fvu: float | None  # sum ||x - x_hat||^2 / sum ||x - mean(x)||^2; None when the tokens have no variance
+    l0: float  # mean active features per token
+    dead_fraction: float  # share of features that never fire on these tokens
+    mean_l2_error: float  # mean ||x - x_hat||
+    n_tokens: int
+
+
+@torch.no_grad()
+def sae_quality(sae: SAE, activations: ActivationArray, *, batch_size: int = 4096) -> SAEQuality:
+    """Quality of `sae` on `activations` [n_tokens, d_in], read in order in batches."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     n_tokens, d_in = check_activations(activations, d_in=sae.d_in)
@@ -55,11 +64,6 @@ def sae_quality(sae: SAE, activations: ActivationArray, *, batch_size: int = 409
         sum_err += err2.sqrt().sum()
         n_active += active.sum()
     total_var = sum_x2 - sum_x.pow(2).sum() / n_tokens  # sum ||x - mean||^2 (shift-invariant)
-    fvu = float(sum_err2 / total_var) if total_var > 0 else float("nan")
-    return {
-        "fvu": fvu,
-        "l0": float(n_active / n_tokens),
-        "dead_fraction": float((~fires).float().mean()),
-        "mean_l2_error": float(sum_err / n_tokens),
-        "n_tokens": n_tokens,
-    }
+    fvu = float(sum_err2 / total_var) if total_var > 0 else None
+    return SAEQuality(fvu=fvu, l0=float(n_active / n_tokens), dead_fraction=float((~fires).float().mean()),
+                      mean_l2_error=float(sum_err / n_tokens), n_tokens=n_tokens)

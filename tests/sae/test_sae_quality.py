@@ -42,9 +42,17 @@ def test_quality_on_a_hand_made_case() -> None:
     x = np.array([[1.0, 2.0], [-1.0, 0.0], [3.0, -2.0]], dtype=np.float32)
     # x_hat = [[1, 2], [0, 0], [3, 0]]: squared errors 0, 1, 4; mean x = [1, 0]: total variance 4 + 4 + 8.
     quality = sae_quality(_identity_relu_sae(), x, batch_size=2)
-    assert quality == pytest.approx(
+    assert quality.model_dump() == pytest.approx(
         {"fvu": 5 / 16, "l0": 1.0, "dead_fraction": 1 / 3, "mean_l2_error": 1.0, "n_tokens": 3}
     )
+
+
+def test_tokens_without_variance_have_no_fvu() -> None:
+    """FVU is undefined there: None (null in quality.json and the API), not NaN, which JSON cannot carry."""
+    x = np.ones((4, 2), dtype=np.float32)
+    quality = sae_quality(_identity_relu_sae(), x)
+    assert quality.fvu is None and quality.n_tokens == 4
+    assert '"fvu":null' in quality.model_dump_json()
 
 
 def test_quality_of_topk_uses_its_sparse_path() -> None:
@@ -58,10 +66,10 @@ def test_quality_of_topk_uses_its_sparse_path() -> None:
     # top-1 keeps 2, 3 and nothing (all negative): x_hat = [[0, 2], [3, 0], [0, 0]]
     quality = sae_quality(sae, x)
     total = float(((x - x.mean(0)) ** 2).sum())
-    assert quality["fvu"] == pytest.approx((1 + 0.25 + 5) / total)
-    assert quality["l0"] == pytest.approx(2 / 3)
-    assert quality["dead_fraction"] == pytest.approx(1 / 3)
-    assert quality["mean_l2_error"] == pytest.approx((1 + 0.5 + 5**0.5) / 3)
+    assert quality.fvu == pytest.approx((1 + 0.25 + 5) / total)
+    assert quality.l0 == pytest.approx(2 / 3)
+    assert quality.dead_fraction == pytest.approx(1 / 3)
+    assert quality.mean_l2_error == pytest.approx((1 + 0.5 + 5**0.5) / 3)
 
 
 def test_quality_refuses_mismatched_activations() -> None:

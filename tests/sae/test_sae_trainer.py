@@ -47,8 +47,8 @@ def test_training_recovers_planted_directions(
     assert recovered_fraction(trainer.sae_, dirs) >= minimum
     torch.testing.assert_close(trainer.sae_.W_dec.norm(dim=1), torch.ones(64))  # decoder norms folded
     quality = sae_quality(trainer.sae_, x)
-    assert quality["fvu"] < 0.25
-    assert 1.5 < quality["l0"] < 8
+    assert quality.fvu < 0.25
+    assert 1.5 < quality.l0 < 8
 
 
 def test_saved_sae_takes_raw_inputs(planted: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
@@ -67,7 +67,7 @@ def test_saved_sae_takes_raw_inputs(planted: tuple[np.ndarray, np.ndarray], tmp_
         torch.testing.assert_close(two.sae_(2 * xt), 2 * one.sae_(xt), rtol=1e-5, atol=1e-5)
     # the folded SAE reconstructs raw activations (a missing fold would be off by the scale, ~2.3 here)
     assert one.input_scale_ > 2
-    assert sae_quality(one.sae_, x)["fvu"] < 0.6
+    assert sae_quality(one.sae_, x).fvu < 0.6
     one.save(tmp_path / "sae")
     reloaded = load_sae(tmp_path / "sae")
     torch.testing.assert_close(reloaded(xt), one.sae_(xt))

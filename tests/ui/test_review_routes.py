@@ -40,7 +40,8 @@ def test_discovery_summarises_features_json(client: EditingClient, discovered: D
         client.project(discovered.id)["features"]
     assert summary["cards"] == len(document["cards"])
     assert summary["suggestions"]["lexicon"] == sum(s["kind"] == "lexicon" for s in document["suggestions"])
-    assert summary["sae_quality"] == quality
+    assert summary["sae_quality"] == {site: {"train": q["train"], "validate": q["validate"]} for site, q in quality.items()}
+    assert all(q["spliced_with_error"] is None for q in quality.values())  # discovery runs no splice check
 
 
 def test_discovery_before_any_is_a_conflict(server: ServerProcess, client: EditingClient) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections import Counter
 
 import yaml
@@ -19,6 +18,7 @@ from editing_service.api.state import ServiceState, get_state
 from editing_service.artifacts import ArtifactDir
 from editing_service.features.document import FeaturesDocument
 from editing_service.features.flags import Flag, FlagSet
+from editing_service.report.sae_quality import SAEQualityReport
 from editing_service.roles import Permission
 from editing_service.store import (
     Conflict,
@@ -47,14 +47,14 @@ def discovery(project_id: ProjectId, state: ServiceState = Depends(get_state)) -
     if count_features(state.db, project_id) == 0 or not artifacts.features.is_file():
         raise Conflict(NOT_DISCOVERED.format(project=project_id))
     document = FeaturesDocument.read(artifacts.features)
-    quality = json.loads(artifacts.sae_quality.read_text())["sites"] if artifacts.sae_quality.is_file() else {}
+    quality = SAEQualityReport.read(artifacts.sae_quality).sites if artifacts.sae_quality.is_file() else {}
     return schemas.DiscoverySummary(
         sites=document.sites, cards_split=document.cards_split, seconds=document.seconds,
         circuit_per_site=dict(Counter(node.site for node in document.circuit)),
         cards=len(document.cards),
         suggestions=dict(Counter(s.kind for s in document.suggestions)),
         error_scores=document.attribution.error_scores,
-        sae_quality=quality,
+        sae_quality={site: {"train": q.train, "validate": q.validation} for site, q in quality.items()},
     )
 
 

@@ -326,7 +326,7 @@ def _cmd_discover(args: argparse.Namespace) -> None:
 
     check_output_folder(Path(args.out))
     document = run_discover(_run_settings(args), args.out, progress=_progress())
-    print(f"{len(document['circuit'])} circuit features, {len(document['suggestions'])} suggestions; "
+    print(f"{len(document.circuit)} circuit features, {len(document.suggestions)} suggestions; "
           f"features.json written to {args.out}")
 
 

@@ -77,12 +77,20 @@ def _add_sae_args(parser: argparse.ArgumentParser) -> None:
                         "retraining), so --seed 2 repeats the third run of --seeds 3 (default: 0)")
 
 
-def _add_edit_args(parser: argparse.ArgumentParser) -> None:
+RUNS_OWN = "the run's"  # what `edit` falls back to: the settings the discovered run stored
+
+
+def _add_edit_args(parser: argparse.ArgumentParser, *, inherited: bool = False) -> None:
+    """The edit's own options; `inherited`: unset options keep what the discovered run stored."""
+    from editing_service.settings import EditSettings
+
+    served = RUNS_OWN if inherited else EditSettings.model_fields["served_form"].default
+    erase = f"{RUNS_OWN} setting" if inherited else "when the dataset has a protected attribute"
     parser.add_argument("--served-form", choices=["jumprelu", "gate"], default=None,
-                        help="how flagged TopK features are served (default: gate)")
+                        help=f"how flagged TopK features are served (default: {served})")
     parser.add_argument("--erase-at-edited-sites", action=argparse.BooleanOptionalAction, default=None,
                         help="also erase the protected attribute's linear directions (LEACE, fitted on the validate "
-                        "split) at every edited site (default: when the dataset has a protected attribute)")
+                        f"split) at every edited site (default: {erase})")
 
 
 def _positive_int(value: str) -> int:
@@ -107,16 +115,16 @@ def _output_file(value: str) -> Path:
 
 def _add_row_args(parser: argparse.ArgumentParser, *, inherited: bool = False) -> None:
     """`--rows` and the budget curve; `inherited`: unset options keep what the discovered run stored."""
-    rows_default = ("the run's rows" if inherited
-                    else "random_ablation token_deletion leace oracle; also neuron_ablation shift_embedding")
-    parser.add_argument("--rows", nargs="*", default=None, help=f"optional report rows to run (default: {rows_default})")
+    rows = f"{RUNS_OWN} rows" if inherited else (
+        "random_ablation token_deletion leace oracle; also neuron_ablation shift_embedding")
+    sizes = f"{RUNS_OWN} sizes" if inherited else "no curve"
+    parser.add_argument("--rows", nargs="*", default=None, help=f"optional report rows to run (default: {rows})")
     curve = parser.add_mutually_exclusive_group()
     curve.add_argument("--budget", nargs="*", type=int, default=None,
                        help="compute the budget curve at these sizes N, plus all flags (alone: 2 5 10 20 50 100; "
-                            f"default: {'the run' + chr(39) + 's sizes' if inherited else 'no curve'}; each N costs a "
-                            "forward pass over train and evaluation)")
-    curve.add_argument("--no-budget", action="store_true", help="no budget curve"
-                       + (", whatever sizes the run stored" if inherited else ""))
+                            f"default: {sizes}; each N costs a forward pass over train and evaluation)")
+    curve.add_argument("--no-budget", action="store_true",
+                       help="no budget curve" + (", whatever sizes the run stored" if inherited else ""))
 
 
 def _budget(sizes: list[int] | None, off: bool = False) -> list[int] | None:
@@ -205,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--edit-out", default=None,
                       help="folder for the edited model, flags and report (default: --out), so one discovery serves "
                       "several edits")
-    _add_edit_args(edit)
+    _add_edit_args(edit, inherited=True)
     _add_row_args(edit, inherited=True)
 
     serve = commands.add_parser("serve", help="serve the REST API (BentoML) on this machine")

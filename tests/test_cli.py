@@ -310,11 +310,12 @@ def test_the_budget_options_exclude_each_other(discovered: Path, capsys: pytest.
     assert "not allowed with argument" in capsys.readouterr().err
 
 
-def test_the_edit_help_says_unset_row_options_come_from_the_run(capsys: pytest.CaptureFixture) -> None:
+def test_the_edit_help_says_unset_options_come_from_the_run(capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit):
         main(["edit", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     assert "(default: the run's rows)" in help_text and "default: the run's sizes" in help_text
+    assert "served (default: the run's)" in help_text and "site (default: the run's setting)" in help_text
 
 
 def _files(folder: Path) -> dict[Path, float]:

@@ -31,10 +31,14 @@ class ArtifactDir:
     @property
     def folders(self) -> tuple[Path, ...]:
         """The folders discovery and the pipeline fill and read back (caches, SAEs, models, seed runs)."""
-        return self.root / "activations", self.saes, self.models, self.seeds
+        return self.activations, self.saes, self.models, self.seeds
+
+    @property
+    def activations(self) -> Path:
+        return self.root / "activations"
 
     def cache(self, role: str) -> Path:
-        return self.root / "activations" / role
+        return self.activations / role
 
     @property
     def saes(self) -> Path:

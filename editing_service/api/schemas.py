@@ -266,8 +266,6 @@ class ErrorBody(BaseModel):
     detail: str
 
 
-
-
 class DiscoverySummary(BaseModel):
     """What a project's finished discovery found: the circuit's size per site, the suggestions, SAE quality."""
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from editing_service.features.card import FeatureCard
-from editing_service.features.suggest import Suggestion, SuggestionKind
+from editing_service.features.suggest import Suggestion
+from editing_service.settings import AttributionSettings
 
 FEATURES_SCHEMA_VERSION = 1
 
@@ -33,34 +34,12 @@ class CircuitFeature(_Record):
     rank: int
 
 
-class SuggestionRecord(_Record):
-    """A stored flag suggestion (`Suggestion`, with its id)."""
-
-    id: str
-    site: str
-    feature: int
-    kind: SuggestionKind
-    score: float
-    evidence: dict[str, Any]
-    reason: str
-
-    @classmethod
-    def of(cls, suggestion: Suggestion) -> SuggestionRecord:
-        return cls.model_validate(suggestion.to_dict())
-
-    def suggestion(self) -> Suggestion:
-        return Suggestion(**self.model_dump(exclude={"id"}))
-
-
-class AttributionRecord(_Record):
+class AttributionRecord(AttributionSettings):
     """How the node scores were computed (the run's attribution settings), on which subset, and each site's
     error-node score."""
 
-    method: Literal["attrib", "ig"]
-    n_examples: int
-    batch_size: int
-    ig_steps: int
-    seed: int
+    model_config = ConfigDict(ser_json_inf_nan="constants")
+
     train_subset: str
     error_scores: dict[str, float]
 
@@ -75,7 +54,7 @@ class FeaturesDocument(_Record):
     cards_split: str  # the split the cards and suggestions were measured on
     attribution: AttributionRecord
     circuit: list[CircuitFeature]  # strongest first
-    suggestions: list[SuggestionRecord]
+    suggestions: list[Suggestion]
     cards: list[FeatureCard]
     seconds: float | None = None
 
@@ -96,6 +75,3 @@ class FeaturesDocument(_Record):
         for s in self.suggestions:
             kinds[s.id].add(s.kind)
         return {feature: sorted(k) for feature, k in kinds.items()}
-
-    def card(self, feature_id: str) -> FeatureCard | None:
-        return next((card for card in self.cards if card.id == feature_id), None)

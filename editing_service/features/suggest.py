@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, computed_field
 
 from editing_service.activations import ActivationCache
 from editing_service.features.activations import (
@@ -50,9 +50,11 @@ NO_TOKENS = "Pass a tokenizer or a TokenVocab to match tokens against a lexicon.
 SPLIT_MISMATCH = "Split {split!r} has {n_split} examples but the activations of site {site!r} have {n_acts}."
 
 
-@dataclass
-class Suggestion:
-    """A suggestion to flag one feature, with the numbers behind it."""
+class Suggestion(BaseModel):
+    """A suggestion to flag one feature, with the numbers behind it (its id is written with it, and ignored when
+    read back)."""
+
+    model_config = ConfigDict(ser_json_inf_nan="constants")
 
     site: str
     feature: int
@@ -61,12 +63,13 @@ class Suggestion:
     evidence: dict[str, Any]
     reason: str  # one sentence for a reviewer
 
+    @computed_field
     @property
     def id(self) -> str:
         return f"{self.site}/{self.feature}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, **asdict(self)}
+        return self.model_dump()
 
 
 def _pairs(candidates: Iterable[tuple[Any, int]]) -> list[tuple[str, int]]:

@@ -38,7 +38,6 @@ from editing_service.features.document import (
     AttributionRecord,
     CircuitFeature,
     FeaturesDocument,
-    SuggestionRecord,
 )
 from editing_service.model import Site, TextClassifier
 from editing_service.model.memory import forward_batch_size
@@ -170,7 +169,7 @@ def run_discover(settings: RunSettings, out: str | Path, *, progress: ProgressFn
         attribution=AttributionRecord(**settings.attribution.model_dump(), train_subset=train.name,
                                       error_scores={name: s.error for name, s in scores.items()}),
         circuit=[CircuitFeature(id=c.id, site=c.site, feature=c.feature, score=c.score, rank=c.rank) for c in circuit],
-        suggestions=[SuggestionRecord.of(s) for s in suggestions], cards=cards,
+        suggestions=suggestions, cards=cards,
         seconds=round(time.perf_counter() - started, 1),
     )
     document.write(artifacts.features)

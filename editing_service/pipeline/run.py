@@ -45,8 +45,7 @@ def resolve_flags(value: str, out: str | Path, *, lexicon: str = "gendered") -> 
     if value in AUTO_KINDS:
         artifacts = ArtifactDir(Path(out))
         document = FeaturesDocument.read(artifacts.require(artifacts.features))
-        suggestions = [s.suggestion() for s in document.suggestions]
-        return flags_from_suggestions(suggestions, kind=AUTO_KINDS[value], lexicon=lexicon)
+        return flags_from_suggestions(document.suggestions, kind=AUTO_KINDS[value], lexicon=lexicon)
     if value.startswith("auto"):
         raise ValueError(BAD_FLAGS.format(value=value))
     return read_flags_file(value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from editing_service.features import Suggestion
-from editing_service.features.document import AttributionRecord, FeaturesDocument, SuggestionRecord
+from editing_service.features.document import AttributionRecord, FeaturesDocument
 from editing_service.features.flags import NO_SUGGESTIONS, flags_from_suggestions
 from editing_service.pipeline.run import BAD_FLAGS, resolve_flags
 
@@ -56,7 +56,7 @@ def test_resolve_flags_auto_reads_both_kinds_from_the_run(tmp_path) -> None:
         spec="tiny", model="bert", sites=["embeddings.out", "blocks.0.out", "blocks.5.out"], cards_split="validate",
         attribution=AttributionRecord(method="attrib", n_examples=16, batch_size=16, ig_steps=10, seed=0,
                                       train_subset="train", error_scores={}),
-        circuit=[], suggestions=[SuggestionRecord.of(s) for s in SUGGESTIONS], cards=[],
+        circuit=[], suggestions=SUGGESTIONS, cards=[],
     ).write(tmp_path / "features.json")
     assert resolve_flags("auto:all", tmp_path).spurious() == {
         "blocks.0.out": [7], "blocks.5.out": [11], "embeddings.out": [3],

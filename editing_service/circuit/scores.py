@@ -2,14 +2,24 @@
 
 Scores are summed over token positions (padding dropped, [CLS] kept) and averaged over examples,
 signed: a negative score means zeroing the node lowers the metric (the node supports the true class).
+
+`AttributionDocument` is attribution.json, what discovery writes and the circuit graph and the edit read: a typed
+contract with a schema version. Files written before the version field (a bare mapping of site -> scores) load as
+version 1.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, model_validator
+
+ATTRIBUTION_SCHEMA_VERSION = 1
 
 
 @dataclass
@@ -22,14 +32,6 @@ class NodeScores:
     method: str
     n_examples: int
 
-    def to_dict(self) -> dict[str, object]:
-        return {"site": self.site, "method": self.method, "n_examples": self.n_examples,
-                "error": self.error, "features": self.features.tolist()}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> NodeScores:
-        return cls(site=data["site"], method=data["method"], n_examples=int(data["n_examples"]),
-                   error=float(data["error"]), features=np.asarray(data["features"], dtype=np.float64))
 
 
 class ScoreAccumulator:
@@ -52,3 +54,51 @@ class ScoreAccumulator:
         n = max(self.n, 1)
         return NodeScores(site=self.site, features=(self.features / n).numpy(), error=self.error / n,
                           method=self.method, n_examples=self.n)
+
+
+class SiteScoresRecord(BaseModel):
+    """One site's `NodeScores` as stored."""
+
+    # json.dumps wrote NaN as NaN; keep reading and writing it that way.
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="constants")
+
+    site: str
+    method: str
+    n_examples: int
+    error: float
+    features: list[float]
+
+
+class AttributionDocument(BaseModel):
+    """attribution.json: every site's node scores."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: Literal[1] = ATTRIBUTION_SCHEMA_VERSION
+    sites: dict[str, SiteScoresRecord]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unversioned(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "schema_version" not in data and "sites" not in data:
+            return {"sites": data}
+        return data
+
+    @classmethod
+    def of(cls, scores: Mapping[str, NodeScores]) -> AttributionDocument:
+        return cls(sites={name: SiteScoresRecord(site=s.site, method=s.method, n_examples=s.n_examples,
+                                                 error=s.error, features=s.features.tolist())
+                          for name, s in scores.items()})
+
+    def node_scores(self) -> dict[str, NodeScores]:
+        return {name: NodeScores(site=r.site, method=r.method, n_examples=r.n_examples, error=r.error,
+                                 features=np.asarray(r.features, dtype=np.float64))
+                for name, r in self.sites.items()}
+
+    @classmethod
+    def read(cls, path: Path) -> dict[str, NodeScores]:
+        return cls.model_validate_json(path.read_text()).node_scores()
+
+    @classmethod
+    def write(cls, path: Path, scores: Mapping[str, NodeScores]) -> None:
+        path.write_text(cls.of(scores).model_dump_json())

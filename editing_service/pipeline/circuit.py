@@ -8,7 +8,6 @@ features.json) with the run's settings or new ones.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Mapping
@@ -19,7 +18,7 @@ import numpy as np
 
 from editing_service.activations import ActivationCache
 from editing_service.artifacts import ArtifactDir
-from editing_service.circuit import NodeScores
+from editing_service.circuit import AttributionDocument, NodeScores
 from editing_service.circuit.ablation import ablation_values
 from editing_service.circuit.drawing import draw_svg
 from editing_service.circuit.edges import compute_edges
@@ -182,7 +181,7 @@ def run_circuit(out: str | Path, *, graph: GraphSettings | None = None, progress
     spec = load_spec(settings.spec)
     classifier = load_model(artifacts.original_model, device=resolve_device(settings.model.device),
                             device_map=settings.model.placement())
-    scores = {name: NodeScores.from_dict(d) for name, d in json.loads(artifacts.attribution.read_text()).items()}
+    scores = AttributionDocument.read(artifacts.attribution)
     sites = classifier.resolve_sites(list(scores))
     saes = {site: load_sae(artifacts.sae(site.name)).to(classifier.device) for site in sites}
     features = FeaturesDocument.read(artifacts.features)

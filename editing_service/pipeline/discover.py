@@ -7,7 +7,6 @@ nodes, edges, faithfulness, head lens) and run.json.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter
@@ -18,6 +17,7 @@ import numpy as np
 from editing_service.activations import ActivationCache
 from editing_service.artifacts import ArtifactDir
 from editing_service.circuit import (
+    AttributionDocument,
     NodeScores,
     attribution_patching,
     integrated_gradients,
@@ -138,7 +138,7 @@ def run_discover(settings: RunSettings, out: str | Path, *, progress: ProgressFn
     ).write(artifacts.sae_quality)
 
     scores = node_scores(classifier, saes, train, settings.attribution, progress)
-    artifacts.attribution.write_text(json.dumps({name: s.to_dict() for name, s in scores.items()}))
+    AttributionDocument.write(artifacts.attribution, scores)
     circuit = select_circuit(scores, top_k=settings.circuit.top_k, threshold=settings.circuit.threshold,
                              per_site=settings.circuit.per_site)
     pairs = [(c.site, c.feature) for c in circuit]

@@ -18,7 +18,7 @@ import torch
 
 from editing_service.activations import ActivationCache
 from editing_service.artifacts import ArtifactDir, check_output_folder
-from editing_service.circuit import NodeScores
+from editing_service.circuit import AttributionDocument
 from editing_service.data import DatasetSpec, TextSplit, load_role, load_spec, stereotype_labels
 from editing_service.edit import FeatureAblation, check_features, load_model, save_model
 from editing_service.edit.budget import budget_points
@@ -137,8 +137,7 @@ def row_context(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet
     flagged = {site: v for site, v in all_flagged.items() if site in edit_sites}
     if not flagged:
         raise ValueError(NOT_AT_EDIT_SITES.format(sites=edit_sites, others=sorted(all_flagged)))
-    scores = ({name: NodeScores.from_dict(d) for name, d in json.loads(artifacts.attribution.read_text()).items()}
-              if artifacts.attribution.is_file() else {})
+    scores = AttributionDocument.read(artifacts.attribution) if artifacts.attribution.is_file() else {}
     attribute = group_attribute(spec)
     validate = load_role(spec, "validate")
     can_erase = bool(attribute) and attribute in validate.groups

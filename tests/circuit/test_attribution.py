@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
-import torch
 from factories import make_bios_frame, make_model_folder
+from pydantic import ValidationError
 
 from editing_service.activations import collect_activations
 from editing_service.circuit import (
@@ -14,7 +16,7 @@ from editing_service.circuit import (
     integrated_gradients,
     select_circuit,
 )
-from editing_service.circuit.scores import NodeScores
+from editing_service.circuit.scores import ATTRIBUTION_SCHEMA_VERSION, AttributionDocument, NodeScores
 from editing_service.circuit.selection import BAD_TOP_K, NO_RULE
 from editing_service.model import load_classifier
 from editing_service.sae import SAETrainer
@@ -74,9 +76,28 @@ def test_select_circuit_ranks_by_absolute_score_over_and_within_sites() -> None:
     assert str(err.value) == BAD_TOP_K.format(top_k=0)
 
 
-def test_scores_round_trip_through_json() -> None:
-    scores = NodeScores("a", np.array([0.25, -1.5]), 0.125, "ig", 7)
-    again = NodeScores.from_dict(scores.to_dict())
+def test_scores_round_trip_through_the_attribution_document(tmp_path) -> None:
+    scores = {"a": NodeScores("a", np.array([0.25, -1.5, float("nan")]), 0.125, "ig", 7)}
+    path = tmp_path / "attribution.json"
+    AttributionDocument.write(path, scores)
+    assert json.loads(path.read_text().replace("NaN", "null"))["schema_version"] == ATTRIBUTION_SCHEMA_VERSION
+    again = AttributionDocument.read(path)["a"]
     assert again.site == "a" and again.error == 0.125 and again.n_examples == 7 and again.method == "ig"
-    np.testing.assert_array_equal(again.features, scores.features)
-    torch.testing.assert_close(torch.tensor(again.features), torch.tensor([0.25, -1.5], dtype=torch.float64))
+    np.testing.assert_array_equal(again.features, scores["a"].features)  # NaN included
+    assert again.features.dtype == np.float64
+
+
+def test_an_attribution_file_written_before_the_schema_version_loads_as_version_1(tmp_path) -> None:
+    path = tmp_path / "attribution.json"
+    path.write_text(json.dumps({"blocks.0.out": {"site": "blocks.0.out", "method": "attrib", "n_examples": 4,
+                                                 "error": -0.5, "features": [1.0, 2.0]}}))
+    document = AttributionDocument.model_validate_json(path.read_text())
+    assert document.schema_version == 1
+    np.testing.assert_array_equal(document.node_scores()["blocks.0.out"].features, [1.0, 2.0])
+
+
+def test_an_attribution_file_of_an_unknown_schema_version_is_refused(tmp_path) -> None:
+    path = tmp_path / "attribution.json"
+    path.write_text(json.dumps({"schema_version": 2, "sites": {}}))
+    with pytest.raises(ValidationError, match="schema_version"):
+        AttributionDocument.read(path)

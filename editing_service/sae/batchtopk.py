@@ -23,7 +23,7 @@ from editing_service.sae.base import SAE, StepOutput, TrainContext
 from editing_service.sae.config import SAEConfig
 from editing_service.sae.jumprelu import JumpReLUSAE
 from editing_service.sae.registry import register_sae
-from editing_service.sae.topk import TopKSAE, by_feature, direction_weights
+from editing_service.sae.topk import auxiliary_loss, by_feature, direction_weights
 
 SUBSAMPLE = 16  # every 16th pre-activation estimates the batch's cut
 
@@ -130,14 +130,8 @@ class BatchTopKSAE(SAE):
         x_hat = _PairDecode.apply(values, tokens, feats, offsets, w.W_dec) + w.b_dec
         err = x - x_hat
         mse = err.pow(2).sum(-1).mean()
-        loss = mse
-        aux = torch.zeros((), dtype=mse.dtype, device=mse.device)
-        dead = ctx.dead_features
-        if dead is not None and dead.numel() > 0 and ctx.aux_coefficient > 0 and ctx.aux_k > 0:
-            residual = err.detach()
-            e_hat = TopKSAE.aux_reconstruction(x, z, dead, ctx.aux_k, w)
-            aux = ctx.aux_coefficient * (e_hat - residual).pow(2).sum() / residual.pow(2).sum().clamp_min(1e-12)
-            loss = loss + aux
+        aux = auxiliary_loss(x, z, err, ctx, w)
+        loss = mse + aux
         with torch.no_grad():
             active = (values > 0).to(x.dtype)  # [P]
             counts = torch.zeros(self.cfg.d_sae, device=x.device, dtype=x.dtype).index_add_(0, feats, active)

@@ -184,14 +184,12 @@ class TopKSAE(SAE):
     @staticmethod
     def aux_reconstruction(x: Tensor, z: Tensor, dead: Tensor, aux_k: int, w: Weights) -> Tensor:
         """sum over the aux_k most active dead features of f_i * W_dec[i] (no b_dec), shape [n, d_in]."""
-        if dead.numel() <= aux_k:
-            # Every dead feature takes part: a small dense problem [n, n_dead], fastest through BLAS.
-            w_enc = w.W_enc.index_select(1, dead)  # [d_in, n_dead]
-            bias = w.b_enc.index_select(0, dead) - w.b_dec @ w_enc
-            return torch.addmm(bias, x, w_enc).relu() @ w.W_dec.index_select(0, dead)
         with torch.no_grad():
-            local = z.index_select(1, dead).topk(aux_k, dim=1, sorted=False).indices
-            aux_idx = dead[local]  # [n, aux_k]: the most active dead features of each token
+            if dead.numel() <= aux_k:  # every dead feature takes part
+                aux_idx = dead.expand(x.shape[0], -1)
+            else:
+                local = z.index_select(1, dead).topk(aux_k, dim=1, sorted=False).indices
+                aux_idx = dead[local]  # [n, aux_k]: the most active dead features of each token
         values = _GatherPreActivations.apply(x, w.W_enc, w.b_enc, w.b_dec, aux_idx, z).relu()
         return _SparseDecode.apply(values, aux_idx, w.W_dec)
 
@@ -216,23 +214,29 @@ class TopKSAE(SAE):
         x_hat = _SparseDecode.apply(values, indices, w.W_dec) + w.b_dec
         err = x - x_hat
         mse = err.pow(2).sum(-1).mean()
-        loss = mse
-        aux = torch.zeros((), dtype=mse.dtype, device=mse.device)
-        dead = ctx.dead_features
-        use_aux = dead is not None and dead.numel() > 0 and ctx.aux_coefficient > 0 and ctx.aux_k > 0
-        if use_aux and z is not None:
-            residual = err.detach()
-            # Decoder rows only, no b_dec: the dead features model what the live ones missed.
-            e_hat = self.aux_reconstruction(x, z, dead, ctx.aux_k, w)
-            aux_mse = (e_hat - residual).pow(2).sum() / residual.pow(2).sum().clamp_min(1e-12)
-            aux = ctx.aux_coefficient * aux_mse
-            loss = loss + aux
+        aux = auxiliary_loss(x, z, err, ctx, w) if z is not None else torch.zeros_like(mse)
+        loss = mse + aux
         with torch.no_grad():
             active = values > 0  # [n, k]
             counts = torch.zeros(self.cfg.d_sae, device=x.device, dtype=x.dtype)
             counts.index_add_(0, indices.reshape(-1), active.reshape(-1).to(x.dtype))
             l0 = active.sum(-1).to(x.dtype).mean()
         return StepOutput(loss=loss, mse=mse.detach(), aux=aux.detach(), l0=l0, fired=counts > 0)
+
+
+def auxiliary_loss(x: Tensor, z: Tensor, err: Tensor, ctx: TrainContext, w: Weights) -> Tensor:
+    """The weighted auxiliary-k loss (a scalar; zero when no feature is dead): the aux_k most active dead
+    features reconstruct the residual `err` the live ones left, with decoder rows only (no b_dec).
+
+    Its normaliser is summed per token first: a flat sum over every element is split between threads
+    differently at each thread count, which rounds it, and so every later step, differently."""
+    dead = ctx.dead_features
+    if dead is None or dead.numel() == 0 or ctx.aux_coefficient <= 0 or ctx.aux_k <= 0:
+        return torch.zeros((), dtype=x.dtype, device=x.device)
+    residual = err.detach()
+    e_hat = TopKSAE.aux_reconstruction(x, z, dead, ctx.aux_k, w)
+    squared = (e_hat - residual).pow(2).sum(-1).sum()
+    return ctx.aux_coefficient * squared / residual.pow(2).sum(-1).sum().clamp_min(1e-12)
 
 
 register_sae("topk", TopKSAE)

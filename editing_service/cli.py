@@ -12,7 +12,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
 from pydantic import ValidationError
 
@@ -20,6 +20,8 @@ from editing_service import __version__
 from editing_service.artifacts import check_output_folder
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from editing_service.pipeline.progress_log import LoggedProgress
     from editing_service.report.sae_quality import SAEQualityReport
     from editing_service.report.schema import Report
@@ -27,22 +29,42 @@ if TYPE_CHECKING:
 logger = logging.getLogger("editing_service.cli")
 
 
+def _default(model: type[BaseModel], field: str) -> str:
+    """A settings field's default as help texts show it: the settings models are where defaults are defined."""
+    value = model.model_fields[field].default
+    if isinstance(value, float):
+        return f"{value:g}"
+    return " ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def _choices(model: type[BaseModel], field: str) -> list[str]:
+    """The values of a settings field typed as a Literal."""
+    return list(get_args(model.model_fields[field].annotation))
+
+
 def _batch_size(value: str) -> int | str:
     return value if value == "auto" else int(value)
 
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    from editing_service.settings import ModelSettings as M
+
     parser.add_argument("--model", default=None, help="model folder (default: the embedded MiniLM)")
-    parser.add_argument("--probe-layer", type=int, default=-1, help="block a probe head reads (default: last)")
-    parser.add_argument("--max-length", type=int, default=256, help="tokens per text (truncation)")
+    parser.add_argument("--probe-layer", type=int, default=None,
+                        help=f"block a probe head reads, negative from the end (default: {_default(M, 'probe_layer')})")
+    parser.add_argument("--max-length", type=int, default=None,
+                        help=f"tokens per text, the rest truncated (default: {_default(M, 'max_length')})")
     parser.add_argument("--batch-size", type=_batch_size, default=None,
-                        help="texts per forward pass, or auto (default): from free memory and the model's shape")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default=None,
-                        help="weights' dtype (default auto: the checkpoint's on a GPU, float32 on the CPU)")
-    parser.add_argument("--device-map", choices=["none", "auto"], default=None,
+                        help="texts per forward pass, or auto: from free memory and the model's shape "
+                        f"(default: {_default(M, 'batch_size')})")
+    parser.add_argument("--device", choices=_choices(M, "device"), default=None,
+                        help=f"(default: {_default(M, 'device')})")
+    parser.add_argument("--dtype", choices=_choices(M, "dtype"), default=None,
+                        help=f"weights' dtype; auto: the checkpoint's on a GPU, float32 on the CPU (default: "
+                        f"{_default(M, 'dtype')})")
+    parser.add_argument("--device-map", choices=_choices(M, "device_map"), default=None,
                         help="auto: offload the weights that do not fit the device to CPU memory, then disk, and "
-                        "still compute on the device (default none)")
+                        f"still compute on the device (default: {_default(M, 'device_map')})")
     parser.add_argument("--device-memory-gb", type=float, default=None,
                         help="--device-map auto: GiB of weights kept on the device (default: what is free)")
     parser.add_argument("--cpu-memory-gb", type=float, default=None,
@@ -50,31 +72,39 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_sae_args(parser: argparse.ArgumentParser) -> None:
+    from editing_service.settings import CacheSettings as C
+    from editing_service.settings import SAESettings as S
+
     parser.add_argument("--sites", nargs="+", default=None,
                         help="site names, e.g. embeddings.out blocks.0.out (default: every block output)")
     parser.add_argument("--architecture", default=None,
-                        help="SAE architecture (default: batchtopk); an unknown name is refused with the registered ones")
-    parser.add_argument("--d-sae", type=int, default=None, help="features per SAE (default: 2048)")
+                        help=f"SAE architecture (default: {_default(S, 'architecture')}); an unknown name is refused "
+                        "with the registered ones")
+    parser.add_argument("--d-sae", type=int, default=None, help=f"features per SAE (default: {_default(S, 'd_sae')})")
     parser.add_argument("--k", type=int, default=None,
-                        help="active features per token, topk; their mean, batchtopk (default: 32)")
-    parser.add_argument("--epochs", type=float, default=None, help="passes over the cached training tokens (default: 2)")
-    parser.add_argument("--sae-batch-size", type=int, default=None, help="tokens per SAE training step (default: 1024)")
-    parser.add_argument("--cache-dtype", choices=["float32", "float16", "bfloat16"], default=None,
-                        help="storage of cached activations (default: float16)")
+                        help=f"active features per token, topk; their mean, batchtopk (default: {_default(S, 'k')})")
+    parser.add_argument("--epochs", type=float, default=None,
+                        help=f"passes over the cached training tokens (default: {_default(S, 'n_epochs')})")
+    parser.add_argument("--sae-batch-size", type=int, default=None,
+                        help=f"tokens per SAE training step (default: {_default(S, 'batch_size')})")
+    parser.add_argument("--cache-dtype", choices=_choices(C, "cache_dtype"), default=None,
+                        help=f"storage of cached activations (default: {_default(C, 'cache_dtype')})")
     parser.add_argument("--cache-tokens-per-text", type=int, default=None,
                         help="cache a seeded sample of at most this many tokens per training text (default: all)")
-    parser.add_argument("--cache-mode", choices=["auto", "disk", "stream"], default=None,
+    parser.add_argument("--cache-mode", choices=_choices(C, "cache_mode"), default=None,
                         help="disk: cache every training token; stream: train the SAEs from forward passes through a "
-                        "shuffled buffer, keeping a token sample on disk; auto (default): stream above the budget")
+                        "shuffled buffer, keeping a token sample on disk; auto: stream above the budget (default: "
+                        f"{_default(C, 'cache_mode')})")
     parser.add_argument("--cache-budget-gb", type=float, default=None,
-                        help="disk budget of the training cache in auto mode (default: 50)")
+                        help=f"disk budget of the training cache in auto mode (default: {_default(C, 'cache_budget_gb')})")
     parser.add_argument("--stream-buffer-tokens", type=int, default=None,
-                        help="tokens per site in the stream's shuffle buffer (default: 131072)")
+                        help=f"tokens per site in the stream's shuffle buffer (default: {_default(C, 'stream_buffer_tokens')})")
     parser.add_argument("--stream-sample-tokens", type=int, default=None,
-                        help="training tokens kept on disk in stream mode (default: 16384, at least one per text)")
+                        help="training tokens kept on disk in stream mode, at least one per text (default: "
+                        f"{_default(C, 'stream_sample_tokens')})")
     parser.add_argument("--seed", type=int, default=None,
                         help="seed of SAE training and of everything after it (attribution's examples, the head's "
-                        "retraining), so --seed 2 repeats the third run of --seeds 3 (default: 0)")
+                        f"retraining), so --seed 2 repeats the third run of --seeds 3 (default: {_default(S, 'seed')})")
 
 
 RUNS_OWN = "the run's"  # what `edit` falls back to: the settings the discovered run stored
@@ -86,7 +116,7 @@ def _add_edit_args(parser: argparse.ArgumentParser, *, inherited: bool = False) 
 
     served = RUNS_OWN if inherited else EditSettings.model_fields["served_form"].default
     erase = f"{RUNS_OWN} setting" if inherited else "when the dataset has a protected attribute"
-    parser.add_argument("--served-form", choices=["jumprelu", "gate"], default=None,
+    parser.add_argument("--served-form", choices=_choices(EditSettings, "served_form"), default=None,
                         help=f"how flagged TopK features are served (default: {served})")
     parser.add_argument("--erase-at-edited-sites", action=argparse.BooleanOptionalAction, default=None,
                         help="also erase the protected attribute's linear directions (LEACE, fitted on the validate "
@@ -159,15 +189,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="the whole SHIFT pipeline: discover, flag, edit, report")
     discover = commands.add_parser("discover", help="SAEs, attribution, the circuit and its feature cards")
+    from editing_service.settings import (
+        AttributionSettings,
+        CircuitSettings,
+        EditSettings,
+        GraphSettings,
+        RunSettings,
+    )
+    from editing_service.settings import SuggestionSettings as Suggest
+
     for sub in (run, discover):
         sub.add_argument("--spec", required=True, help="a shipped spec name or a YAML file")
         sub.add_argument("--out", required=True, help="output folder")
         _add_model_args(sub)
         _add_sae_args(sub)
-        sub.add_argument("--attribution", choices=["attrib", "ig"], default="attrib")
-        sub.add_argument("--attribution-examples", type=int, default=None, help="default: 512")
-        sub.add_argument("--circuit-top-k", type=int, default=None, help="features per site in the circuit (default: 300)")
-        sub.add_argument("--lexicon", default="gendered", help="concept lexicon for suggestions and token deletion")
+        sub.add_argument("--attribution", choices=_choices(AttributionSettings, "method"), default=None,
+                         help=f"attribution patching or integrated gradients (default: "
+                         f"{_default(AttributionSettings, 'method')})")
+        sub.add_argument("--attribution-examples", type=int, default=None,
+                         help=f"training examples attribution runs on (default: {_default(AttributionSettings, 'n_examples')})")
+        sub.add_argument("--circuit-top-k", type=int, default=None,
+                         help=f"features per site in the circuit (default: {_default(CircuitSettings, 'top_k')})")
+        sub.add_argument("--lexicon", default=None, help="concept lexicon for suggestions and token deletion (default: "
+                         f"{_default(Suggest, 'lexicon')})")
         sub.add_argument("--no-circuit-graph", action="store_true",
                          help="skip circuit.json (edges, faithfulness, head lens: the longest step of discovery); "
                               "compute it later with `circuit --compute`")
@@ -175,10 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--flags", default="auto",
                      help="auto (every suggestion: lexicon and protected attribute), auto:lexicon, auto:protected, or a "
                           "YAML/JSON flags file")
-    run.add_argument("--ablation", choices=["zero", "mean"], default="zero")
-    run.add_argument("--seeds", type=int, default=1,
+    run.add_argument("--ablation", choices=_choices(EditSettings, "mode"), default=None,
+                     help=f"flagged features become zero or their training mean (default: {_default(EditSettings, 'mode')})")
+    run.add_argument("--seeds", type=int, default=None,
                      help="repeat SAE training and everything after it with N seeds; the report gives the mean "
-                          "and min-max of every row (default: 1)")
+                          f"and min-max of every row (default: {_default(RunSettings, 'seeds')})")
     _add_edit_args(run)
 
     features = commands.add_parser("features", help="print the feature cards of a discovered run")
@@ -201,10 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
                          help="only the spurious-flagged features and their paths to the decision")
     circuit.add_argument("--compute", action="store_true",
                          help="rebuild circuit.json from the discovery folder first (edges, faithfulness, lens)")
-    circuit.add_argument("--ablation", choices=["mean", "zero"], default=None, help="with --compute (default: mean)")
-    circuit.add_argument("--examples", type=int, default=None, help="with --compute: examples (default: 128)")
+    circuit.add_argument("--ablation", choices=_choices(GraphSettings, "ablation"), default=None,
+                         help=f"with --compute (default: {RUNS_OWN} graph setting)")
+    circuit.add_argument("--examples", type=int, default=None,
+                         help=f"with --compute: training examples (default: {RUNS_OWN} graph setting)")
     circuit.add_argument("--prune", action="store_true", help="with --compute: exact (ACDC-style) pruning")
-    circuit.add_argument("--prune-tau", type=float, default=None, help="with --prune: KL threshold (default 1e-3)")
+    circuit.add_argument("--prune-tau", type=float, default=None,
+                         help=f"with --prune: KL threshold (default: {RUNS_OWN} graph setting)")
 
     edit = commands.add_parser("edit", help="apply a flags file to a discovered run, retrain, report")
     edit.add_argument("--out", required=True, help="the folder of a discovered run")
@@ -223,9 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _model_settings(args: argparse.Namespace) -> dict[str, object]:
-    return {"path": args.model, "probe_layer": args.probe_layer, "max_length": args.max_length,
-            "device": args.device, **_given(batch_size=args.batch_size, dtype=args.dtype, device_map=args.device_map,
-                                            device_memory_gb=args.device_memory_gb, cpu_memory_gb=args.cpu_memory_gb)}
+    return {"path": args.model, **_given(probe_layer=args.probe_layer, max_length=args.max_length, device=args.device,
+                                         batch_size=args.batch_size, dtype=args.dtype, device_map=args.device_map,
+                                         device_memory_gb=args.device_memory_gb, cpu_memory_gb=args.cpu_memory_gb)}
 
 
 def _sae_settings(args: argparse.Namespace) -> dict[str, object]:
@@ -279,10 +327,10 @@ def _run_settings(args: argparse.Namespace) -> object:
         spec=args.spec, model=_model_settings(args), sites=args.sites, sae=_sae_settings(args),
         **_cache_settings(args),
         attribution=_given(method=args.attribution, n_examples=args.attribution_examples, seed=args.seed),
-        circuit=_given(top_k=args.circuit_top_k), suggestions={"lexicon": args.lexicon},
+        circuit=_given(top_k=args.circuit_top_k), suggestions=_given(lexicon=args.lexicon),
         graph={"build": not args.no_circuit_graph},
-        edit={"mode": getattr(args, "ablation", "zero"), **_edit_overrides(args), **_given(seed=args.seed)},
-        seeds=getattr(args, "seeds", 1),
+        edit={**_edit_overrides(args), **_given(mode=getattr(args, "ablation", None), seed=args.seed)},
+        **_given(seeds=getattr(args, "seeds", None)),
     )
 
 

@@ -389,3 +389,38 @@ def test_the_sae_options_help_states_the_settings_default(option: str, field: st
     default = SAESettings.model_fields[field].default
     shown = f"{default:g}" if isinstance(default, float) else str(default)
     assert f"(default: {shown})" in action.help
+
+
+def test_run_and_discover_leave_every_setting_they_do_not_name_to_the_settings_defaults() -> None:
+    """An option with its own default would override the settings model's, the one source of defaults."""
+    import argparse
+
+    from editing_service.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
+    for name in ("run", "discover", "saes"):
+        for action in commands.choices[name]._actions:  # noqa: SLF001
+            if action.dest in ("help", "flags") or isinstance(action, argparse._StoreTrueAction):  # noqa: SLF001
+                continue  # --flags names a flag policy, not a setting
+            assert action.default is None, (name, action.option_strings, action.default)
+
+
+@pytest.mark.parametrize(("option", "model", "field"), [
+    ("--probe-layer", "ModelSettings", "probe_layer"), ("--max-length", "ModelSettings", "max_length"),
+    ("--device", "ModelSettings", "device"), ("--dtype", "ModelSettings", "dtype"),
+    ("--attribution", "AttributionSettings", "method"), ("--attribution-examples", "AttributionSettings", "n_examples"),
+    ("--circuit-top-k", "CircuitSettings", "top_k"), ("--lexicon", "SuggestionSettings", "lexicon"),
+    ("--ablation", "EditSettings", "mode"), ("--seeds", "RunSettings", "seeds"),
+    ("--cache-dtype", "CacheSettings", "cache_dtype"), ("--cache-budget-gb", "CacheSettings", "cache_budget_gb"),
+])
+def test_the_run_options_help_states_the_settings_default(option: str, model: str, field: str) -> None:
+    import argparse
+
+    from editing_service import settings
+    from editing_service.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
+    action = next(a for a in commands.choices["run"]._actions if option in a.option_strings)  # noqa: SLF001
+    default = getattr(settings, model).model_fields[field].default
+    shown = f"{default:g}" if isinstance(default, float) else str(default)
+    assert f"(default: {shown})" in " ".join(action.help.split())

@@ -183,7 +183,10 @@ class TopKSAE(SAE):
 
     @staticmethod
     def aux_reconstruction(x: Tensor, z: Tensor, dead: Tensor, aux_k: int, w: Weights) -> Tensor:
-        """sum over the aux_k most active dead features of f_i * W_dec[i] (no b_dec), shape [n, d_in]."""
+        """sum over the aux_k most active dead features of f_i * W_dec[i] (no b_dec), shape [n, d_in].
+
+        Through the sparse kernels even when every dead feature takes part: BLAS splits the sum of a dense
+        product this narrow over threads, so it would round differently at each thread count."""
         with torch.no_grad():
             if dead.numel() <= aux_k:  # every dead feature takes part
                 aux_idx = dead.expand(x.shape[0], -1)
@@ -228,8 +231,8 @@ def auxiliary_loss(x: Tensor, z: Tensor, err: Tensor, ctx: TrainContext, w: Weig
     """The weighted auxiliary-k loss (a scalar; zero when no feature is dead): the aux_k most active dead
     features reconstruct the residual `err` the live ones left, with decoder rows only (no b_dec).
 
-    Its normaliser is summed per token first: a flat sum over every element is split between threads
-    differently at each thread count, which rounds it, and so every later step, differently."""
+    Its sums run per token first: torch splits a flat sum over every element between threads, differently
+    at each thread count, which would round it, and so every later step, differently."""
     dead = ctx.dead_features
     if dead is None or dead.numel() == 0 or ctx.aux_coefficient <= 0 or ctx.aux_k <= 0:
         return torch.zeros((), dtype=x.dtype, device=x.device)

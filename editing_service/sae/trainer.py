@@ -68,10 +68,10 @@ class SAETrainer:
     chunk_rows : rows read at once from the activations. sample_size : rows used for the statistics.
     auto_threads : on CPU, every 100 steps time two steps with the configured torch thread count and two
     with one thread and keep the faster (a busy machine can make more threads much slower; see
-    `editing_service.sae.threads`); the configured count is restored at the end. Off by default: a
-    product whose sum BLAS splits over threads rounds differently at another thread count, so with it two
-    runs of the same settings can train slightly different SAEs, and a report would not reproduce (the
-    training step itself avoids such sums: `tests/sae/test_thread_count.py`).
+    `editing_service.sae.threads`); the configured count is restored at the end. Off by default: the
+    training step gives the same bits on one thread and on two (`tests/sae/test_thread_count.py`), but BLAS
+    does not promise that for every shape, and where it fails, switching counts mid-run would make two runs
+    of the same settings train slightly different SAEs, and a report would not reproduce.
     seed, device, dtype, hook_name, model_name, log_every : as named.
     """
 

@@ -159,8 +159,8 @@ def main(argv: list[str] | None = None) -> None:
 
 Command: `.venv/bin/python benchmarks/pipeline.py --write BENCHMARKS.md{device_flag}` (one process, one run).
 Machine: {machine_line(classifier.device)}.
-Settings: the defaults of `editing-service run` (embedded MiniLM, every block output, TopK
-{settings.sae.d_sae} x k={settings.sae.k}, {settings.sae.n_epochs:g} epochs, attribution on
+Settings: the defaults of `editing-service run` (embedded MiniLM, every block output, {settings.sae.architecture}
+{settings.sae.d_sae} x k={settings.sae.k}, batch {settings.sae.batch_size}, {settings.sae.n_epochs:g} epochs, attribution on
 {settings.attribution.n_examples} examples, circuit top {settings.circuit.top_k} per site, `--flags auto`).
 
 | measure | value | target |

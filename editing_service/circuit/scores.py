@@ -13,13 +13,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, PlainSerializer, PlainValidator, model_validator
 
 ATTRIBUTION_SCHEMA_VERSION = 1
+
+# How pydantic reads and writes a score vector: a JSON list of floats, a float64 array in memory.
+ScoreArray = Annotated[np.ndarray, PlainValidator(lambda v: np.asarray(v, dtype=np.float64)),
+                       PlainSerializer(lambda a: a.tolist(), return_type=list[float])]
 
 
 @dataclass
@@ -27,11 +31,10 @@ class NodeScores:
     """Scores of one site: `features` [d_sae] and the error node, from `n_examples` examples."""
 
     site: str
-    features: np.ndarray
+    features: ScoreArray
     error: float
     method: str
     n_examples: int
-
 
 
 class ScoreAccumulator:
@@ -56,26 +59,14 @@ class ScoreAccumulator:
                           method=self.method, n_examples=self.n)
 
 
-class SiteScoresRecord(BaseModel):
-    """One site's `NodeScores` as stored."""
+class AttributionDocument(BaseModel):
+    """attribution.json: every site's node scores."""
 
     # json.dumps wrote NaN as NaN; keep reading and writing it that way.
     model_config = ConfigDict(extra="forbid", ser_json_inf_nan="constants")
 
-    site: str
-    method: str
-    n_examples: int
-    error: float
-    features: list[float]
-
-
-class AttributionDocument(BaseModel):
-    """attribution.json: every site's node scores."""
-
-    model_config = ConfigDict(extra="forbid")
-
     schema_version: Literal[1] = ATTRIBUTION_SCHEMA_VERSION
-    sites: dict[str, SiteScoresRecord]
+    sites: dict[str, NodeScores]
 
     @model_validator(mode="before")
     @classmethod
@@ -85,20 +76,9 @@ class AttributionDocument(BaseModel):
         return data
 
     @classmethod
-    def of(cls, scores: Mapping[str, NodeScores]) -> AttributionDocument:
-        return cls(sites={name: SiteScoresRecord(site=s.site, method=s.method, n_examples=s.n_examples,
-                                                 error=s.error, features=s.features.tolist())
-                          for name, s in scores.items()})
-
-    def node_scores(self) -> dict[str, NodeScores]:
-        return {name: NodeScores(site=r.site, method=r.method, n_examples=r.n_examples, error=r.error,
-                                 features=np.asarray(r.features, dtype=np.float64))
-                for name, r in self.sites.items()}
-
-    @classmethod
     def read(cls, path: Path) -> dict[str, NodeScores]:
-        return cls.model_validate_json(path.read_text()).node_scores()
+        return cls.model_validate_json(path.read_text()).sites
 
     @classmethod
     def write(cls, path: Path, scores: Mapping[str, NodeScores]) -> None:
-        path.write_text(cls.of(scores).model_dump_json())
+        path.write_text(cls(sites=dict(scores)).model_dump_json())

@@ -93,7 +93,7 @@ def test_an_attribution_file_written_before_the_schema_version_loads_as_version_
                                                  "error": -0.5, "features": [1.0, 2.0]}}))
     document = AttributionDocument.model_validate_json(path.read_text())
     assert document.schema_version == 1
-    np.testing.assert_array_equal(document.node_scores()["blocks.0.out"].features, [1.0, 2.0])
+    np.testing.assert_array_equal(document.sites["blocks.0.out"].features, [1.0, 2.0])
 
 
 def test_an_attribution_file_of_an_unknown_schema_version_is_refused(tmp_path) -> None:

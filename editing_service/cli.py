@@ -114,7 +114,7 @@ def _add_edit_args(parser: argparse.ArgumentParser, *, inherited: bool = False) 
     """The edit's own options; `inherited`: unset options keep what the discovered run stored."""
     from editing_service.settings import EditSettings
 
-    served = RUNS_OWN if inherited else EditSettings.model_fields["served_form"].default
+    served = RUNS_OWN if inherited else _default(EditSettings, "served_form")
     erase = f"{RUNS_OWN} setting" if inherited else "when the dataset has a protected attribute"
     parser.add_argument("--served-form", choices=_choices(EditSettings, "served_form"), default=None,
                         help=f"how flagged TopK features are served (default: {served})")
@@ -175,6 +175,15 @@ def _edit_overrides(args: argparse.Namespace) -> dict[str, object]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from editing_service.settings import (
+        AttributionSettings,
+        CircuitSettings,
+        EditSettings,
+        GraphSettings,
+        RunSettings,
+    )
+    from editing_service.settings import SuggestionSettings as Suggest
+
     parser = argparse.ArgumentParser(prog="editing-service", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
@@ -189,15 +198,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="the whole SHIFT pipeline: discover, flag, edit, report")
     discover = commands.add_parser("discover", help="SAEs, attribution, the circuit and its feature cards")
-    from editing_service.settings import (
-        AttributionSettings,
-        CircuitSettings,
-        EditSettings,
-        GraphSettings,
-        RunSettings,
-    )
-    from editing_service.settings import SuggestionSettings as Suggest
-
     for sub in (run, discover):
         sub.add_argument("--spec", required=True, help="a shipped spec name or a YAML file")
         sub.add_argument("--out", required=True, help="output folder")

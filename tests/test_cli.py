@@ -373,24 +373,6 @@ def test_editing_a_folder_that_is_not_a_discovered_run_names_it(tmp_path: Path, 
     assert "Errno" not in err
 
 
-@pytest.mark.parametrize(("option", "field"), [("--architecture", "architecture"), ("--d-sae", "d_sae"),
-                                               ("--k", "k"), ("--epochs", "n_epochs"),
-                                               ("--sae-batch-size", "batch_size")])
-def test_the_sae_options_help_states_the_settings_default(option: str, field: str) -> None:
-    """The settings model is the one source of defaults; the help that names them must follow it."""
-    import argparse
-
-    from editing_service.cli import _add_sae_args
-    from editing_service.settings import SAESettings
-
-    parser = argparse.ArgumentParser()
-    _add_sae_args(parser)
-    action = next(a for a in parser._actions if option in a.option_strings)  # noqa: SLF001
-    default = SAESettings.model_fields[field].default
-    shown = f"{default:g}" if isinstance(default, float) else str(default)
-    assert f"(default: {shown})" in action.help
-
-
 def test_run_and_discover_leave_every_setting_they_do_not_name_to_the_settings_defaults() -> None:
     """An option with its own default would override the settings model's, the one source of defaults."""
     import argparse
@@ -406,6 +388,8 @@ def test_run_and_discover_leave_every_setting_they_do_not_name_to_the_settings_d
 
 
 @pytest.mark.parametrize(("option", "model", "field"), [
+    ("--architecture", "SAESettings", "architecture"), ("--d-sae", "SAESettings", "d_sae"), ("--k", "SAESettings", "k"),
+    ("--epochs", "SAESettings", "n_epochs"), ("--sae-batch-size", "SAESettings", "batch_size"),
     ("--probe-layer", "ModelSettings", "probe_layer"), ("--max-length", "ModelSettings", "max_length"),
     ("--device", "ModelSettings", "device"), ("--dtype", "ModelSettings", "dtype"),
     ("--attribution", "AttributionSettings", "method"), ("--attribution-examples", "AttributionSettings", "n_examples"),
@@ -414,6 +398,7 @@ def test_run_and_discover_leave_every_setting_they_do_not_name_to_the_settings_d
     ("--cache-dtype", "CacheSettings", "cache_dtype"), ("--cache-budget-gb", "CacheSettings", "cache_budget_gb"),
 ])
 def test_the_run_options_help_states_the_settings_default(option: str, model: str, field: str) -> None:
+    """The settings model is the one source of defaults; the help that names them must follow it."""
     import argparse
 
     from editing_service import settings

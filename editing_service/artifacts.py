@@ -52,6 +52,10 @@ class ArtifactDir:
         return self.saes / "quality.json"
 
     @property
+    def ablation_means(self) -> Path:
+        return self.saes / "ablation_means.safetensors"
+
+    @property
     def seeds(self) -> Path:
         return self.root / "seeds"
 

@@ -56,26 +56,29 @@ class AblationValues:
 def ablation_values(
     saes: Mapping[Site, Dictionary], kind: Ablation, cache: ActivationCache | None = None,
 ) -> AblationValues:
-    """Zeros, or the means of every feature and error term over the tokens of `cache` (the training split)."""
+    """Zeros, or the means of every feature and error term over the tokens of `cache` (the training split).
+
+    The error term e = x - (f W_dec + b_dec) is affine in (x, f), so its mean is x's mean less the decoded
+    mean of f: one encoder pass over the cache, no decoder pass."""
     if kind == "mean" and cache is None:
         raise ValueError(NEEDS_CACHE)
     features, error = {}, {}
     for site, sae in saes.items():
         d_sae, d = int(sae.W_dec.shape[0]), int(sae.W_dec.shape[1])
         device, dtype = sae.W_dec.device, sae.W_dec.dtype
-        f_sum = torch.zeros(d_sae, dtype=torch.float64, device=device)
-        e_sum = torch.zeros(d, dtype=torch.float64, device=device)
-        if cache is not None and kind == "mean":
+        f_mean = torch.zeros(d_sae, dtype=torch.float64, device=device)
+        e_mean = torch.zeros(d, dtype=torch.float64, device=device)
+        if cache is not None and kind == "mean" and cache.n_tokens > 0:
+            x_sum = torch.zeros(d, dtype=torch.float64, device=device)
             for start in range(0, cache.n_tokens, MEAN_ROWS_PER_READ):
                 x = torch.tensor(cache.read(site.name, slice(start, start + MEAN_ROWS_PER_READ)),
-                                    device=device, dtype=dtype)
-                f = sae.encode(x)
-                f_sum += f.double().sum(0)
-                e_sum += (x - sae.decode(f)).double().sum(0)
-            f_sum /= max(cache.n_tokens, 1)
-            e_sum /= max(cache.n_tokens, 1)
-        features[site.name] = f_sum.to(dtype)
-        error[site.name] = e_sum.to(dtype)
+                                 device=device, dtype=dtype)
+                f_mean += sae.encode(x).double().sum(0)
+                x_sum += x.double().sum(0)
+            f_mean /= cache.n_tokens
+            e_mean = x_sum / cache.n_tokens - (f_mean @ sae.W_dec.double() + sae.b_dec.double())
+        features[site.name] = f_mean.to(dtype)
+        error[site.name] = e_mean.to(dtype)
     return AblationValues(features=features, error=error, kind=kind)
 
 

@@ -19,7 +19,6 @@ import numpy as np
 from editing_service.activations import ActivationCache
 from editing_service.artifacts import ArtifactDir
 from editing_service.circuit import AttributionDocument, NodeScores
-from editing_service.circuit.ablation import ablation_values
 from editing_service.circuit.drawing import draw_svg
 from editing_service.circuit.edges import compute_edges
 from editing_service.circuit.faithfulness import NodeSetEvaluator, faithfulness_curve, set_faithfulness
@@ -41,6 +40,7 @@ from editing_service.data import TextSplit, load_role, load_spec
 from editing_service.edit import load_model
 from editing_service.features.document import FeaturesDocument
 from editing_service.model import Site, TextClassifier
+from editing_service.pipeline.ablation_means import run_ablation_values
 from editing_service.pipeline.common import ProgressFn, group_attribute, quiet, resolve_device
 from editing_service.sae import SAE, load_sae
 from editing_service.settings import GraphSettings, RunSettings
@@ -52,8 +52,10 @@ SUGGESTED_SET = "suggested (lexicon)"
 
 @dataclass
 class GraphInputs:
-    """What the graph is built from: the model, its SAEs in site order, node scores and the splits."""
+    """What the graph is built from: the run's folder, the model, its SAEs in site order, node scores and the
+    splits."""
 
+    artifacts: ArtifactDir
     classifier: TextClassifier
     saes: dict[Site, SAE]
     scores: Mapping[str, NodeScores]
@@ -111,7 +113,7 @@ def build_graph(inputs: GraphInputs, settings: RunSettings, *, progress: Progres
     edges = [CircuitEdge(source=s, target=t, weight=w) for (s, t), w in weights.items() if abs(w) >= g.edge_threshold]
     edge_seconds = time.perf_counter() - started
 
-    values = ablation_values(saes, g.ablation, inputs.train_cache)
+    values = run_ablation_values(inputs.artifacts, saes, g.ablation, inputs.train_cache)
     evaluator = NodeSetEvaluator(clf, saes, texts, labels, values, batch_size=g.batch_size)
     progress("circuit:faithfulness", 0.0)
     curve = faithfulness_curve(evaluator, [n for n, _ in ranked], sizes=g.curve_sizes, target=g.faithful_target)
@@ -187,7 +189,7 @@ def run_circuit(out: str | Path, *, graph: GraphSettings | None = None, progress
     features = FeaturesDocument.read(artifacts.features)
     labels, suggestions = features.labels(), features.suggestion_kinds()
     inputs = GraphInputs(
-        classifier=classifier, saes=saes, scores=scores, train=load_role(spec, "train"),
+        artifacts=artifacts, classifier=classifier, saes=saes, scores=scores, train=load_role(spec, "train"),
         train_cache=ActivationCache.open(artifacts.cache("train")), validate=load_role(spec, "validate"),
         validate_cache=ActivationCache.open(artifacts.cache("validate")), spec=spec.name,
         attribute=group_attribute(spec), labels=labels, suggestions=suggestions,
@@ -212,7 +214,7 @@ def flagged_circuit(
     ids = [feature_id(site, i) for site, indices in flagged.items() for i in indices]
     rows = sample_rows(train, g.n_examples, settings.attribution.seed)
     evaluator = NodeSetEvaluator(classifier, by_site, [train.texts[i] for i in rows], train.labels[rows],
-                                 ablation_values(by_site, g.ablation, train_cache),
+                                 run_ablation_values(artifacts, by_site, g.ablation, train_cache),
                                  batch_size=g.batch_size)
     numbers = set_faithfulness(evaluator, "flagged", ids)
     subgraph = flagged_subgraph(with_flags(graph, {node: "spurious" for node in ids}))

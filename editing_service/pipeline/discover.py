@@ -176,7 +176,7 @@ def run_discover(settings: RunSettings, out: str | Path, *, progress: ProgressFn
     if settings.graph.build:
         labels, kinds = document.labels(), document.suggestion_kinds()
         graph = build_graph(GraphInputs(
-            classifier=classifier, saes=saes, scores=scores, train=train, train_cache=train_cache,
+            artifacts=artifacts, classifier=classifier, saes=saes, scores=scores, train=train, train_cache=train_cache,
             validate=validate, validate_cache=validate_cache, spec=spec.name, attribute=attribute, labels=labels,
             suggestions=kinds,
         ), settings, progress=progress)

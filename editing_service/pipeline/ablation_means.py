@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from editing_service.activations import ActivationCache
 from editing_service.artifacts import ArtifactDir
@@ -37,15 +37,14 @@ def _read(artifacts: ArtifactDir, saes: Mapping[Site, SAE], stamp: dict[str, str
     path = artifacts.ablation_means
     if not path.is_file():
         return None
+    out = AblationValues(features={}, error={}, kind="mean")
     with safe_open(str(path), framework="pt") as handle:
         held = handle.metadata() or {}
-    if any(held.get(key) != value for key, value in stamp.items()):  # the file may hold more sites
-        return None
-    tensors = load_file(str(path))
-    out = AblationValues(features={}, error={}, kind="mean")
-    for site, sae in saes.items():
-        out.features[site.name] = tensors[f"{site.name}/features"].to(sae.W_dec.device, sae.W_dec.dtype)
-        out.error[site.name] = tensors[f"{site.name}/error"].to(sae.W_dec.device, sae.W_dec.dtype)
+        if any(held.get(key) != value for key, value in stamp.items()):  # the file may hold more sites
+            return None
+        for site, sae in saes.items():
+            for part, by_site in (("features", out.features), ("error", out.error)):
+                by_site[site.name] = handle.get_tensor(f"{site.name}/{part}").to(sae.W_dec.device, sae.W_dec.dtype)
     return out
 
 

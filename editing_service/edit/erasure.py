@@ -16,6 +16,7 @@ the group they still carry.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 import torch
@@ -23,7 +24,7 @@ from concept_erasure import LeaceFitter
 
 from editing_service.model.batching import length_sorted_batches
 from editing_service.model.classifier import SiteIntervention, TextClassifier
-from editing_service.model.hooks import capture
+from editing_service.model.hooks import run_until
 from editing_service.model.sites import Site
 
 # The package drops directions whose whitened cross-covariance with the group is under 0.01 (a
@@ -141,8 +142,8 @@ def _fit_one_site(classifier: TextClassifier, site: Site, texts: list[str], z_ex
                                                    max_length=classifier.max_length):
         batch = batch.to(classifier.device)
         mask = classifier.token_mask(batch["attention_mask"])
-        with capture(classifier.backbone, [site]) as store:
-            classifier.run_backbone(batch["input_ids"], batch["attention_mask"])
+        store = run_until(classifier.backbone, [site],
+                          partial(classifier.run_backbone, batch["input_ids"], batch["attention_mask"]))
         z_batch = z_examples[torch.as_tensor(batch_rows)].to(classifier.device)
         z = z_batch[:, None, :].expand(-1, mask.shape[1], -1)[mask]
         x = store[site.name][mask].double()

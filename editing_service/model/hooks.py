@@ -142,6 +142,32 @@ def capture(model: nn.Module, sites: list[Site], *, detach: bool = True) -> Iter
         yield store
 
 
+class _SiteReached(Exception):
+    """Raised by `run_until`'s hook once the last site it reads has run."""
+
+
+def _stop(_hidden: torch.Tensor) -> torch.Tensor:
+    raise _SiteReached
+
+
+def run_until(model: nn.Module, sites: list[Site], forward: Callable[[], Any]) -> dict[str, torch.Tensor]:
+    """Each site's hidden output (detached) from `forward()`, run only as far as the last of `sites` in forward
+    order: the layers after it are not computed. What the sites hold is what a whole pass gives them."""
+    last = max(sites, key=lambda s: s.forward_order)
+    with capture(model, sites) as store:
+        stop = replace_output(model, last, _stop)  # attached after capture's hook, so it runs after it
+        try:
+            forward()
+        except _SiteReached:
+            pass
+        finally:
+            stop.remove()
+    missing = [s.name for s in sites if s.name not in store]
+    if missing:
+        raise RuntimeError(f"The forward pass did not reach the sites {missing}.")
+    return store
+
+
 @contextmanager
 def capture_input(module: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
     """Record the first positional input of `module` (the features a linear head reads)."""

@@ -9,7 +9,6 @@ import torch
 from editing_service.activations import ActivationCache, collect_activations
 from editing_service.artifacts import ArtifactDir
 from editing_service.data import DatasetSpec, TextSplit, load_role, load_spec
-from editing_service.edit.head_choice import choose_head_C
 from editing_service.edit.rows import sites_needed
 from editing_service.model import Site, TextClassifier, load_classifier
 from editing_service.settings import ModelSettings
@@ -91,33 +90,3 @@ def cache_role(
         tokens_per_text=tokens_per_text if role == "train" else None,
     )
     return split, cache
-
-
-def fit_original_head(
-    classifier: TextClassifier,
-    train_cache: ActivationCache,
-    *,
-    C: float | str = 1.0,
-    validate: TextSplit | None = None,
-    validate_cache: ActivationCache | None = None,
-    attribute: str | None = None,
-) -> dict[str, object]:
-    """Fit a probe classifier's head on the cached training features (sequence classifiers keep theirs).
-
-    With C="validate", the regularisation is chosen on the validate split's cached features.
-    Returns what was done, for provenance.
-    """
-    if classifier.kind != "probe":
-        return {"head": "the model's own"}
-    assert train_cache.labels is not None
-    table: list[dict[str, float]] = []
-    if C == "validate":
-        assert validate is not None and validate_cache is not None
-        C, table = choose_head_C(
-            train_features=train_cache.head_features, train_labels=train_cache.labels,
-            validate_features=validate_cache.head_features, validate_labels=validate.labels,
-            validate_groups=validate.groups.get(attribute) if attribute else None,
-            label_names=list(classifier.classes),
-        )
-    classifier.fit_head(train_cache.head_features, train_cache.labels, C=float(C))
-    return {"head": "logistic regression", "C": float(C), "C_on_validate": table}

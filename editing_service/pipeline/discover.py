@@ -46,11 +46,11 @@ from editing_service.pipeline.common import (
     ProgressFn,
     cache_role,
     discovery_sites,
-    fit_original_head,
     group_attribute,
     load_inputs,
     quiet,
 )
+from editing_service.pipeline.original_head import fit_original_head
 from editing_service.pipeline.saes import train_site_saes
 from editing_service.pipeline.training_data import training_activations
 from editing_service.report.sae_quality import SAEQualityReport, SiteQuality
@@ -123,10 +123,9 @@ def run_discover(settings: RunSettings, out: str | Path, *, progress: ProgressFn
     validate, validate_cache = cache_role(classifier, spec, "validate", sites=sites, artifacts=artifacts,
                                           dtype=settings.cache_dtype, batch_size=batch, progress=progress,
                                           reuse=reuse_caches)
-    head = fit_original_head(classifier, train_cache, C=settings.edit.head_C, validate=validate,
-                             validate_cache=validate_cache, attribute=group_attribute(spec))
-    save_model(classifier, artifacts.original_model,
-               provenance={"spec": spec.name, "role": "original", "trained_on": train.name, **head})
+    head = fit_original_head(classifier, train, train_cache, spec=spec.name, C=settings.edit.head_C,
+                             validate=validate, validate_cache=validate_cache, attribute=group_attribute(spec))
+    save_model(classifier, artifacts.original_model, provenance=head.model_dump())
     by_name = train_site_saes(data, sites, settings.sae, device=classifier.device, artifacts=artifacts,
                               model_name=classifier.source.name_or_path, progress=progress)
     saes = {site: by_name[site.name] for site in sites}

@@ -7,7 +7,6 @@ features.json) and writes models/edited/ (SHIFT with the retrained head, with a 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from editing_service.model.classifier import head_logits
 from editing_service.pipeline.circuit import flagged_circuit
 from editing_service.pipeline.common import ProgressFn, group_attribute, quiet, resolve_device
 from editing_service.pipeline.discover import token_sample
+from editing_service.pipeline.original_head import read_original_head
 from editing_service.report import (
     Report,
     Row,
@@ -89,24 +89,6 @@ class _Evaluator:
         )
 
 
-def _original_head(artifacts: ArtifactDir, kind: str) -> tuple[float | None, str, str]:
-    """(C for retrained heads, None to choose it with the edit in place; where it comes from; how the
-    original head came about, in words).
-
-    A probe's head was fitted at discovery with a C chosen on the validate split, which the retrained
-    heads reuse. A sequence classifier's own head has none: its retrained heads get the C whose SHIFT head
-    does best on the validate split with the edit in place."""
-    provenance = json.loads((artifacts.original_model / "config.json").read_text()).get("provenance", {})
-    if "C" in provenance:
-        return (float(provenance["C"]), "the original head's, chosen on the validate split",
-                f"a logistic-regression probe head (C = {float(provenance['C']):g}) fitted on the training "
-                f"subset {provenance.get('trained_on', 'train')!r}")
-    if kind != "probe":
-        return (None, "chosen on the validate split with the edit in place (the original head is the model's own)",
-                "the sequence classifier's own head, kept as saved")
-    return 1.0, "1.0 (the original head recorded no C)", "the probe head saved with the model"
-
-
 def _edit_sites(classifier, settings: RunSettings) -> list[str]:  # noqa: ANN001
     return [s.name for s in classifier.resolve_sites(settings.sites)]
 
@@ -146,7 +128,7 @@ def row_context(out: str | Path, flags: FlagSet, *, progress: ProgressFn = quiet
     if settings.edit.erase_at_edited_sites == "auto":
         settings = settings.model_copy(update={"edit": settings.edit.model_copy(
             update={"erase_at_edited_sites": can_erase})})
-    C, C_source, origin = _original_head(artifacts, classifier.kind)
+    C, C_source, origin = read_original_head(artifacts).retrained_heads(classifier.kind)
     if settings.edit.head_C != "validate":
         C, C_source = float(settings.edit.head_C), "the run's settings"
     return RowContext(

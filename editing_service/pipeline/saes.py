@@ -14,11 +14,11 @@ from editing_service.model.memory import forward_batch_size
 from editing_service.pipeline.common import (
     ProgressFn,
     cache_role,
-    fit_original_head,
     group_attribute,
     load_inputs,
     quiet,
 )
+from editing_service.pipeline.original_head import fit_original_head
 from editing_service.pipeline.training_data import TrainingActivations, training_activations
 from editing_service.report.sae_quality import SAEQualityReport, sae_quality_report
 from editing_service.sae import SAE, SAETrainer, fit_together, save_sae
@@ -71,8 +71,8 @@ def run_saes(settings: SAERunSettings, out: str | Path, *, progress: ProgressFn 
     train_cache = data.cache
     validate, validate_cache = cache_role(classifier, spec, "validate", sites=sites, artifacts=artifacts,
                                           dtype=settings.cache_dtype, batch_size=batch, progress=progress)
-    fit_original_head(classifier, train_cache, C="validate", validate=validate, validate_cache=validate_cache,
-                      attribute=group_attribute(spec))
+    fit_original_head(classifier, data.split, train_cache, spec=spec.name, C="validate", validate=validate,
+                      validate_cache=validate_cache, attribute=group_attribute(spec))
     saes = train_site_saes(data, sites, settings.sae, device=classifier.device, artifacts=artifacts,
                            model_name=classifier.source.name_or_path, progress=progress)
     report = sae_quality_report(

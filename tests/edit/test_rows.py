@@ -174,13 +174,36 @@ def test_unknown_rows_are_refused_by_the_settings() -> None:
 )
 def test_the_original_row_says_what_head_the_classifier_has(tmp_path: Path, provenance, kind, expected) -> None:
     from editing_service.artifacts import ArtifactDir
-    from editing_service.pipeline.edit import _original_head
+    from editing_service.pipeline.original_head import read_original_head
 
     artifacts = ArtifactDir(tmp_path)
     artifacts.original_model.mkdir(parents=True)
     (artifacts.original_model / "config.json").write_text(json.dumps({"provenance": provenance}))
-    C, _, origin = _original_head(artifacts, kind)
+    C, _, origin = read_original_head(artifacts).retrained_heads(kind)
     assert (C, origin) == expected
+
+
+def test_discovery_writes_the_original_heads_provenance_that_the_edit_reads(discovered: Path) -> None:
+    """The probe's C and the subset it was fitted on travel from discovery to the retrained heads, typed."""
+    from editing_service.artifacts import ArtifactDir
+    from editing_service.pipeline.original_head import OriginalHead, read_original_head
+
+    stored = json.loads((discovered / "models" / "original" / "config.json").read_text())["provenance"]
+    head = read_original_head(ArtifactDir(discovered))
+    assert OriginalHead.model_validate(stored) == head
+    assert (head.schema_version, head.head, head.spec, head.trained_on) == (1, "logistic regression", "tiny_bios",
+                                                                           "train_biased")
+    assert head.C in {row["C"] for row in head.C_on_validate}
+    ctx = row_context(discovered, _flags(discovered))
+    assert ctx.C == head.C and f"C = {head.C:g}" in ctx.original_head_origin
+
+
+def test_an_undiscovered_folder_has_no_original_head_to_read(tmp_path: Path) -> None:
+    from editing_service.artifacts import ArtifactDir
+    from editing_service.pipeline.original_head import read_original_head
+
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        read_original_head(ArtifactDir(tmp_path))
 
 
 def test_a_sequence_classifiers_retrained_heads_get_the_C_chosen_on_validate_with_the_edit(tmp_path: Path) -> None:

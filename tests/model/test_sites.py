@@ -8,6 +8,7 @@ from factories import ARCHITECTURES, make_model_folder
 from torch import nn
 
 from editing_service.model import capture, find_sites, intervene, load_classifier, resolve_sites
+from editing_service.model.hooks import run_until
 from editing_service.model.sites import UNSUPPORTED_LAYOUT, parse_site_name
 
 CLASSES = ["nurse", "surgeon"]
@@ -60,6 +61,31 @@ def test_zeroing_a_block_output_changes_the_model_output(arch: str, folders: dic
         with intervene(clf.backbone, {site: torch.zeros_like}):
             zeroed = clf.run_backbone(batch["input_ids"], batch["attention_mask"])
     assert not torch.allclose(base.last_hidden_state, zeroed.last_hidden_state)
+
+
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_run_until_reads_what_a_whole_pass_gives_and_stops_at_the_last_site(arch: str, folders: dict) -> None:
+    clf = load_classifier(folders[arch], classes=CLASSES)
+    batch = clf.tokenizer(TEXTS, padding=True, return_tensors="pt")
+    first, last = clf.sites()[0], clf.sites()[-1]
+
+    def run() -> object:
+        return clf.run_backbone(batch["input_ids"], batch["attention_mask"])
+
+    later = clf.backbone.get_submodule(last.module_path)
+    hooks_before = {name: len(m._forward_hooks) for name, m in clf.backbone.named_modules()}
+    calls = []
+    counter = later.register_forward_hook(lambda *_: calls.append(1))
+    with torch.no_grad():
+        with capture(clf.backbone, [first]) as whole:
+            run()
+        assert len(calls) == (2 if last.call is not None else 1)  # ALBERT applies its one layer twice
+        calls.clear()
+        store = run_until(clf.backbone, [first], run)
+    counter.remove()
+    torch.testing.assert_close(store[first.name], whole[first.name], rtol=0, atol=0)
+    assert len(calls) == (1 if last.call is not None and last.module_path == first.module_path else 0)
+    assert {name: len(m._forward_hooks) for name, m in clf.backbone.named_modules()} == hooks_before
 
 
 def test_hooks_are_removed_after_the_context_even_on_error(folders: dict) -> None:

@@ -50,7 +50,8 @@ class SAE(nn.Module, ABC):
     architecture: ClassVar[str]
     unit_norm_decoder: ClassVar[bool] = True  # the trainer keeps decoder rows at unit norm
     uses_k: ClassVar[bool] = False  # sparsity set by `cfg.k` (active features per token)
-    uses_aux_loss: ClassVar[bool] = False  # dead features revived by the trainer's auxiliary-k loss
+    uses_aux_loss: ClassVar[bool] = False  # can revive dead features with the trainer's auxiliary-k loss
+    default_aux_coefficient: ClassVar[float] = 0.0  # that loss's weight unless the trainer is given one
 
     def __init__(self, cfg: SAEConfig, *, generator: torch.Generator | None = None) -> None:
         super().__init__()

@@ -133,6 +133,7 @@ class TopKSAE(SAE):
     unit_norm_decoder = False  # rows stay free: training sees only their directions
     uses_k = True
     uses_aux_loss = True
+    default_aux_coefficient = 1.0 / 32.0
 
     @property
     def k(self) -> int:

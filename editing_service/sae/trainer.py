@@ -58,9 +58,10 @@ class SAETrainer:
     batch_size : tokens per step. n_epochs / n_tokens : training length (n_tokens wins when given).
     warmup_steps : linear lr warm-up (None: 5% of the steps, at most 1000); lr_decay_fraction : final
     fraction of steps over which lr decays linearly to 0; sparsity_warmup_fraction : L1/L0 warm-up.
-    aux_k, aux_coefficient, dead_window : auxiliary-k loss (topk): the aux_k most active dead features
-    (None: min(256, d_in // 2)) reconstruct the residual; a feature is dead after dead_window tokens without
-    firing (None: total training tokens / 10, clipped to [4 * batch_size, 1e6]).
+    aux_k, aux_coefficient, dead_window : auxiliary-k loss (topk, batchtopk): the aux_k most active dead
+    features (None: min(256, d_in // 2)) reconstruct the residual, weighted by aux_coefficient (None: the
+    architecture's `default_aux_coefficient`, 1/32 for topk, 0 for batchtopk); a feature is dead after
+    dead_window tokens without firing (None: total training tokens / 10, clipped to [4 * batch_size, 1e6]).
     b_dec_init : "geometric_median", "mean" or "zeros". normalize : scale inputs to E||x||^2 = d_in.
     decoder_init_norm : initial norm of the decoder rows (W_enc starts as W_dec^T); None means 0.1 where
     the rows are free (topk, relu: small weights let Adam turn them quickly, as in Anthropic's April 2024
@@ -93,7 +94,7 @@ class SAETrainer:
         lr_decay_fraction: float = 0.2,
         sparsity_warmup_fraction: float = 0.05,
         aux_k: int | None = None,
-        aux_coefficient: float = 1.0 / 32.0,
+        aux_coefficient: float | None = None,
         dead_window: int | None = None,
         b_dec_init: Literal["geometric_median", "mean", "zeros"] = "geometric_median",
         decoder_init_norm: float | None = None,
@@ -291,7 +292,12 @@ class SAETrainer:
         )
 
     def _uses_aux(self) -> bool:
-        return get_sae_class(self.architecture).uses_aux_loss and self.aux_coefficient > 0
+        return get_sae_class(self.architecture).uses_aux_loss and self._aux_weight() > 0
+
+    def _aux_weight(self) -> float:
+        """The auxiliary-k loss's weight: the one given, or the architecture's default."""
+        cls = get_sae_class(self.architecture)
+        return cls.default_aux_coefficient if self.aux_coefficient is None else self.aux_coefficient
 
     def _train(
         self,
@@ -323,7 +329,7 @@ class SAETrainer:
                 dead_features=dead,
                 sparsity_scale=plan.sparsity_scale(step),
                 aux_k=plan.aux_k,
-                aux_coefficient=self.aux_coefficient,
+                aux_coefficient=self._aux_weight(),
             )
             out = sae.training_loss(x, ctx)
             opt.zero_grad(set_to_none=True)

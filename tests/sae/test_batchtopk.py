@@ -94,3 +94,23 @@ def test_the_batch_code_is_what_training_reconstructs() -> None:
     out = sae.training_loss(x, TrainContext())
     f = batch_top_k(sae, x)
     torch.testing.assert_close(out.mse.detach(), (sae.decode(f) - x).pow(2).sum(-1).mean(), rtol=1e-5, atol=1e-5)
+
+
+def _fit(architecture: str, **kwargs: float) -> SAETrainer:
+    g = torch.Generator().manual_seed(0)
+    x = torch.relu(torch.randn(6_000, 128, generator=g) - 1.0) @ torch.randn(128, 32, generator=g)
+    trainer = SAETrainer(architecture=architecture, d_sae=512, k=4, batch_size=256, n_epochs=2, seed=0,
+                         log_every=5, **kwargs)
+    trainer.fit(x)
+    return trainer
+
+
+def test_batchtopk_trains_without_the_auxiliary_loss_unless_given_a_weight() -> None:
+    """Off by default (it revived nothing on real sites and doubled a step's cost); TopK keeps its 1/32."""
+    default, weighted, topk = _fit("batchtopk"), _fit("batchtopk", aux_coefficient=1 / 32), _fit("topk")
+    for trainer in (default, weighted, topk):
+        assert max(h["dead_fraction"] for h in trainer.history_) > 0  # there were dead features to revive
+    assert all(h["aux"] == 0 for h in default.history_)
+    assert default.sae_.cfg.metadata["aux_k"] is None
+    assert any(h["aux"] > 0 for h in weighted.history_) and weighted.sae_.cfg.metadata["aux_k"] is not None
+    assert any(h["aux"] > 0 for h in topk.history_)

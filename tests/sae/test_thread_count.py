@@ -25,7 +25,8 @@ def test_an_sae_trains_to_the_same_bits_on_one_thread_and_on_two(architecture: s
     try:
         for threads in (1, 2):
             torch.set_num_threads(threads)
-            trainer = SAETrainer(architecture=architecture, d_sae=1024, k=16, batch_size=1024, n_epochs=2, seed=0)
+            trainer = SAETrainer(architecture=architecture, d_sae=1024, k=16, batch_size=1024, n_epochs=2, seed=0,
+                                 aux_coefficient=1 / 32)  # on, where the architecture has it, even if off by default
             trainer.fit(activations)
             trained[threads] = trainer.sae_.state_dict()
     finally:

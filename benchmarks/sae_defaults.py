@@ -5,7 +5,9 @@
 
 Reads the activation caches of a discovered run (training tokens to fit on, validate tokens held out),
 trains one SAE per site and per candidate setting (each candidate overrides fields of the run's
-`SAESettings`, e.g. `architecture="batchtopk",batch_size=1024`), and prints held-out FVU, L0, dead fraction and the CPU seconds of each fit. The same
+`SAESettings`, e.g. `architecture="batchtopk",batch_size=1024`, or passes a trainer argument that the settings do
+not hold, e.g. `aux_coefficient=0.03125`), and prints held-out FVU, L0, dead fraction and the CPU and wall
+seconds of each fit. The same
 trainer and the same quality function as the pipeline; nothing else differs between candidates.
 """
 
@@ -20,7 +22,7 @@ import torch
 
 from editing_service.activations import ActivationCache
 from editing_service.sae import SAETrainer, sae_quality
-from editing_service.settings import RunSettings
+from editing_service.settings import RunSettings, SAESettings
 
 
 def parse_override(text: str) -> dict[str, object]:
@@ -46,13 +48,16 @@ def main() -> None:
     sites = args.sites or train.site_names
     results = []
     for candidate in args.grid:
-        sae_settings = settings.sae.model_copy(update=parse_override(candidate))
+        override = parse_override(candidate)
+        fields = {key: value for key, value in override.items() if key in SAESettings.model_fields}
+        trainer_only = {key: value for key, value in override.items() if key not in fields}  # e.g. aux_coefficient
+        kwargs = {**settings.sae.model_copy(update=fields).trainer_kwargs(), **trainer_only}
         for site in sites:
-            start = time.process_time()
-            trainer = SAETrainer(**sae_settings.trainer_kwargs(), hook_name=site).fit(train.site(site))
-            cpu = time.process_time() - start
+            start, wall = time.process_time(), time.perf_counter()
+            trainer = SAETrainer(**kwargs, hook_name=site).fit(train.site(site))
+            cpu, wall = time.process_time() - start, time.perf_counter() - wall
             quality = sae_quality(trainer.sae_, validate.site(site))
-            row = {"candidate": candidate, "site": site, "cpu_s": round(cpu, 1),
+            row = {"candidate": candidate, "site": site, "cpu_s": round(cpu, 1), "wall_s": round(wall, 1),
                    "fvu": round(float(quality.fvu), 4), "l0": round(quality.l0, 1),
                    "dead": round(quality.dead_fraction, 3)}
             results.append(row)

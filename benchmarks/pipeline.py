@@ -1,6 +1,7 @@
 """Cost of the whole SHIFT run against one forward pass, and of attribution patching per batch.
 
     .venv/bin/python benchmarks/pipeline.py [--out runs/bench_pipeline] [--write BENCHMARKS.md] [--device cuda]
+        [--no-circuit-graph --heading '### ...']
 
 In one process and one run: (1) one forward pass of the classifier over the biased training set (the
 unit); (2) `run_all` on the embedded default with `--flags auto`, each step timed; (3) attribution
@@ -118,9 +119,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--attribution-batches", type=int, default=8)
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--heading", default=None, help=f"section heading; default {HEADING!r}, with ' (GPU)' on cuda")
+    parser.add_argument("--no-circuit-graph", action="store_true", help="the run without its circuit graph")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
-    settings = RunSettings(spec=args.spec, model={"device": args.device})
+    settings = RunSettings(spec=args.spec, model={"device": args.device}, graph={"build": not args.no_circuit_graph})
 
     spec = load_spec(args.spec)
     train = load_role(spec, "train")
@@ -154,14 +156,16 @@ def main(argv: list[str] | None = None) -> None:
     verdict = (f"{comparison.shift_row} beats (group-balanced and worst group): {', '.join(comparison.beats) or 'none'}; "
                f"does not beat: {', '.join(comparison.does_not_beat) or 'none'}.")
     heading = args.heading or (HEADING + (" (GPU)" if classifier.device.type == "cuda" else ""))
-    device_flag = "" if args.device == "auto" else f" --device {args.device}"
+    device_flag = ("" if args.device == "auto" else f" --device {args.device}") + (
+        " --no-circuit-graph" if args.no_circuit_graph else "")
+    graph = "" if settings.graph.build else ", no circuit graph"
     section = f"""{heading}
 
 Command: `.venv/bin/python benchmarks/pipeline.py --write BENCHMARKS.md{device_flag}` (one process, one run).
 Machine: {machine_line(classifier.device)}.
 Settings: the defaults of `editing-service run` (embedded MiniLM, every block output, {settings.sae.architecture}
 {settings.sae.d_sae} x k={settings.sae.k}, batch {settings.sae.batch_size}, {settings.sae.n_epochs:g} epochs, attribution on
-{settings.attribution.n_examples} examples, circuit top {settings.circuit.top_k} per site, `--flags auto`).
+{settings.attribution.n_examples} examples, circuit top {settings.circuit.top_k} per site, `--flags auto`{graph}).
 
 | measure | value | target |
 |---|---|---|

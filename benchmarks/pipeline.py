@@ -156,12 +156,12 @@ def main(argv: list[str] | None = None) -> None:
     verdict = (f"{comparison.shift_row} beats (group-balanced and worst group): {', '.join(comparison.beats) or 'none'}; "
                f"does not beat: {', '.join(comparison.does_not_beat) or 'none'}.")
     heading = args.heading or (HEADING + (" (GPU)" if classifier.device.type == "cuda" else ""))
-    device_flag = ("" if args.device == "auto" else f" --device {args.device}") + (
+    flags = ("" if args.device == "auto" else f" --device {args.device}") + (
         " --no-circuit-graph" if args.no_circuit_graph else "")
     graph = "" if settings.graph.build else ", no circuit graph"
     section = f"""{heading}
 
-Command: `.venv/bin/python benchmarks/pipeline.py --write BENCHMARKS.md{device_flag}` (one process, one run).
+Command: `.venv/bin/python benchmarks/pipeline.py --write BENCHMARKS.md{flags}` (one process, one run).
 Machine: {machine_line(classifier.device)}.
 Settings: the defaults of `editing-service run` (embedded MiniLM, every block output, {settings.sae.architecture}
 {settings.sae.d_sae} x k={settings.sae.k}, batch {settings.sae.batch_size}, {settings.sae.n_epochs:g} epochs, attribution on

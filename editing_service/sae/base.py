@@ -26,7 +26,7 @@ class TrainContext:
     dead_features: Tensor | None = None  # [n_dead] int64 ids of features that did not fire within the window
     sparsity_scale: float = 1.0  # warm-up multiplier of the L1 / L0 penalty
     aux_k: int = 256  # topk: dead features used by the auxiliary loss
-    aux_coefficient: float = 1.0 / 32.0  # topk: weight of the auxiliary loss
+    aux_coefficient: float = 0.0  # weight of the auxiliary loss (the trainer passes the architecture's default)
 
 
 @dataclass

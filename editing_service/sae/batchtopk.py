@@ -80,8 +80,8 @@ class BatchTopKSAE(SAE):
     unit_norm_decoder = False
     uses_k = True
     uses_aux_loss = True
-    # Off unless asked for: on the embedded MiniLM's sites it halved the step rate and revived nothing (the
-    # dead fraction stayed at 0.23-0.46, held-out FVU equal within 0.0004; BENCHMARKS.md, "SAE training cost").
+    # Off unless asked for: on the embedded MiniLM's sites it halved the step rate and revived nothing (held-out
+    # FVU equal within 0.0005; BENCHMARKS.md, "BatchTopK without the auxiliary-k loss").
     default_aux_coefficient = 0.0
 
     def __init__(self, cfg: SAEConfig, *, generator: torch.Generator | None = None) -> None:

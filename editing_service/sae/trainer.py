@@ -315,7 +315,7 @@ class SAETrainer:
         device = sae.device
         since_fired = torch.zeros(plan.d_sae, dtype=torch.long, device=device)  # tokens since last firing
         dead: torch.Tensor | None = None
-        use_aux = self._uses_aux()
+        use_aux, aux_weight = self._uses_aux(), self._aux_weight()
         sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, mse, aux, l0 since last log
         history: list[dict[str, float]] = []
         t0, last_step = time.perf_counter(), 0
@@ -329,7 +329,7 @@ class SAETrainer:
                 dead_features=dead,
                 sparsity_scale=plan.sparsity_scale(step),
                 aux_k=plan.aux_k,
-                aux_coefficient=self._aux_weight(),
+                aux_coefficient=aux_weight,
             )
             out = sae.training_loss(x, ctx)
             opt.zero_grad(set_to_none=True)

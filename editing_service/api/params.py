@@ -16,6 +16,10 @@ MAX_INDEX = 2**31 - 1  # PostgreSQL INTEGER
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 SITE_PATTERN = r"^[A-Za-z0-9_.-]{1,200}$"
 NUL_BYTE = "must not contain a NUL byte"
+# Free text in a query string travels in the request head, which the HTTP server (uvicorn's h11) refuses
+# past 16 KiB when it arrives in pieces. Percent-encoded, a character takes up to 12 bytes, so query text
+# is bounded to keep the longest request well inside that; longer text belongs in a request body.
+QUERY_TEXT_MAX = 500
 
 
 def no_nul(value: str) -> str:

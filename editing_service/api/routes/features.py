@@ -10,6 +10,7 @@ from editing_service.api import schemas
 from editing_service.api.access import needs
 from editing_service.api.params import (
     MAX_INDEX,
+    QUERY_TEXT_MAX,
     SITE_PATTERN,
     FeatureIndex,
     Offset,
@@ -90,7 +91,7 @@ def put_flag(
 def delete_flag(
     project_id: ProjectId, site: SiteName, feature: FeatureIndex,
     reviewer: Annotated[Text, Query(min_length=1, max_length=200)],
-    rationale: Annotated[Text, Query(max_length=4000)] = "",
+    rationale: Annotated[Text, Query(max_length=QUERY_TEXT_MAX)] = "",
     state: ServiceState = Depends(get_state), principal: str = Depends(get_principal),
 ) -> Response:
     """Clear a feature's flag (recorded in the audit log)."""

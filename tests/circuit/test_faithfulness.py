@@ -43,7 +43,7 @@ def _hand_f(clf, sae, cache, rows: list[int], keep: np.ndarray, keep_error: bool
     """Mean metric with the last site's nodes outside `keep` ablated, by hand from the cached activations:
     the probe head reads the mean over tokens, which is linear in the ablated activation."""
     with torch.no_grad():
-        x_all = torch.as_tensor(cache.read(clf.probe_site.name))
+        x_all = torch.tensor(cache.read(clf.probe_site.name))  # a copy: memmap rows are read-only
         f_all = sae.encode(x_all)
         e_all = x_all - sae.decode(f_all)
         mu_f = torch.zeros(f_all.shape[1]) if zero else f_all.double().mean(0).float()

@@ -21,7 +21,7 @@ from editing_service.activations import ActivationCache
 from editing_service.circuit.graph import Ablation
 from editing_service.model.hooks import intervene, past_leading
 from editing_service.model.sites import Site
-from editing_service.sae.splice import Dictionary
+from editing_service.sae.splice import Dictionary, encode_columns
 
 MEAN_ROWS_PER_READ = 8192
 NEEDS_CACHE = "Mean ablation needs the training split's activation cache."
@@ -99,8 +99,10 @@ def ablate_outside(
     every position but the first `leading` (the family's sink positions, which have no nodes).
 
     The ablated features' share of the output, sum over dropped i of value_i W_dec[i], is one vector per
-    site; the live features' share is a sparse product; a site that keeps no node is that constant and
-    skips its encoder.
+    site; a site that keeps no node is that constant and skips its encoder. Otherwise the output needs the
+    codes of one side only: the dropped features' when the error node is kept (x less their share), the
+    kept features' when it is not. When that side is the smaller part of the dictionary, only its columns
+    are encoded (`encode_columns`), and their share is a sparse product.
     """
 
     def make_fn(site: Site, sae: Dictionary, kept: SiteKeep):
@@ -110,14 +112,16 @@ def ablate_outside(
         if not kept.error:
             const = const + values.error[site.name] + sae.b_dec  # with x - e = f W_dec + b_dec
         constant = not kept.error and not bool(kept.features.any())
+        needed = drop if kept.error else kept.features  # the features whose codes the output reads
+        columns = needed.nonzero().squeeze(1) if 2 * int(needed.sum()) <= needed.numel() else None
+        w_needed = w_dec if columns is None else w_dec[columns]
 
         def fn(x: torch.Tensor) -> torch.Tensor:
             if constant:
                 return const.to(x.dtype).expand_as(x).contiguous()
-            f = sae.encode(x)
-            if kept.error:  # x - (dropped features' f) W_dec + const
-                return (x - _sparse_decode(f * drop, w_dec) + const).to(x.dtype)
-            return (_sparse_decode(f * kept.features, w_dec) + const).to(x.dtype)
+            f = sae.encode(x) * needed if columns is None else encode_columns(sae, x, columns)
+            share = _sparse_decode(f, w_needed)
+            return ((x - share) if kept.error else share).add(const).to(x.dtype)
 
         return fn
 

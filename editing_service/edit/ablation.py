@@ -160,7 +160,7 @@ class FeatureAblation(SiteIntervention):
         """Precision and recall of this edit's firings against the SAE's codes of its features, on tokens `x`
         [n, d_in] (for a TopK SAE, use tokens held out from the served form's fit)."""
         idx = torch.as_tensor(self.features, dtype=torch.long, device=x.device)
-        fired = sae.encode(x)[:, idx] > 0
+        fired = sae.encode_columns(x, idx) > 0
         served = self.activations(x) > 0
         both = float((fired & served).sum())
         return {"n_tokens": int(x.shape[0]), "sae_firings": int(fired.sum()), "served_firings": int(served.sum()),

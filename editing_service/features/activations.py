@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from editing_service.activations import ActivationCache
-from editing_service.sae.splice import Dictionary
+from editing_service.sae.splice import Dictionary, encode_columns
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def _encode_kept(sae: Dictionary, x: torch.Tensor, column_of: torch.Tensor) -> t
     """(row, column, value) of the nonzero activations of the kept features in a chunk x [rows, d_in].
 
     A TopK SAE is read through `encode_topk` (k active features per token, never a dense [rows, d_sae]
-    code); any other SAE through `encode` and a column gather.
+    code); any other SAE through `encode_columns` (only the kept columns, where the architecture allows).
     """
     if hasattr(sae, "encode_topk"):
         values, indices = sae.encode_topk(x)  # [rows, k]
@@ -150,7 +150,7 @@ def _encode_kept(sae: Dictionary, x: torch.Tensor, column_of: torch.Tensor) -> t
         found = (rows, column[keep], values[keep])
     else:
         kept = (column_of >= 0).nonzero()[:, 0]
-        block = sae.encode(x)[:, kept]  # kept is ascending; map back to the caller's columns
+        block = encode_columns(sae, x, kept)  # kept is ascending; map back to the caller's columns
         rows, local = block.nonzero(as_tuple=True)
         found = (rows, column_of[kept[local]], block[rows, local])
     r, c, v = (t.cpu() for t in found)

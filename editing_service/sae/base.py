@@ -92,14 +92,23 @@ class SAE(nn.Module, ABC):
             raise ValueError(ERR_D_IN.format(d_in=self.cfg.d_in, shape=tuple(x.shape)))
         return x.to(self.dtype)
 
-    def pre_activations(self, x: Tensor) -> Tensor:
-        """z = (x - b_dec) @ W_enc + b_enc, shape [..., d_sae]."""
+    def pre_activations(self, x: Tensor, columns: Tensor | None = None) -> Tensor:
+        """z = (x - b_dec) @ W_enc + b_enc, shape [..., d_sae]; only the features `columns` [c] when given,
+        shape [..., c]."""
         x = self.check_input(x)
-        return (x - self.b_dec) @ self.W_enc + self.b_enc
+        if columns is None:
+            return (x - self.b_dec) @ self.W_enc + self.b_enc
+        return (x - self.b_dec) @ self.W_enc[:, columns] + self.b_enc[columns]
 
     @abstractmethod
     def encode(self, x: Tensor) -> Tensor:
         """Feature activations f [..., d_sae] (dense, mostly zeros) of activations x [..., d_in]."""
+
+    def encode_columns(self, x: Tensor, columns: Tensor) -> Tensor:
+        """The activations of the features `columns` [c] alone, [..., c]: `encode(x)[..., columns]`. An
+        architecture whose features each depend on their own pre-activation only computes just those columns
+        (a c-column product instead of d_sae); this default encodes every feature."""
+        return self.encode(x)[..., columns]
 
     def decode(self, f: Tensor) -> Tensor:
         """x_hat = f @ W_dec + b_dec, shape [..., d_in]."""

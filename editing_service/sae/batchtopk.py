@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from editing_service.sae.base import SAE, StepOutput, TrainContext
 from editing_service.sae.config import SAEConfig
-from editing_service.sae.jumprelu import JumpReLUSAE
+from editing_service.sae.jumprelu import JumpReLUSAE, thresholded
 from editing_service.sae.registry import register_sae
 from editing_service.sae.topk import auxiliary_loss, by_feature, direction_weights
 
@@ -95,8 +95,10 @@ class BatchTopKSAE(SAE):
         return self.cfg.k
 
     def encode(self, x: Tensor) -> Tensor:
-        z = self.pre_activations(x)
-        return z.relu() * (z > self.threshold).to(z.dtype)  # [..., d_sae]
+        return thresholded(self.pre_activations(x), self.threshold)  # [..., d_sae]
+
+    def encode_columns(self, x: Tensor, columns: Tensor) -> Tensor:
+        return thresholded(self.pre_activations(x, columns), self.threshold[columns])  # [..., c]
 
     def _select(self, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The batch's k * n largest pre-activations of z [n, d_sae] as pairs sorted by token: (tokens [P],

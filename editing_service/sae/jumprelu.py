@@ -22,6 +22,12 @@ def _rectangle(u: Tensor) -> Tensor:
     return ((u > -0.5) & (u < 0.5)).to(u.dtype)
 
 
+def thresholded(z: Tensor, threshold: Tensor) -> Tensor:
+    """z where it exceeds its feature's threshold, else 0. ReLU'd as well, as SAELens does: identical for
+    thresholds >= 0, safe for foreign negative ones."""
+    return z.relu() * (z > threshold).to(z.dtype)
+
+
 class _JumpReLU(torch.autograd.Function):
     """z * H(z - theta); d/dz = H(z - theta), d/dtheta = -(theta / eps) K((z - theta) / eps)."""
 
@@ -70,9 +76,10 @@ class JumpReLUSAE(SAE):
         )
 
     def encode(self, x: Tensor) -> Tensor:
-        z = self.pre_activations(x)
-        # ReLU as well, as SAELens does: identical for thresholds >= 0, safe for foreign negative ones.
-        return z.relu() * (z > self.threshold).to(z.dtype)  # [..., d_sae]
+        return thresholded(self.pre_activations(x), self.threshold)  # [..., d_sae]
+
+    def encode_columns(self, x: Tensor, columns: Tensor) -> Tensor:
+        return thresholded(self.pre_activations(x, columns), self.threshold[columns])  # [..., c]
 
     def training_loss(self, x: Tensor, ctx: TrainContext) -> StepOutput:
         bandwidth = self.cfg.jumprelu_bandwidth

@@ -23,6 +23,9 @@ class ReLUSAE(SAE):
     def encode(self, x: Tensor) -> Tensor:
         return self.pre_activations(x).relu()  # [..., d_sae]
 
+    def encode_columns(self, x: Tensor, columns: Tensor) -> Tensor:
+        return self.pre_activations(x, columns).relu()  # [..., c]
+
     def training_loss(self, x: Tensor, ctx: TrainContext) -> StepOutput:
         f = self.train_pre_activations(x).relu()  # [n, d_sae]
         x_hat = torch.addmm(self.b_dec, f, self.W_dec)  # [n, d_in]

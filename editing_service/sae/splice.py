@@ -26,6 +26,14 @@ class Dictionary(nn.Module):
     def decode(self, f: torch.Tensor) -> torch.Tensor: ...  # pragma: no cover
 
 
+def encode_columns(sae: Dictionary, x: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+    """The activations of the features `columns` [c] of `sae`, [..., c]: `SAE.encode_columns`, which computes
+    only those columns where the architecture allows, or the whole code gathered for any other dictionary."""
+    if hasattr(sae, "encode_columns"):
+        return sae.encode_columns(x, columns)
+    return sae.encode(x)[..., columns]
+
+
 @dataclass
 class SpliceNodes:
     """The nodes of one site from the last forward pass: features f [B, T, d_sae] and error e [B, T, d]."""

@@ -18,6 +18,7 @@ from editing_service.circuit.graph import (
     write_circuit,
 )
 from editing_service.circuit.pruning import exact_pruning, kl_from_model
+from editing_service.sae import topk_to_jumprelu
 
 
 def _all_nodes(saes) -> list[str]:
@@ -62,15 +63,22 @@ def _hand_f(clf, sae, cache, rows: list[int], keep: np.ndarray, keep_error: bool
     return float(np.mean(values))
 
 
+SMALL_SET, LARGE_SET = [3, 7, 11, 20, 30], [i for i in range(48) if i not in (3, 7, 11, 20, 30, 41)]
+
+
 @pytest.mark.parametrize("ablation", ["mean", "zero"])
-def test_faithfulness_equals_the_hand_computation(tiny_circuit, ablation: str) -> None:
+@pytest.mark.parametrize("architecture", ["topk", "jumprelu"])
+@pytest.mark.parametrize("chosen", [SMALL_SET, LARGE_SET], ids=["few-columns", "most-columns"])
+def test_faithfulness_equals_the_hand_computation(tiny_circuit, ablation: str, architecture: str,
+                                                  chosen: list[int]) -> None:
+    """Both ways of ablating a site: encoding only the columns the output reads (a set or complement under
+    half the dictionary; a JumpReLU SAE encodes just those) and encoding every feature."""
     clf, saes, texts, labels, cache = tiny_circuit
-    site = clf.probe_site
-    sae = saes[next(s for s in saes if s.name == site.name)]
-    only = {s: a for s, a in saes.items() if s.name == site.name}
+    site = next(s for s in saes if s.name == clf.probe_site.name)
+    sae = saes[site] if architecture == "topk" else topk_to_jumprelu(saes[site], cache.site(site.name), n_sample=512)
+    only = {site: sae}
     rows = list(range(12))
     ev = NodeSetEvaluator(clf, only, [texts[r] for r in rows], labels[rows], ablation_values(only, ablation, cache))
-    chosen = [3, 7, 11, 20, 30]
     ids = [f"{site.name}/{i}" for i in chosen]
     keep = np.zeros(sae.W_dec.shape[0], dtype=bool)
     keep[chosen] = True

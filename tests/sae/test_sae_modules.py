@@ -48,6 +48,17 @@ def test_encode_matches_the_formula(arch: str) -> None:
     torch.testing.assert_close(sae.encode(x), expected)
 
 
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_encode_columns_are_those_columns_of_the_code(arch: str) -> None:
+    sae = make_sae(arch, d_in=8, d_sae=16)
+    x = torch.randn(2, 5, 8)
+    columns = torch.tensor([13, 2, 7, 8])  # any order
+    got = sae.encode_columns(x, columns)
+    assert got.shape == (2, 5, 4)
+    torch.testing.assert_close(got, sae.encode(x)[..., columns])
+    assert ((got > 0) == (sae.encode(x)[..., columns] > 0)).all()  # the same firings, not just close values
+
+
 def test_topk_keeps_exactly_k_largest_and_sparse_path_matches_dense() -> None:
     sae = make_sae("topk", d_in=8, d_sae=32, k=5)
     with torch.no_grad():

@@ -1,10 +1,11 @@
 """Cost of the whole SHIFT run against one forward pass, and of attribution patching per batch.
 
     .venv/bin/python benchmarks/pipeline.py [--out runs/bench_pipeline] [--write BENCHMARKS.md] [--device cuda]
-        [--no-circuit-graph --heading '### ...']
+        [--no-circuit-graph --heading '### ...'] [--model FOLDER --sites ... --rows ...]
 
 In one process and one run: (1) one forward pass of the classifier over the biased training set (the
-unit); (2) `run_all` on the embedded default with `--flags auto`, each step timed; (3) attribution
+unit); (2) `run_all` with `--flags auto` (on the embedded default unless `--model` names another
+classifier, with the run's `--sites` and optional `--rows`), each step timed; (3) attribution
 patching on a few training batches, all sites spliced at once, against a plain forward + backward of the
 classifier on the same batches. Targets (DESIGN.md): run <= 10x the forward pass; attribution <= 3
 forward+backward passes per batch.
@@ -32,7 +33,7 @@ from editing_service.model import capture  # noqa: E402
 from editing_service.model.batching import length_sorted_batches  # noqa: E402
 from editing_service.model.memory import forward_batch_size  # noqa: E402
 from editing_service.pipeline import run_all  # noqa: E402
-from editing_service.pipeline.common import resolve_device  # noqa: E402
+from editing_service.pipeline.common import load_inputs  # noqa: E402
 from editing_service.sae import load_sae  # noqa: E402
 from editing_service.settings import RunSettings  # noqa: E402
 
@@ -120,15 +121,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--heading", default=None, help=f"section heading; default {HEADING!r}, with ' (GPU)' on cuda")
     parser.add_argument("--no-circuit-graph", action="store_true", help="the run without its circuit graph")
+    parser.add_argument("--model", default=None, help="a model folder (default: the embedded MiniLM)")
+    parser.add_argument("--sites", nargs="+", default=None, help="the run's sites (default: every block output)")
+    parser.add_argument("--rows", nargs="*", default=None, help="optional report rows (default: the run's)")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
-    settings = RunSettings(spec=args.spec, model={"device": args.device}, graph={"build": not args.no_circuit_graph})
+    settings = RunSettings(spec=args.spec, model={"device": args.device, "path": args.model}, sites=args.sites,
+                           graph={"build": not args.no_circuit_graph},
+                           edit={} if args.rows is None else {"baselines": args.rows})
 
-    spec = load_spec(args.spec)
-    train = load_role(spec, "train")
-    from editing_service.model import load_classifier
-
-    classifier = load_classifier(None, classes=list(spec.labels), device=resolve_device(settings.model.device))
+    train = load_role(load_spec(args.spec), "train")
+    _, classifier = load_inputs(args.spec, settings.model)
     batch = forward_batch_size(settings.model.batch_size, classifier, 0)
     head_features(classifier, train.texts[:64], batch_size=batch)  # warm-up
     start = time.perf_counter()
@@ -157,13 +160,19 @@ def main(argv: list[str] | None = None) -> None:
                f"does not beat: {', '.join(comparison.does_not_beat) or 'none'}.")
     heading = args.heading or (HEADING + (" (GPU)" if classifier.device.type == "cuda" else ""))
     flags = ("" if args.device == "auto" else f" --device {args.device}") + (
-        " --no-circuit-graph" if args.no_circuit_graph else "")
+        " --no-circuit-graph" if args.no_circuit_graph else "") + (
+        f" --model {args.model}" if args.model else "") + (
+        f" --sites {' '.join(args.sites)}" if args.sites else "") + (
+        "" if args.rows is None else f" --rows {' '.join(args.rows)}")
     graph = "" if settings.graph.build else ", no circuit graph"
+    model = f"`{args.model}`" if args.model else "embedded MiniLM"
+    sites = ", ".join(args.sites) if args.sites else "every block output"
+    rows_run = "" if args.rows is None else f", optional rows {', '.join(args.rows) or 'none'}"
     section = f"""{heading}
 
 Command: `.venv/bin/python benchmarks/pipeline.py --write BENCHMARKS.md{flags}` (one process, one run).
 Machine: {machine_line(classifier.device)}.
-Settings: the defaults of `editing-service run` (embedded MiniLM, every block output, {settings.sae.architecture}
+Settings: the defaults of `editing-service run` ({model}, {sites}{rows_run}, {settings.sae.architecture}
 {settings.sae.d_sae} x k={settings.sae.k}, batch {settings.sae.batch_size}, {settings.sae.n_epochs:g} epochs, attribution on
 {settings.attribution.n_examples} examples, circuit top {settings.circuit.top_k} per site, `--flags auto`{graph}).
 

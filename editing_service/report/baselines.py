@@ -17,6 +17,10 @@ TOO_FEW_FEATURES = (
 )
 
 
+class TooFewFeatures(ValueError):
+    """A site has fewer live unflagged features than it has flags: no random ablation of as many exists."""
+
+
 def delete_words(texts: list[str], words: Iterable[str]) -> list[str]:
     """Each text with every whole-word occurrence of `words` removed (case-insensitive), spaces tidied."""
     vocabulary = sorted({w for w in words if w}, key=len, reverse=True)
@@ -37,6 +41,6 @@ def random_features(
         features = flagged[site]
         pool = np.setdiff1d(np.flatnonzero(alive[site]), np.asarray(features))
         if len(pool) < len(features):
-            raise ValueError(TOO_FEW_FEATURES.format(site=site, available=len(pool), n=len(features)))
+            raise TooFewFeatures(TOO_FEW_FEATURES.format(site=site, available=len(pool), n=len(features)))
         out[site] = sorted(int(f) for f in rng.choice(pool, size=len(features), replace=False))
     return out

@@ -234,3 +234,19 @@ def test_a_sequence_classifiers_retrained_heads_get_the_C_chosen_on_validate_wit
     assert "validate split with the edit in place" in ctx.C_source
     report = run_edit(out, _flags(out), edit_out=tmp_path / "edit")
     assert report.retrain["C"] == ctx.C
+
+
+def test_a_random_ablation_too_large_to_draw_is_skipped_with_its_reason(discovered: Path, tmp_path: Path) -> None:
+    """Flags covering most of a site's dictionary leave fewer live unflagged features than flags (a fine-tuned
+    classifier's last block did: 126 flags, 62 others alive): the random row is left out, saying why, and the
+    rest of the edit is written."""
+    site = "blocks.0.out"
+    flags = FlagSet(flags=[Flag(site=site, feature=i, state="spurious", rationale="test") for i in range(40)])
+    report = run_edit(discovered, flags, edit_out=tmp_path,
+                      edit_settings={"baselines": ["random_ablation"], "erase_at_edited_sites": False, "budget": []})
+    assert [r.name for r in report.rows] == ["original", "shift", "shift_retrained"]
+    skipped = {s.name: s.reason for s in report.skipped_rows}
+    assert set(skipped) == {"random_ablation"}
+    assert skipped["random_ablation"].startswith(f"Site {site} has ")
+    assert "a random ablation of 40 cannot be drawn" in skipped["random_ablation"]
+    assert Report.read(tmp_path / "report.json").row("shift_retrained") is not None

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from editing_service.edit.rows.base import ReportRow, RowOutput, register
+from editing_service.edit.rows.base import ReportRow, RowOutput, RowSkipped, register
 from editing_service.edit.rows.context import RowContext
 from editing_service.edit.served import alive_features
-from editing_service.report.baselines import random_features
+from editing_service.report.baselines import TooFewFeatures, random_features
 
 
 @register
@@ -18,7 +18,11 @@ class RandomAblation(ReportRow):
 
     def run(self, ctx: RowContext) -> RowOutput:
         alive = {site: alive_features(ctx.saes[site], ctx.train_cache, site) for site in ctx.flagged}
-        edits = ctx.ablation(random_features(ctx.flagged, alive, seed=ctx.seed))
+        try:
+            drawn = random_features(ctx.flagged, alive, seed=ctx.seed)
+        except TooFewFeatures as why:  # most of a site's live features flagged: no control of that size exists
+            raise RowSkipped(str(why)) from why
+        edits = ctx.ablation(drawn)
         head = ctx.fit_head(ctx.read(ctx.train.texts, edits, "retrain:random"), ctx.train.labels)
         return RowOutput(ctx.read(ctx.evaluate.texts, edits, "eval:random"), head,
                          f"{ctx.n_flagged} random live features (none flagged) ablated at the same sites; "

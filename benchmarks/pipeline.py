@@ -130,8 +130,8 @@ def main(argv: list[str] | None = None) -> None:
                            graph={"build": not args.no_circuit_graph},
                            edit={} if args.rows is None else {"baselines": args.rows})
 
-    train = load_role(load_spec(args.spec), "train")
-    _, classifier = load_inputs(args.spec, settings.model)
+    spec, classifier = load_inputs(args.spec, settings.model)
+    train = load_role(spec, "train")
     batch = forward_batch_size(settings.model.batch_size, classifier, 0)
     head_features(classifier, train.texts[:64], batch_size=batch)  # warm-up
     start = time.perf_counter()

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from editing_service.sae.base import SAE, StepOutput, TrainContext
 from editing_service.sae.config import SAEConfig
-from editing_service.sae.jumprelu import JumpReLUSAE, thresholded
+from editing_service.sae.jumprelu import JumpReLUSAE, ThresholdEncoding
 from editing_service.sae.registry import register_sae
 from editing_service.sae.topk import auxiliary_loss, by_feature, direction_weights
 
@@ -73,7 +73,7 @@ class _PairDecode(torch.autograd.Function):
         return grad_values, None, None, None, grad_w
 
 
-class BatchTopKSAE(SAE):
+class BatchTopKSAE(ThresholdEncoding, SAE):
     """BatchTopK SAE; `cfg.k` features per token on average; `threshold` [d_sae] (one value) for inference."""
 
     architecture = "batchtopk"
@@ -93,12 +93,6 @@ class BatchTopKSAE(SAE):
     def k(self) -> int:
         assert self.cfg.k is not None  # guaranteed by SAEConfig validation
         return self.cfg.k
-
-    def encode(self, x: Tensor) -> Tensor:
-        return thresholded(self.pre_activations(x), self.threshold)  # [..., d_sae]
-
-    def encode_columns(self, x: Tensor, columns: Tensor) -> Tensor:
-        return thresholded(self.pre_activations(x, columns), self.threshold[columns])  # [..., c]
 
     def _select(self, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The batch's k * n largest pre-activations of z [n, d_sae] as pairs sorted by token: (tokens [P],

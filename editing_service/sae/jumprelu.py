@@ -22,10 +22,21 @@ def _rectangle(u: Tensor) -> Tensor:
     return ((u > -0.5) & (u < 0.5)).to(u.dtype)
 
 
-def thresholded(z: Tensor, threshold: Tensor) -> Tensor:
-    """z where it exceeds its feature's threshold, else 0. ReLU'd as well, as SAELens does: identical for
-    thresholds >= 0, safe for foreign negative ones."""
-    return z.relu() * (z > threshold).to(z.dtype)
+class ThresholdEncoding:
+    """The encoder of an SAE with a `threshold` [d_sae]: z where it exceeds its feature's threshold, else 0 (JumpReLU,
+    and BatchTopK at inference). ReLU'd as well, as SAELens does: identical for thresholds >= 0, safe for foreign
+    negative ones. A feature depends on its own column only, so `encode_columns` computes just those."""
+
+    threshold: Tensor
+    pre_activations: Any
+
+    def encode(self, x: Tensor) -> Tensor:
+        z = self.pre_activations(x)
+        return z.relu() * (z > self.threshold).to(z.dtype)  # [..., d_sae]
+
+    def encode_columns(self, x: Tensor, columns: Tensor) -> Tensor:
+        z = self.pre_activations(x, columns)
+        return z.relu() * (z > self.threshold[columns]).to(z.dtype)  # [..., c]
 
 
 class _JumpReLU(torch.autograd.Function):
@@ -64,7 +75,7 @@ class _Step(torch.autograd.Function):
         return None, grad_theta, None
 
 
-class JumpReLUSAE(SAE):
+class JumpReLUSAE(ThresholdEncoding, SAE):
     """JumpReLU SAE with a `threshold` [d_sae] parameter (SAELens name)."""
 
     architecture = "jumprelu"
@@ -74,12 +85,6 @@ class JumpReLUSAE(SAE):
         self.threshold = nn.Parameter(
             torch.zeros(cfg.d_sae, dtype=cfg.torch_dtype, device=torch.device(cfg.device))
         )
-
-    def encode(self, x: Tensor) -> Tensor:
-        return thresholded(self.pre_activations(x), self.threshold)  # [..., d_sae]
-
-    def encode_columns(self, x: Tensor, columns: Tensor) -> Tensor:
-        return thresholded(self.pre_activations(x, columns), self.threshold[columns])  # [..., c]
 
     def training_loss(self, x: Tensor, ctx: TrainContext) -> StepOutput:
         bandwidth = self.cfg.jumprelu_bandwidth
